@@ -1,0 +1,96 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-sse-broker",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sse-broker", targets: ["sse-broker"]),
+        /// The counterpart of Flask-SSE's `sse.publish`, usable without running a server.
+        .library(name: "SSEPublisher", targets: ["SSEPublisher"]),
+        .library(name: "SSEWire", targets: ["SSEWire"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        /// Pure wire format: event model, Flask-SSE payload codec, event-text encoder. No I/O.
+        .target(name: "SSEWire"),
+        /// Redis over hiredis: connection, dedicated subscriber thread, pipelined command client.
+        .target(
+            name: "SSERedis",
+            dependencies: [
+                "CHiredis",
+                "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// Publishing API for Swift apps: `sse.publish` in Swift.
+        .target(
+            name: "SSEPublisher",
+            dependencies: [
+                "SSERedis",
+                "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// The stream server on SwiftNIO.
+        .target(
+            name: "SSEServer",
+            dependencies: [
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sse-broker",
+            dependencies: [
+                "SSEServer",
+                "SSERedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SSEWireTests",
+            dependencies: ["SSEWire"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "SSEServerTests",
+            dependencies: [
+                "SSEServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "SSEServer",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,214 @@
+/// Where and how to reach Redis, parsed once from a `REDIS_URL`.
+///
+/// Accepted forms are those Flask-SSE users already have (redis-py's):
+/// `redis://[[user]:password@]host[:port][/db][?db=N]` and
+/// `unix://[[user]:password@]/path/to/redis.sock[?db=N]`. `rediss://` is refused with a clear
+/// message: Debian's hiredis 0.14 has no TLS support.
+public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
+    /// The transport to the server.
+    public enum Endpoint: Sendable, Hashable {
+        case tcp(host: String, port: Int)
+        case unixSocket(path: String)
+    }
+
+    public var endpoint: Endpoint
+    /// ACL user name (Redis 6+); `AUTH user password` is sent when both are set.
+    public var username: String?
+    /// Password, sent with `AUTH` on every connect.
+    public var password: String?
+    /// Logical database, sent with `SELECT` on connect when not 0.
+    public var database: Int
+    /// How long one connection attempt may take.
+    public var connectTimeoutMilliseconds: Int
+    /// How long a command may wait for its reply before the connection is considered broken.
+    public var commandTimeoutMilliseconds: Int
+
+    public init(
+        endpoint: Endpoint,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        connectTimeoutMilliseconds: Int = 2000,
+        commandTimeoutMilliseconds: Int = 5000
+    ) {
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.commandTimeoutMilliseconds = commandTimeoutMilliseconds
+    }
+
+    /// Parses a Redis URL.
+    public init(url: String) throws(RedisConfigurationError) {
+        let (scheme, remainder) = try Self.splitScheme(url)
+        switch scheme {
+        case "redis":
+            self = try Self.parseTCP(remainder, url: url)
+        case "unix":
+            self = try Self.parseUnix(remainder, url: url)
+        case "rediss":
+            throw RedisConfigurationError(
+                url: url,
+                reason: "TLS (rediss://) is not supported: Debian's hiredis is built without TLS; "
+                    + "reach Redis over a private network, a unix socket, or a TLS tunnel such as stunnel"
+            )
+        default:
+            throw RedisConfigurationError(url: url, reason: "unsupported scheme '\(scheme)'; use redis:// or unix://")
+        }
+    }
+
+    public var description: String {
+        let auth = password == nil ? "" : "\(username ?? ""):***@"
+        switch endpoint {
+        case .tcp(let host, let port):
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            return "redis://\(auth)\(shownHost):\(port)/\(database)"
+        case .unixSocket(let path):
+            return "unix://\(auth)\(path)?db=\(database)"
+        }
+    }
+
+    private static func splitScheme(_ url: String) throws(RedisConfigurationError) -> (String, Substring) {
+        guard let range = url.firstRange(of: "://") else {
+            throw RedisConfigurationError(url: url, reason: "expected a URL such as redis://host:6379/0")
+        }
+        return (url[..<range.lowerBound].lowercased(), url[range.upperBound...])
+    }
+
+    /// Splits `[[user]:password@]rest` into credentials and the rest.
+    private static func splitCredentials(
+        _ text: Substring,
+        url: String
+    ) throws(RedisConfigurationError) -> (String?, String?, Substring) {
+        guard let at = text.lastIndex(of: "@") else { return (nil, nil, text) }
+        let userInfo = text[..<at]
+        let rest = text[text.index(after: at)...]
+        var username: String?
+        var password: String?
+        if let colon = userInfo.firstIndex(of: ":") {
+            username = try percentDecoded(userInfo[..<colon], url: url)
+            password = try percentDecoded(userInfo[userInfo.index(after: colon)...], url: url)
+        } else {
+            // redis-py reads a lone user-info part as the password.
+            password = try percentDecoded(userInfo, url: url)
+        }
+        if username?.isEmpty == true { username = nil }
+        if password?.isEmpty == true { password = nil }
+        return (username, password, rest)
+    }
+
+    /// Splits off `?query` and reads `db=N` from it.
+    private static func splitQuery(_ text: Substring, url: String) throws(RedisConfigurationError) -> (Substring, Int?) {
+        guard let question = text.firstIndex(of: "?") else { return (text, nil) }
+        var database: Int?
+        for pair in text[text.index(after: question)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0] == "db" else { continue }
+            database = try parseDatabase(parts[1], url: url)
+        }
+        return (text[..<question], database)
+    }
+
+    private static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
+        guard let database = Int(text), database >= 0 else {
+            throw RedisConfigurationError(url: url, reason: "database must be a non-negative integer, got '\(text)'")
+        }
+        return database
+    }
+
+    private static func parseTCP(_ remainder: Substring, url: String) throws(RedisConfigurationError) -> RedisConfiguration {
+        let (username, password, afterCredentials) = try splitCredentials(remainder, url: url)
+        let (withoutQuery, queryDatabase) = try splitQuery(afterCredentials, url: url)
+        var hostPort = withoutQuery
+        var database = queryDatabase ?? 0
+        if let slash = withoutQuery.firstIndex(of: "/") {
+            hostPort = withoutQuery[..<slash]
+            let path = withoutQuery[withoutQuery.index(after: slash)...]
+            if !path.isEmpty, queryDatabase == nil {
+                database = try parseDatabase(path, url: url)
+            }
+        }
+        var host = "127.0.0.1"
+        var port = 6379
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else {
+                throw RedisConfigurationError(url: url, reason: "unterminated IPv6 address")
+            }
+            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
+            let afterHost = hostPort[hostPort.index(after: close)...]
+            if afterHost.hasPrefix(":") {
+                port = try parsePort(afterHost.dropFirst(), url: url)
+            } else if !afterHost.isEmpty {
+                throw RedisConfigurationError(url: url, reason: "unexpected text after the IPv6 address")
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            if colon > hostPort.startIndex { host = String(hostPort[..<colon]) }
+            port = try parsePort(hostPort[hostPort.index(after: colon)...], url: url)
+        } else if !hostPort.isEmpty {
+            host = String(hostPort)
+        }
+        return RedisConfiguration(
+            endpoint: .tcp(host: host, port: port),
+            username: username,
+            password: password,
+            database: database
+        )
+    }
+
+    private static func parsePort(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
+        guard let port = Int(text), (1...65535).contains(port) else {
+            throw RedisConfigurationError(url: url, reason: "port must be 1...65535, got '\(text)'")
+        }
+        return port
+    }
+
+    private static func parseUnix(_ remainder: Substring, url: String) throws(RedisConfigurationError) -> RedisConfiguration {
+        let (username, password, afterCredentials) = try splitCredentials(remainder, url: url)
+        let (path, queryDatabase) = try splitQuery(afterCredentials, url: url)
+        guard path.hasPrefix("/") else {
+            throw RedisConfigurationError(url: url, reason: "a unix socket URL needs an absolute path: unix:///path/to/redis.sock")
+        }
+        return RedisConfiguration(
+            endpoint: .unixSocket(path: String(path)),
+            username: username,
+            password: password,
+            database: queryDatabase ?? 0
+        )
+    }
+
+    private static func percentDecoded(_ text: Substring, url: String) throws(RedisConfigurationError) -> String {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            else {
+                throw RedisConfigurationError(url: url, reason: "bad percent-encoding in credentials")
+            }
+            bytes.append(value)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A `REDIS_URL` that cannot be used, with the reason. The password is never included.
+public struct RedisConfigurationError: Error, Hashable, CustomStringConvertible {
+    public let reason: String
+    let redactedURL: String
+
+    init(url: String, reason: String) {
+        self.reason = reason
+        if let at = url.lastIndex(of: "@"), let schemeEnd = url.firstRange(of: "://") {
+            self.redactedURL = String(url[..<schemeEnd.upperBound]) + "***" + String(url[at...])
+        } else {
+            self.redactedURL = url
+        }
+    }
+
+    public var description: String { "invalid Redis URL '\(redactedURL)': \(reason)" }
+}

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A self-pipe that lets any thread wake a thread blocked in `poll()`.
+///
+/// `signal()` is safe from any thread; `drain()` only from the polling thread.
+final class WakeupPipe: Sendable {
+    /// Read end, polled for `POLLIN`.
+    let readDescriptor: Int32
+    private let writeDescriptor: Int32
+
+    init() throws(RedisError) {
+        var descriptors: [Int32] = [-1, -1]
+        guard pipe(&descriptors) == 0 else {
+            throw RedisError(.connectionFailed, "cannot create a wake-up pipe (errno \(errno))")
+        }
+        for descriptor in descriptors {
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        }
+        readDescriptor = descriptors[0]
+        writeDescriptor = descriptors[1]
+    }
+
+    deinit {
+        close(readDescriptor)
+        close(writeDescriptor)
+    }
+
+    /// Wakes the poller. A full pipe already means a wake-up is pending, so EAGAIN is fine.
+    func signal() {
+        var byte: UInt8 = 1
+        _ = write(writeDescriptor, &byte, 1)
+    }
+
+    /// Empties the pipe after a wake-up.
+    func drain() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(readDescriptor, &buffer, buffer.count) > 0 {}
+    }
+}

@@ -1,0 +1,42 @@
+/// Validates the channel names a client asks for.
+///
+/// A missing or empty first `channel` means `sse`, as in Flask-SSE. Names are otherwise opaque
+/// Redis channel names, but a name longer than the limit or with control characters (Unicode
+/// category Cc) is refused with 400: such names are mistakes or attacks, never real channels.
+struct ChannelNameValidator {
+    let maximumBytes: Int
+
+    /// The channels of a stream request: every `channel` value; with none or one, Flask-SSE's
+    /// meaning (the first value, `sse` when missing or empty). Duplicates are ignored.
+    func streamChannels(_ query: QueryParameters) throws(HTTPError) -> [String] {
+        let values = query.all("channel")
+        if values.count <= 1 {
+            return [try validate(values.first ?? "")]
+        }
+        var seen: Set<String> = []
+        var channels: [String] = []
+        for value in values {
+            guard !value.isEmpty else { throw HTTPError(.badRequest, "empty channel name in a multi-channel stream") }
+            let channel = try validate(value)
+            if seen.insert(channel).inserted { channels.append(channel) }
+        }
+        return channels
+    }
+
+    /// The channel of a publish request: the first `channel` value, `sse` when missing or empty.
+    func publishChannel(_ query: QueryParameters) throws(HTTPError) -> String {
+        try validate(query.first("channel") ?? "")
+    }
+
+    /// Applies the default and the rules to one name.
+    func validate(_ raw: String) throws(HTTPError) -> String {
+        let name = raw.isEmpty ? "sse" : raw
+        guard name.utf8.count <= maximumBytes else {
+            throw HTTPError(.badRequest, "channel name longer than \(maximumBytes) bytes")
+        }
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
+            throw HTTPError(.badRequest, "channel name contains control characters")
+        }
+        return name
+    }
+}

@@ -1,0 +1,258 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SSERedis
+import SSEWire
+
+/// Routes one HTTP/1.x request at a time (NIO's pipelining handler orders them) and answers it.
+///
+/// `GET /stream` turns the connection into an event stream: the HTTP handlers leave the
+/// pipeline and a `StreamConnectionHandler` takes over. `POST /publish` hands the payload to
+/// the publisher's Redis thread and answers when Redis has, without blocking the loop.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Route {
+        case stream(channels: [String])
+        case publish(channel: String)
+        case health
+        case ready
+        case refuse(HTTPError)
+    }
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, Route, body: ByteBuffer?)
+        /// An answer went out before the request ended (body too large); the connection closes.
+        case closing
+        /// Waiting for Redis to answer a publish.
+        case publishing
+    }
+
+    private let services: BrokerServices
+    private var state = State.idle
+
+    init(services: BrokerServices) {
+        self.services = services
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            let route = route(head)
+            var body: ByteBuffer?
+            if case .publish = route {
+                if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
+                    declared > services.configuration.maxPayloadBytes
+                {
+                    refuseEarly(context: context, head: head, payloadTooLarge())
+                    return
+                }
+                body = context.channel.allocator.buffer(capacity: 0)
+            }
+            state = .receiving(head, route, body: body)
+        case (.body(var chunk), .receiving(let head, let route, var body?)):
+            guard body.readableBytes + chunk.readableBytes <= services.configuration.maxPayloadBytes else {
+                refuseEarly(context: context, head: head, payloadTooLarge())
+                return
+            }
+            state = .idle  // drop the reference so the append does not copy
+            body.writeBuffer(&chunk)
+            state = .receiving(head, route, body: body)
+        case (.body, _):
+            break  // a body nobody asked for (GET with a body): ignored
+        case (.end, .receiving(let head, let route, let body)):
+            state = .idle
+            dispatch(context: context, head: head, route: route, body: body)
+        case (_, .closing):
+            break
+        case (.head, _), (.end, _):
+            // NIO's pipelining handler delivers one request at a time, so this is our bug.
+            services.logger.error("unexpected request part order; closing the connection")
+            context.close(promise: nil)
+        }
+    }
+
+    private func payloadTooLarge() -> HTTPError {
+        HTTPError(.payloadTooLarge, "publish body larger than \(services.configuration.maxPayloadBytes) bytes")
+    }
+
+    private func route(_ head: HTTPRequestHead) -> Route {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let query = QueryParameters(uri: head.uri)
+        switch path {
+        case "/stream":
+            guard head.method == .GET || head.method == .HEAD else {
+                return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
+            }
+            do {
+                return .stream(channels: try services.channels.streamChannels(query))
+            } catch {
+                return .refuse(error)
+            }
+        case "/publish":
+            guard head.method == .POST else {
+                return .refuse(.methodNotAllowed(head.method, allowed: [.POST]))
+            }
+            do {
+                return .publish(channel: try services.channels.publishChannel(query))
+            } catch {
+                return .refuse(error)
+            }
+        case "/healthz", "/readyz":
+            guard head.method == .GET || head.method == .HEAD else {
+                return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
+            }
+            return path == "/healthz" ? .health : .ready
+        default:
+            return .refuse(HTTPError(.notFound, "no such endpoint: \(path)"))
+        }
+    }
+
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route, body: ByteBuffer?) {
+        switch route {
+        case .health:
+            respond(context: context, request: head, status: .ok, json: ["status": "ok"])
+        case .ready:
+            if services.hub.subscriber.isConnected {
+                respond(context: context, request: head, status: .ok, json: ["status": "ready"])
+            } else {
+                respond(context: context, request: head, status: .serviceUnavailable, json: ["status": "redis subscription down"])
+            }
+        case .refuse(let error):
+            respond(context: context, request: head, error: error)
+        case .stream(let channels):
+            if head.method == .HEAD {
+                respondToStreamHead(context: context, request: head)
+            } else {
+                becomeStream(context: context, request: head, channels: channels)
+            }
+        case .publish(let channel):
+            publish(context: context, request: head, channel: channel, body: body ?? ByteBuffer())
+        }
+    }
+
+    // MARK: Publishing
+
+    private func publish(context: ChannelHandlerContext, request: HTTPRequestHead, channel: String, body: ByteBuffer) {
+        let message: FlaskSSEMessage
+        do {
+            message = try PublishRequest.message(from: body.readableBytesView)
+        } catch {
+            respond(context: context, request: request, error: error)
+            return
+        }
+        state = .publishing
+        let promise = context.eventLoop.makePromise(of: Int.self)
+        services.publisher.publish(message, channel: channel) { result in
+            promise.completeWith(result.mapError { $0 as any Error })
+        }
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            state = .idle
+            switch result {
+            case .success(let receivers):
+                respond(context: context, request: request, status: .ok, json: ["receivers": JSONValue.integer(JSONInteger(receivers))])
+            case .failure(let error):
+                services.logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                respond(context: context, request: request, error: HTTPError(.serviceUnavailable, "publish failed: \(error)"))
+            }
+        }
+    }
+
+    // MARK: Streams
+
+    /// Response headers of every stream (CONTRACT.md section 3), sent at once.
+    static let streamHeaders: [(String, String)] = [
+        ("Content-Type", "text/event-stream; charset=utf-8"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),
+    ]
+
+    private func respondToStreamHead(context: ChannelHandlerContext, request: HTTPRequestHead) {
+        var headers = HTTPHeaders(Self.streamHeaders)
+        headers.add(name: "Transfer-Encoding", value: "chunked")
+        finishResponse(context: context, request: request, head: HTTPResponseHead(version: request.version, status: .ok, headers: headers), body: nil)
+    }
+
+    /// Replaces the HTTP handlers with a `StreamConnectionHandler` that writes the head itself.
+    private func becomeStream(context: ChannelHandlerContext, request: HTTPRequestHead, channels: [String]) {
+        let isChunked = request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1)
+        var head = "HTTP/\(isChunked ? "1.1" : "1.0") 200 OK\r\n"
+        for (name, value) in Self.streamHeaders { head += "\(name): \(value)\r\n" }
+        head += isChunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n"
+        let stream = StreamConnectionHandler(
+            channels: channels,
+            isChunked: isChunked,
+            head: ByteBuffer(string: head),
+            hub: services.hub
+        )
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
+            try removeHandler(HTTPServerProtocolErrorHandler.self, from: pipeline)
+            try removeHandler(NIOHTTPResponseHeadersValidator.self, from: pipeline)
+            try removeHandler(HTTPResponseEncoder.self, from: pipeline)
+            try removeHandler(ByteToMessageHandler<HTTPRequestDecoder>.self, from: pipeline)
+            try pipeline.addHandler(stream)
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            services.logger.error("cannot turn a connection into a stream", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    private func removeHandler<Handler: RemovableChannelHandler>(
+        _ type: Handler.Type,
+        from pipeline: ChannelPipeline.SynchronousOperations
+    ) throws {
+        let handler = try pipeline.handler(type: type)
+        pipeline.removeHandler(handler, promise: nil)
+    }
+
+    // MARK: Responses
+
+    private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HTTPError) {
+        state = .closing
+        var head = head
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        respond(context: context, request: head, error: error)
+    }
+
+    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, error: HTTPError) {
+        var headers = HTTPHeaders(error.headers)
+        headers.add(name: "Content-Type", value: "application/json")
+        finishResponse(
+            context: context,
+            request: request,
+            head: HTTPResponseHead(version: request.version, status: error.status, headers: headers),
+            body: error.body
+        )
+    }
+
+    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, status: HTTPResponseStatus, json: [String: JSONValue]) {
+        let headers = HTTPHeaders([("Content-Type", "application/json")])
+        finishResponse(
+            context: context,
+            request: request,
+            head: HTTPResponseHead(version: request.version, status: status, headers: headers),
+            body: PythonJSONEncoder.encode(.object(json))
+        )
+    }
+
+    /// Writes a complete response, closing afterwards unless the request keeps the connection alive.
+    private func finishResponse(context: ChannelHandlerContext, request: HTTPRequestHead, head: HTTPResponseHead, body: [UInt8]?) {
+        var head = head
+        let keepAlive = request.isKeepAlive && head.headers.first(name: "connection")?.lowercased() != "close"
+        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+        head.headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body, request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}

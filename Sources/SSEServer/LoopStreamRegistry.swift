@@ -1,0 +1,91 @@
+import NIOCore
+import SSEWire
+
+/// The stream clients of one event loop, used only on that loop.
+///
+/// Fan-out happens here: a batch of events arrives with one hop onto the loop, each event's
+/// shared bytes are written to every client of its channel, and each touched client is
+/// flushed once at the end of the batch, so a burst costs one syscall per client, not one per
+/// event. Heartbeats are one timer per loop, not one per client.
+final class LoopStreamRegistry {
+    let eventLoop: any EventLoop
+    private var byChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
+    private var all: [ObjectIdentifier: StreamConnectionHandler] = [:]
+    private var needingFlush: [StreamConnectionHandler] = []
+    private let heartbeat: EncodedEvent
+    private var heartbeatTask: RepeatedTask?
+
+    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+        self.eventLoop = eventLoop
+        self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
+    }
+
+    /// Clients on this loop.
+    var count: Int { all.count }
+
+    func add(_ client: StreamConnectionHandler) {
+        eventLoop.preconditionInEventLoop()
+        let id = ObjectIdentifier(client)
+        all[id] = client
+        for channel in client.channels {
+            byChannel[channel, default: [:]][id] = client
+        }
+    }
+
+    func remove(_ client: StreamConnectionHandler) {
+        eventLoop.preconditionInEventLoop()
+        let id = ObjectIdentifier(client)
+        all[id] = nil
+        for channel in client.channels {
+            byChannel[channel]?[id] = nil
+            if byChannel[channel]?.isEmpty == true { byChannel[channel] = nil }
+        }
+    }
+
+    /// Writes each event to every local client of its channel, then flushes each client once.
+    func deliver(_ events: [RoutedEvent]) {
+        eventLoop.preconditionInEventLoop()
+        for routed in events {
+            guard let clients = byChannel[routed.channel] else { continue }
+            for client in clients.values where client.enqueue(routed.event) {
+                needingFlush.append(client)
+            }
+        }
+        flushTouched()
+    }
+
+    /// Sends a heartbeat comment to every client of this loop.
+    func sendHeartbeat() {
+        for client in all.values where client.enqueue(heartbeat) {
+            needingFlush.append(client)
+        }
+        flushTouched()
+    }
+
+    private func flushTouched() {
+        for client in needingFlush { client.flushPending() }
+        needingFlush.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts the loop's heartbeat timer.
+    func startHeartbeat(every interval: TimeAmount) {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            bound.value.sendHeartbeat()
+        }
+    }
+
+    func stopHeartbeat() {
+        heartbeatTask?.cancel()
+        heartbeatTask = nil
+    }
+
+    /// Every client on this loop, for draining.
+    var clients: Dictionary<ObjectIdentifier, StreamConnectionHandler>.Values { all.values }
+}
+
+/// An encoded event and the channel it was published on.
+struct RoutedEvent: Sendable {
+    let channel: String
+    let event: EncodedEvent
+}
