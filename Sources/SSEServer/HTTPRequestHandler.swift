@@ -230,7 +230,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
     }
 
-    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, status: HTTPResponseStatus, json: [String: JSONValue]) {
+    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, status: HTTPResponseStatus, json: JSONObject) {
         let headers = HTTPHeaders([("Content-Type", "application/json")])
         finishResponse(
             context: context,

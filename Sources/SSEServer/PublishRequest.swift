@@ -17,7 +17,7 @@ enum PublishRequest {
         guard let data = members["data"] else {
             throw HTTPError(.badRequest, "body has no \"data\" field")
         }
-        if let unknown = members.keys.sorted().first(where: { !["data", "type", "id", "retry"].contains($0) }) {
+        if let unknown = members.keys.first(where: { key in !["data", "type", "id", "retry"].contains { $0.utf8.elementsEqual(key.utf8) } }) {
             throw HTTPError(.badRequest, "unknown field \"\(unknown)\"; allowed: data, type, id, retry")
         }
         return FlaskSSEMessage(data: data, type: members["type"], id: members["id"], retry: members["retry"])

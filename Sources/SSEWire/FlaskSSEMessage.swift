@@ -21,17 +21,17 @@ public struct FlaskSSEMessage: Sendable, Hashable {
     public init?(redisPayload: some Collection<UInt8>) {
         guard case .object(let members)? = try? JSONParser.parse(redisPayload),
             let data = members["data"],
-            members.keys.allSatisfy(Self.knownKeys.contains)
+            members.keys.allSatisfy({ key in Self.knownKeys.contains { $0.utf8.elementsEqual(key.utf8) } })
         else { return nil }
         self.init(data: data, type: members["type"], id: members["id"], retry: members["retry"])
     }
 
-    private static let knownKeys: Set<String> = ["data", "type", "id", "retry"]
+    private static let knownKeys = ["data", "type", "id", "retry"]
 
     /// The bytes Flask-SSE's `sse.publish` would put on Redis for these arguments: falsy
     /// `type`, `id` and `retry` left out, keys sorted, Python separators and escapes.
     public var redisPayload: [UInt8] {
-        var members: [String: JSONValue] = ["data": data]
+        var members: JSONObject = ["data": data]
         if let type, type.isTruthy { members["type"] = type }
         if let id, id.isTruthy { members["id"] = id }
         if let retry, retry.isTruthy { members["retry"] = retry }

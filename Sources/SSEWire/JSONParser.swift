@@ -82,7 +82,7 @@ public struct JSONParser {
         try enterContainer()
         defer { depth -= 1 }
         index += 1
-        var object: [String: JSONValue] = [:]
+        var object = JSONObject()
         skipWhitespace()
         if current == UInt8(ascii: "}") {
             index += 1

@@ -2,7 +2,7 @@
 ///
 /// Flask-SSE round-trips payloads through `json.loads` / `json.dumps`, so the model keeps
 /// what Python keeps: integers of any size (as their exact digits), floats as `Double`,
-/// and objects as unordered maps (the encoder sorts keys by code point, as `sort_keys` does).
+/// and objects whose keys are compared scalar by scalar, as Python compares `str`.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -11,7 +11,7 @@ public enum JSONValue: Sendable, Hashable {
     case float(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     /// Python truthiness: `None`, `False`, `0`, `0.0`, `""`, `[]` and `{}` are falsy.
     ///
@@ -89,6 +89,6 @@ extension JSONValue: ExpressibleByArrayLiteral {
 extension JSONValue: ExpressibleByDictionaryLiteral {
     /// Later duplicates win, as in a Python dict literal.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+        self = .object(JSONObject(elements))
     }
 }

@@ -36,22 +36,14 @@ public enum PythonJSONEncoder {
             output.append(UInt8(ascii: "]"))
         case .object(let members):
             output.append(UInt8(ascii: "{"))
-            for (position, key) in sortedKeys(members).enumerated() {
+            for (position, member) in members.sortedByCodePoint.enumerated() {
                 if position > 0 { output.append(contentsOf: ", ".utf8) }
-                appendString(key, to: &output)
+                appendString(member.key, to: &output)
                 output.append(contentsOf: ": ".utf8)
-                if let member = members[key] { append(member, to: &output) }
+                append(member.value, to: &output)
             }
             output.append(UInt8(ascii: "}"))
         }
-    }
-
-    /// Keys in Python's `sorted()` order for `str`: by Unicode code point.
-    ///
-    /// Comparing UTF-8 bytes lexicographically gives code point order (UTF-8 preserves it),
-    /// unlike Swift's `String` comparison (canonical equivalence) or UTF-16 unit order.
-    static func sortedKeys(_ members: [String: JSONValue]) -> [String] {
-        members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Appends a JSON string literal with `ensure_ascii=True` escaping.
