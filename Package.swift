@@ -65,10 +65,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        /// The golden Flask-SSE vectors, shared by the test targets.
+        .target(
+            name: "FlaskSSEVectors",
+            dependencies: ["SSEWire"],
+            path: "Tests/FlaskSSEVectors",
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "SSEWireTests",
-            dependencies: ["SSEWire"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["SSEWire", "FlaskSSEVectors"]
         ),
         .testTarget(
             name: "SSEServerTests",
@@ -82,6 +88,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "FlaskSSEVectors",
                 "SSEServer",
                 "SSEPublisher",
                 "SSERedis",

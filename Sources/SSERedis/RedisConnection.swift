@@ -44,7 +44,10 @@ final class RedisConnection {
         if raw.pointee.err != 0 {
             throw RedisError(.connectionFailed, "\(configuration): \(connection.errorText)")
         }
-        _ = redisEnableKeepAlive(raw)
+        if case .tcp = configuration.endpoint {
+            // TCP keepalive notices a peer that vanished without a FIN; unix sockets refuse it.
+            _ = redisEnableKeepAlive(raw)
+        }
         _ = CHiredis_setTimeout(raw, configuration.commandTimeoutMilliseconds)
         if let password = configuration.password {
             var arguments = ["AUTH"]

@@ -1,0 +1,45 @@
+import Logging
+import SSERedis
+import SSEServer
+
+/// A broker node running in the test process on a free port, against a test Redis.
+final class BrokerNode: Sendable {
+    let server: BrokerServer
+    let port: Int
+
+    init(redis: RedisConfiguration, configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws {
+        var configuration = BrokerConfiguration(host: "127.0.0.1", port: 0, redis: redis, threads: 2, heartbeatSeconds: 0)
+        configuration.subscriber = .init(backoffBaseMilliseconds: 50, backoffCapMilliseconds: 500, pingIntervalMilliseconds: 1000)
+        configure(&configuration)
+        var logger = Logger(label: "test.broker")
+        logger.logLevel = .warning
+        server = try BrokerServer(configuration: configuration, logger: logger)
+        try await server.start()
+        guard let port = server.localPort else { throw TestFailure("the node did not bind") }
+        self.port = port
+        try await eventually("the node's Redis subscription") { self.server.isSubscriptionConnected }
+    }
+
+    /// Opens a stream of `channel` on this node.
+    func stream(_ channel: String) async throws -> StreamClient {
+        try await StreamClient.open(port: port, "/stream?channel=\(channel)")
+    }
+
+    /// Sends one complete request and waits for the whole response.
+    func request(_ method: String, _ target: String, body: [UInt8] = [], headers: [String: String] = [:]) async throws -> HTTPResponse {
+        let connection = try await TestConnection.connect(port: port)
+        defer { Task { await connection.close() } }
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        try await connection.send(Array((head + "\r\n").utf8) + body)
+        try await connection.waitForClose()
+        guard let response = try HTTPResponse.parse(connection.received) else {
+            throw TestFailure("no HTTP response to \(method) \(target)")
+        }
+        return response
+    }
+
+    func shutdown() async {
+        await server.shutdown()
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import SSERedis
+
+/// A throwaway `redis-server` that a test starts on a free loopback port and a unix socket,
+/// and stops by its pid. Missing `redis-server` fails the test: it never skips.
+final class RedisServerProcess: @unchecked Sendable {
+    // @unchecked: `process` is only replaced by `restart()`, which tests call from one task.
+    let port: Int
+    let socketPath: String
+    let password: String?
+    private let directory: URL
+    private var process: Process
+
+    /// `redis://127.0.0.1:PORT/DB` with the password when there is one.
+    func url(database: Int = 0) -> String {
+        "redis://\(password.map { ":\($0)@" } ?? "")127.0.0.1:\(port)/\(database)"
+    }
+
+    var configuration: RedisConfiguration {
+        get throws { try RedisConfiguration(url: url()) }
+    }
+
+    init(password: String? = nil) async throws {
+        self.port = try FreePort.next()
+        self.password = password
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-redis-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.socketPath = directory.appendingPathComponent("redis.sock").path
+        self.process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password)
+        try await waitUntilReady()
+    }
+
+    private static func launch(port: Int, socketPath: String, directory: URL, password: String?) throws -> Process {
+        let process = Process()
+        process.executableURL = try Executables.find("redis-server")
+        var arguments = [
+            "--port", String(port), "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
+            "--save", "", "--appendonly", "no", "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
+        ]
+        if let password { arguments += ["--requirepass", password] }
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    private func waitUntilReady() async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if FileManager.default.fileExists(atPath: socketPath), (try? FreePort.isListening(port)) == true {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("redis-server on port \(port) did not start")
+    }
+
+    /// Sends one command over a fresh connection (real hiredis, our command client).
+    func command(_ arguments: String...) async throws -> RedisReply {
+        let client = RedisCommandClient(redis: try configuration, logger: .init(label: "test.redis"))
+        defer { client.shutdown() }
+        return try await client.send(arguments.map { Array($0.utf8) })
+    }
+
+    /// `PUBSUB NUMSUB channel`: how many connections (nodes) subscribe to `channel`.
+    func subscriberCount(_ channel: String) async throws -> Int {
+        guard case .array(let items) = try await command("PUBSUB", "NUMSUB", channel), items.count == 2,
+            let count = items[1].integer
+        else { throw TestFailure("unexpected PUBSUB NUMSUB reply") }
+        return Int(count)
+    }
+
+    /// Waits until `channel` has exactly `count` subscribers.
+    func waitForSubscribers(_ channel: String, count: Int, timeout: Duration = .seconds(10)) async throws {
+        try await eventually(timeout: timeout, "\(count) subscriber(s) on \(channel)") {
+            try await self.subscriberCount(channel) == count
+        }
+    }
+
+    /// Kills the server (SIGKILL, like a crash) and waits for it to be gone.
+    func kill() {
+        Self.end(process, signal: SIGKILL)
+    }
+
+    /// Signals `process` and waits (bounded) for it to be gone; SIGKILL if it lingers.
+    /// Foundation's `waitUntilExit` can hang on Linux, so this polls `isRunning` instead.
+    static func end(_ process: Process, signal: Int32) {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        for attempt in 0..<500 {
+            guard process.isRunning else { return }
+            if attempt == 250 { Foundation.kill(process.processIdentifier, SIGKILL) }
+            usleep(10_000)
+        }
+    }
+
+    /// Starts the server again on the same port and socket.
+    func restart() async throws {
+        kill()
+        try? FileManager.default.removeItem(atPath: socketPath)
+        process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password)
+        try await waitUntilReady()
+    }
+
+    /// Throwaway data: no graceful shutdown needed, and SIGTERM costs seconds per test.
+    func stop() {
+        Self.end(process, signal: SIGKILL)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit {
+        stop()
+    }
+}
