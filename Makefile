@@ -1,0 +1,65 @@
+# sse-broker: `make run` serves on :5000 with a local Redis; `make test` runs the full suite.
+# Both install what is missing first (Debian packages via apt-get, Flask-SSE via pip into a venv).
+
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+
+PORT ?= 5000
+REDIS_PORT ?= 6379
+REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VENV := .venv-interop
+RUN_DIR := .run
+
+.PHONY: all deps build release run test test-deps redis clean
+
+all: build
+
+## deps: install the Debian packages the broker and its tests need, if any is missing.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	pkg-config --exists hiredis 2>/dev/null || missing="$$missing libhiredis-dev pkg-config"; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release
+
+## redis: start a local redis-server on REDIS_PORT unless one already answers there.
+redis: deps
+	@if redis-cli -p $(REDIS_PORT) ping 2>/dev/null | grep -q PONG; then \
+		echo "redis already answering on port $(REDIS_PORT)"; \
+	else \
+		mkdir -p $(RUN_DIR); \
+		redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no \
+			--daemonize yes --pidfile $(CURDIR)/$(RUN_DIR)/redis.pid --logfile $(CURDIR)/$(RUN_DIR)/redis.log; \
+		for i in $$(seq 50); do redis-cli -p $(REDIS_PORT) ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done; \
+		echo "started redis-server on port $(REDIS_PORT) (pid $$(cat $(RUN_DIR)/redis.pid))"; \
+	fi
+
+## run: build and serve on PORT (5000) against REDIS_URL, starting a local Redis when none answers.
+run: build redis
+	.build/debug/sse-broker --host 127.0.0.1 --port $(PORT) --redis-url $(REDIS_URL)
+
+## test-deps: everything the tests need: packages, and the real Flask-SSE in a venv for interop.
+test-deps: deps
+	@if ! $(VENV)/bin/python -c 'import flask_sse' 2>/dev/null; then \
+		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/Interop/requirements.txt; \
+	fi
+
+## test: the full suite. Each test starts its own throwaway redis-server and stops it after.
+test: test-deps
+	swift build --build-tests
+	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build
+
+clean:
+	rm -rf .build $(VENV) $(RUN_DIR)

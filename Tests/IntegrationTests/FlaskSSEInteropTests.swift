@@ -1,0 +1,62 @@
+import FlaskSSEVectors
+import Foundation
+import SSEWire
+import Testing
+
+/// Interop with the real Flask-SSE 1.0.0 (installed from PyPI into `.venv-interop` by `make test`).
+@Suite("Interop with the real Flask-SSE", .timeLimit(.minutes(2)))
+struct FlaskSSEInteropTests {
+    static var vectorsFile: URL {
+        Executables.packageRoot.appendingPathComponent("Tests/FlaskSSEVectors/Fixtures/flask-sse-vectors.jsonl")
+    }
+
+    static func script(_ name: String) -> String {
+        Executables.packageRoot.appendingPathComponent("Tests/Interop/\(name)").path
+    }
+
+    @Test("a Flask-SSE publisher (sse.publish) reaches our stream clients, byte for byte")
+    func flaskPublisherToBroker() async throws {
+        let python = try Executables.interopPython()
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let client = try await node.stream("interop")
+        try await redis.waitForSubscribers("interop", count: 1)
+        let publisher = try ChildProcess(python, [Self.script("flask_sse_publish.py"), redis.url(), "interop", Self.vectorsFile.path])
+        let status = try await publisher.waitForExit()
+        #expect(status == 0, "\(publisher.text)")
+        let expected = try FlaskSSEVector.all().filter { $0.publish != nil }.map { String(decoding: $0.sse, as: UTF8.self) }
+        #expect(publisher.text.contains("published \(expected.count)"))
+        #expect(try await client.waitForEvents(expected.count) == expected)
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("our POST /publish feeds a Flask-SSE stream: its bytes equal ours and the vectors'")
+    func brokerPublishToFlaskConsumer() async throws {
+        let python = try Executables.interopPython()
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let flaskPort = try FreePort.next()
+        let flask = try ChildProcess(python, [Self.script("flask_sse_app.py"), redis.url(), String(flaskPort)])
+        try await eventually("the Flask-SSE app to listen") { try FreePort.isListening(flaskPort) }
+        // Flask-SSE sends no headers until its first event, so do not wait for a head.
+        let flaskClient = try await StreamClient.open(port: flaskPort, "/stream?channel=fx", waitForHead: false)
+        let ourClient = try await node.stream("fx")
+        try await redis.waitForSubscribers("fx", count: 2)
+        let vectors = try FlaskSSEVector.all().filter { $0.publish != nil }
+        for vector in vectors {
+            let body = PythonJSONEncoder.encode(.object(try #require(vector.publish)))
+            let response = try await node.request("POST", "/publish?channel=fx", body: body)
+            #expect(response.bodyText == #"{"receivers": 2}"#, "\(vector.name)")
+        }
+        let expected = vectors.map { String(decoding: $0.sse, as: UTF8.self) }
+        let flaskEvents = try await flaskClient.waitForEvents(expected.count)
+        let ourEvents = try await ourClient.waitForEvents(expected.count)
+        #expect(flaskEvents == expected, "\(flask.text)")
+        #expect(ourEvents == flaskEvents)
+        await flaskClient.close()
+        await ourClient.close()
+        try await flask.stop(signal: SIGKILL)  // Werkzeug waits forever on its streaming thread
+        await node.shutdown()
+    }
+}
