@@ -77,9 +77,14 @@ let package = Package(
             dependencies: ["SSEWire", "FlaskSSEVectors"]
         ),
         .testTarget(
+            name: "SSERedisTests",
+            dependencies: ["SSERedis"]
+        ),
+        .testTarget(
             name: "SSEServerTests",
             dependencies: [
                 "SSEServer",
+                "SSEWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,6 +16,7 @@ public final class BrokerServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let services: BrokerServices
     private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
 
     /// Creates a node; nothing runs until `start()`.
     public init(configuration: BrokerConfiguration, logger: Logger) throws(RedisError) {
@@ -86,7 +87,18 @@ public final class BrokerServer: Sendable {
     }
 
     /// Stops accepting, ends every stream cleanly, stops the Redis threads and the event loops.
+    /// Safe to call more than once and from several tasks: all of them wait for the one shutdown.
     public func shutdown() async {
+        let task = shutdownTask.withLock { task in
+            if let task { return task }
+            let started = Task { await self.performShutdown() }
+            task = started
+            return started
+        }
+        await task.value
+    }
+
+    private func performShutdown() async {
         if let channel = serverChannel.withLock({ $0 }) {
             try? await channel.close()
         }

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+/// The `sse-broker` executable as users run it: options, environment, signals.
+@Suite("sse-broker executable", .timeLimit(.minutes(2)))
+struct BrokerExecutableTests {
+    @Test("--help lists every option with its environment variable and default")
+    func help() async throws {
+        let process = try ChildProcess(try Executables.broker(), ["--help"])
+        #expect(try await process.waitForExit() == 0)
+        let help = process.text
+        for expected in [
+            "--host", "HOST", "127.0.0.1", "--port", "PORT", "5000", "--redis-url", "SSE_REDIS_URL", "REDIS_URL",
+            "redis://127.0.0.1:6379/0", "--log-level", "LOG_LEVEL", "--heartbeat", "SSE_HEARTBEAT",
+        ] {
+            #expect(help.contains(expected), "--help does not mention \(expected)")
+        }
+    }
+
+    @Test("configured from the environment, it serves streams and publishes, then exits 0 on SIGTERM ending streams cleanly")
+    func environmentAndSignal() async throws {
+        let redis = try await RedisServerProcess()
+        let port = try FreePort.next()
+        let broker = try ChildProcess(
+            try Executables.broker(),
+            [],
+            environment: ["PORT": String(port), "SSE_REDIS_URL": redis.url(), "REDIS_URL": "redis://127.0.0.1:1/0", "LOG_LEVEL": "debug"]
+        )
+        try await eventually("the broker to listen on \(port)") { try FreePort.isListening(port) }
+        let client = try await StreamClient.open(port: port, "/stream?channel=exe")
+        try await redis.waitForSubscribers("exe", count: 1)
+        let connection = try await TestConnection.connect(port: port)
+        let body = #"{"data": "via env"}"#
+        try await connection.send("POST /publish?channel=exe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        try await connection.waitForClose()
+        #expect(String(decoding: connection.received, as: UTF8.self).hasSuffix(#"{"receivers": 1}"#))
+        #expect(try await client.waitForEvents(1) == ["data:via env\n\n"])
+        #expect(try await broker.stop(signal: SIGTERM) == 0, "\(broker.text)")
+        try await client.connection.waitForClose()
+        #expect(try #require(try HTTPResponse.parse(client.connection.received)).chunkedComplete, "the stream did not end with the terminating chunk")
+    }
+
+    @Test("a bad REDIS_URL is refused at start with a clear message")
+    func badRedisURL() async throws {
+        let broker = try ChildProcess(try Executables.broker(), ["--redis-url", "rediss://secure:6380", "--port", "0"])
+        #expect(try await broker.waitForExit() != 0)
+        #expect(broker.text.contains("TLS"))
+    }
+}
