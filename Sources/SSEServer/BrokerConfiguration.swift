@@ -1,6 +1,14 @@
 import NIOCore
 import SSERedis
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Everything a broker node needs, parsed once at the entry point.
 public struct BrokerConfiguration: Sendable {
     /// Address to listen on.
@@ -13,12 +21,22 @@ public struct BrokerConfiguration: Sendable {
     public var threads: Int
     /// Seconds between heartbeat comments on every stream; 0 turns them off.
     public var heartbeatSeconds: Double
-    /// Bytes that may wait unsent for one client before it is cut off as too slow.
+    /// When set, a `retry:` line with this many milliseconds opens every stream.
+    public var retryMilliseconds: Int?
+    /// Bytes that may wait unsent for one client; a client whose backlog passes this when the
+    /// next event arrives is cut off as too slow. One event is always accepted onto the backlog,
+    /// so a client's memory is bounded by this plus one event.
     public var clientBufferBytes: Int
-    /// Largest accepted `POST /publish` body, in bytes.
+    /// Largest accepted `POST /publish` body, and largest Redis payload a node delivers.
     public var maxPayloadBytes: Int
+    /// Largest accepted request head (request line and headers); beyond it, 431.
+    public var maxHeadBytes: Int
+    /// Open connections beyond which new ones get 503.
+    public var maxConnections: Int
     /// Longest accepted channel name, in UTF-8 bytes.
     public var maxChannelNameBytes: Int
+    /// Seconds a graceful shutdown may take before remaining connections are closed hard.
+    public var drainTimeoutSeconds: Double
     /// Subscriber reconnect and liveness tuning.
     public var subscriber: RedisSubscriber.Configuration
 
@@ -28,9 +46,13 @@ public struct BrokerConfiguration: Sendable {
         redis: RedisConfiguration,
         threads: Int = System.coreCount,
         heartbeatSeconds: Double = 15,
-        clientBufferBytes: Int = 1 << 20,
-        maxPayloadBytes: Int = 1 << 20,
+        retryMilliseconds: Int? = nil,
+        clientBufferBytes: Int = 256 * 1024,
+        maxPayloadBytes: Int = 256 * 1024,
+        maxHeadBytes: Int = 32 * 1024,
+        maxConnections: Int = BrokerConfiguration.defaultMaxConnections,
         maxChannelNameBytes: Int = 256,
+        drainTimeoutSeconds: Double = 10,
         subscriber: RedisSubscriber.Configuration = .init()
     ) {
         self.host = host
@@ -38,9 +60,21 @@ public struct BrokerConfiguration: Sendable {
         self.redis = redis
         self.threads = max(1, threads)
         self.heartbeatSeconds = heartbeatSeconds
+        self.retryMilliseconds = retryMilliseconds
         self.clientBufferBytes = clientBufferBytes
         self.maxPayloadBytes = maxPayloadBytes
+        self.maxHeadBytes = maxHeadBytes
+        self.maxConnections = maxConnections
         self.maxChannelNameBytes = maxChannelNameBytes
+        self.drainTimeoutSeconds = drainTimeoutSeconds
         self.subscriber = subscriber
+    }
+
+    /// The process's open-file limit less room for Redis connections, logs and listeners, so the
+    /// node answers 503 before `accept()` starts failing with EMFILE.
+    public static var defaultMaxConnections: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return 10_000 }
+        return max(64, Int(clamping: limit.rlim_cur) - 128)
     }
 }

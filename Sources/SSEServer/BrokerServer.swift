@@ -4,50 +4,74 @@ import NIOHTTP1
 import NIOPosix
 import SSEPublisher
 import SSERedis
+import ServiceLifecycle
 import Synchronization
 
 /// One broker node: an HTTP server on SwiftNIO event loops, one Redis subscriber thread,
 /// one Redis publisher thread.
 ///
-/// Nodes share nothing but Redis, so any number can run behind a load balancer.
-public final class BrokerServer: Sendable {
+/// Nodes share nothing but Redis, so any number can run behind a load balancer. As a
+/// swift-service-lifecycle `Service`, it runs until a graceful shutdown (SIGTERM, SIGINT), then
+/// drains: it stops accepting, ends every stream with the terminating chunk so EventSource
+/// reconnects elsewhere, lets in-flight requests answer, and closes what is left after
+/// `--drain-timeout`.
+public final class BrokerServer: Service, Sendable {
     public let configuration: BrokerConfiguration
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let services: BrokerServices
+    private let connections: ConnectionRegistry
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
 
-    /// Creates a node; nothing runs until `start()`.
+    /// Creates a node; nothing runs until `start()` or `run()`.
     public init(configuration: BrokerConfiguration, logger: Logger) throws(RedisError) {
         self.configuration = configuration
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
-        let hub = StreamHub(group: group, subscriber: subscriber, logger: logger)
+        let hub = StreamHub(group: group, subscriber: subscriber, configuration: configuration, logger: logger)
         let publisher = SSEPublisher(redis: configuration.redis, logger: logger)
         self.services = BrokerServices(configuration: configuration, hub: hub, publisher: publisher, logger: logger)
+        self.connections = ConnectionRegistry(limit: configuration.maxConnections)
+    }
+
+    /// Starts, serves until a graceful shutdown is requested, then drains.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await shutdown()
     }
 
     /// Binds the listening socket and starts the Redis subscriber. Streams are served even
     /// while Redis is down; the subscriber keeps reconnecting.
     public func start() async throws {
         let services = self.services
-        let buffer = max(configuration.clientBufferBytes, 1024)
-        let limits = NIOHTTPDecoderLimitConfiguration()
+        let connections = self.connections
+        let maxHeadBytes = configuration.maxHeadBytes
+        let limits = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = maxHeadBytes
+            limits.maxHeaderListSize = maxHeadBytes
+            return limits
+        }()
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: buffer / 2, high: buffer))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    guard connections.admit(channel) else {
+                        try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
+                        return
+                    }
                     try pipeline.configureHTTPServerPipeline(
-                        withErrorHandling: true,
+                        withErrorHandling: false,
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: limits
                     )
+                    try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
                     try pipeline.addHandler(HTTPRequestHandler(services: services))
                 }
             }
@@ -63,6 +87,7 @@ public final class BrokerServer: Sendable {
                 "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
+                "max-connections": "\(configuration.maxConnections)",
             ]
         )
     }
@@ -80,31 +105,81 @@ public final class BrokerServer: Sendable {
         services.hub.clientCount(for: channel)
     }
 
-    /// Suspends until the listening socket closes.
-    public func waitUntilClosed() async {
-        guard let channel = serverChannel.withLock({ $0 }) else { return }
-        try? await channel.closeFuture.get()
-    }
+    /// Open connections (streams and plain HTTP).
+    public var connectionCount: Int { connections.count }
 
-    /// Stops accepting, ends every stream cleanly, stops the Redis threads and the event loops.
+    /// Stops accepting, ends every stream cleanly, waits (up to the drain timeout) for
+    /// connections to close, then stops the Redis threads and the event loops.
     /// Safe to call more than once and from several tasks: all of them wait for the one shutdown.
     public func shutdown() async {
         let task = shutdownTask.withLock { task in
             if let task { return task }
-            let started = Task { await self.performShutdown() }
+            let started = Task { await self.drain() }
             task = started
             return started
         }
         await task.value
     }
 
-    private func performShutdown() async {
+    private func drain() async {
+        let started = ContinuousClock.now
         if let channel = serverChannel.withLock({ $0 }) {
             try? await channel.close()
         }
-        try? await services.hub.finishAllStreams().get()
+        services.hub.stopHeartbeats()
+        let open = connections.count
+        connections.quiesceAll()
+        let deadline = started + .nanoseconds(Int64(configuration.drainTimeoutSeconds * 1_000_000_000))
+        while connections.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let forced = connections.count
+        if forced > 0 {
+            logger.warning("drain timeout: closing remaining connections", metadata: ["connections": "\(forced)"])
+            connections.closeAll()
+        }
         services.hub.subscriber.shutdown()
         services.publisher.shutdown()
         try? await group.shutdownGracefully()
+        logger.info(
+            "drained",
+            metadata: ["connections": "\(open)", "forced": "\(forced)", "seconds": "\(started.duration(to: .now))"]
+        )
     }
+}
+
+/// Answers a connection beyond `--max-connections` with 503 and closes it, before any HTTP parsing.
+private final class OverloadResponder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let limit: Int
+    private var answered = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context: context)
+    }
+
+    private func refuse(context: ChannelHandlerContext) {
+        guard !answered else { return }
+        answered = true
+        let body = HTTPError(.serviceUnavailable, "node at its connection limit (\(limit)); retry or use another node").body
+        let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+            + "Retry-After: 1\r\nConnection: close\r\n\r\n"
+        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
+        buffer.writeString(head)
+        buffer.writeBytes(body)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

@@ -162,35 +162,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Streams
 
-    /// Response headers of every stream (CONTRACT.md section 3), sent at once.
-    static let streamHeaders: [(String, String)] = [
-        ("Content-Type", "text/event-stream; charset=utf-8"),
-        ("Cache-Control", "no-cache"),
-        ("X-Accel-Buffering", "no"),
-    ]
-
     private func respondToStreamHead(context: ChannelHandlerContext, request: HTTPRequestHead) {
-        var headers = HTTPHeaders(Self.streamHeaders)
+        var headers = HTTPHeaders(StreamPreamble.headers)
         headers.add(name: "Transfer-Encoding", value: "chunked")
         finishResponse(context: context, request: request, head: HTTPResponseHead(version: request.version, status: .ok, headers: headers), body: nil)
     }
 
-    /// Replaces the HTTP handlers with a `StreamConnectionHandler` that writes the head itself.
+    /// Replaces the HTTP handlers with a `StreamConnectionHandler`, which writes the head itself.
     private func becomeStream(context: ChannelHandlerContext, request: HTTPRequestHead, channels: [String]) {
         let isChunked = request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1)
-        var head = "HTTP/\(isChunked ? "1.1" : "1.0") 200 OK\r\n"
-        for (name, value) in Self.streamHeaders { head += "\(name): \(value)\r\n" }
-        head += isChunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n"
         let stream = StreamConnectionHandler(
             channels: channels,
             isChunked: isChunked,
-            head: ByteBuffer(string: head),
-            hub: services.hub
+            hub: services.hub,
+            clientBufferBytes: services.configuration.clientBufferBytes
         )
         let pipeline = context.pipeline.syncOperations
         do {
             try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
-            try removeHandler(HTTPServerProtocolErrorHandler.self, from: pipeline)
+            try removeHandler(HTTPProtocolErrorResponder.self, from: pipeline)
             try removeHandler(NIOHTTPResponseHeadersValidator.self, from: pipeline)
             try removeHandler(HTTPResponseEncoder.self, from: pipeline)
             try removeHandler(ByteToMessageHandler<HTTPRequestDecoder>.self, from: pipeline)

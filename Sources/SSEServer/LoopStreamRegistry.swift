@@ -79,9 +79,6 @@ final class LoopStreamRegistry {
         heartbeatTask?.cancel()
         heartbeatTask = nil
     }
-
-    /// Every client on this loop, for draining.
-    var clients: Dictionary<ObjectIdentifier, StreamConnectionHandler>.Values { all.values }
 }
 
 /// An encoded event and the channel it was published on.

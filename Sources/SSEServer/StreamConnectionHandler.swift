@@ -1,12 +1,13 @@
 import NIOCore
+import NIOHTTP1
 
 /// A connection after it became an event stream: the HTTP handlers are gone, only this remains.
 ///
-/// It writes the response head once, then the shared pre-framed bytes of each event. It keeps
-/// no request state, so an idle stream costs little. Input from the client is discarded (an
-/// EventSource sends nothing after its request), but reading continues so a disconnect is
-/// noticed at once. A client whose unsent bytes pass the channel's high water mark is cut off:
-/// it can never slow the others or grow the server's memory.
+/// It writes the node's shared preamble once, then the shared pre-framed bytes of each event.
+/// It keeps no request state, so an idle stream costs little. Input from the client is
+/// discarded (an EventSource sends nothing after its request), but reading continues so a
+/// disconnect is noticed at once. A client whose unsent backlog passes `--client-buffer` when
+/// the next event arrives is cut off: it can never slow the others or grow the server's memory.
 final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -14,22 +15,25 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// The channels this stream receives.
     let channels: [String]
     private let isChunked: Bool
-    private let head: ByteBuffer
     private let hub: StreamHub
+    private let clientBufferBytes: Int
     private var context: ChannelHandlerContext?
+    private var options: NIOSynchronousChannelOptions?
     private var isRegistered = false
     private var hasPendingWrites = false
+    private var isFinishing = false
 
-    init(channels: [String], isChunked: Bool, head: ByteBuffer, hub: StreamHub) {
+    init(channels: [String], isChunked: Bool, hub: StreamHub, clientBufferBytes: Int) {
         self.channels = channels
         self.isChunked = isChunked
-        self.head = head
         self.hub = hub
+        self.clientBufferBytes = clientBufferBytes
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        context.writeAndFlush(wrapOutboundOut(head), promise: nil)
+        self.options = context.channel.syncOptions
+        context.writeAndFlush(wrapOutboundOut(hub.preamble.bytes(chunked: isChunked)), promise: nil)
         guard context.channel.isActive else { return }
         isRegistered = true
         hub.register(self, on: context.eventLoop)
@@ -50,12 +54,12 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.fireChannelInactive()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable {
-            hub.noteSlowClientCutOff()
-            context.close(promise: nil)
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            finish()
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -64,7 +68,11 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Queues an event's bytes; returns true when this client now needs a flush.
     func enqueue(_ event: EncodedEvent) -> Bool {
-        guard let context else { return false }
+        guard let context, !isFinishing else { return false }
+        if let backlog = try? options?.getOption(.bufferedWritableBytes), backlog > clientBufferBytes {
+            cutOff(context: context, backlog: backlog)
+            return false
+        }
         context.write(wrapOutboundOut(event.bytes(chunked: isChunked)), promise: nil)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
@@ -76,16 +84,23 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context?.flush()
     }
 
+    private func cutOff(context: ChannelHandlerContext, backlog: Int) {
+        isFinishing = true
+        unregister()
+        hub.noteSlowClientCutOff(backlog: backlog)
+        context.close(promise: nil)
+    }
+
     /// Ends the stream cleanly (the terminating chunk for HTTP/1.1), then closes, so an
     /// EventSource reconnects, through the load balancer, to another node.
     func finish() {
-        guard let context else { return }
+        guard let context, !isFinishing else { return }
+        isFinishing = true
         unregister()
-        if isChunked {
-            context.write(wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil)
+        let end = isChunked ? ByteBuffer(staticString: "0\r\n\r\n") : ByteBuffer()
+        context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: nil)
-        context.close(mode: .output, promise: nil)
     }
 
     private func unregister() {

@@ -19,10 +19,15 @@ final class StreamHub: RedisSubscriberDelegate {
     private let allocator = ByteBufferAllocator()
     private let logger: Logger
     private let counters = Mutex(StreamCounters())
+    private let maxPayloadBytes: Int
+    /// The bytes that open every stream.
+    let preamble: StreamPreamble
 
-    init(group: any EventLoopGroup, subscriber: RedisSubscriber, logger: Logger) {
+    init(group: any EventLoopGroup, subscriber: RedisSubscriber, configuration: BrokerConfiguration, logger: Logger) {
         self.subscriber = subscriber
         self.logger = logger
+        self.maxPayloadBytes = configuration.maxPayloadBytes
+        self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds)
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
         var loopIndex: [ObjectIdentifier: Int] = [:]
@@ -36,6 +41,13 @@ final class StreamHub: RedisSubscriberDelegate {
         self.loops = loops
         self.registries = registries
         self.loopIndex = loopIndex
+    }
+
+    /// Stops heartbeats on every loop.
+    func stopHeartbeats() {
+        for registry in registries {
+            registry.eventLoop.execute { registry.value.stopHeartbeat() }
+        }
     }
 
     /// Starts heartbeats on every loop.
@@ -84,9 +96,9 @@ final class StreamHub: RedisSubscriberDelegate {
         }
     }
 
-    func noteSlowClientCutOff() {
+    func noteSlowClientCutOff(backlog: Int) {
         counters.withLock { $0.slowClientsCutOff += 1 }
-        logger.info("slow client cut off: its unsent bytes passed the client buffer")
+        logger.info("slow client cut off", metadata: ["unsent-bytes": "\(backlog)"])
     }
 
     /// A snapshot of the hub's counters.
@@ -97,20 +109,6 @@ final class StreamHub: RedisSubscriberDelegate {
         table.withLock { $0.clientCount(for: channel) }
     }
 
-    /// Ends every stream cleanly on every loop; completes when all were told to finish.
-    func finishAllStreams() -> EventLoopFuture<Void> {
-        let futures = registries.map { registry in
-            registry.eventLoop.submit {
-                registry.value.stopHeartbeat()
-                for client in Array(registry.value.clients) { client.finish() }
-            }
-        }
-        guard let first = loops.first else {
-            preconditionFailure("an event loop group without loops")
-        }
-        return EventLoopFuture.andAllSucceed(futures, on: first)
-    }
-
     // MARK: RedisSubscriberDelegate (called on the subscriber thread)
 
     func subscriber(_ subscriber: RedisSubscriber, received messages: [RedisPubSubMessage]) {
@@ -119,6 +117,14 @@ final class StreamHub: RedisSubscriberDelegate {
         }
         var perLoop = [[RoutedEvent]](repeating: [], count: loops.count)
         for (message, loopsForMessage) in zip(messages, routes) where !loopsForMessage.isEmpty {
+            guard message.payload.count <= maxPayloadBytes else {
+                counters.withLock { $0.oversizedPayloadsDropped += 1 }
+                logger.error(
+                    "dropped a Redis payload larger than --max-payload",
+                    metadata: ["channel": "\(message.channel)", "bytes": "\(message.payload.count)"]
+                )
+                continue
+            }
             let text = EventTextEncoder.encode(ServerSentEvent(redisPayload: message.payload))
             let routed = RoutedEvent(channel: message.channel, event: EncodedEvent(text: text, allocator: allocator))
             for index in loopsForMessage { perLoop[index].append(routed) }
@@ -140,4 +146,5 @@ struct StreamCounters: Sendable {
     var connected = 0
     var eventsReceived = 0
     var slowClientsCutOff = 0
+    var oversizedPayloadsDropped = 0
 }

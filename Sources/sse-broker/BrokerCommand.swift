@@ -1,9 +1,9 @@
 import ArgumentParser
-import Dispatch
 import Logging
 import NIOCore
 import SSERedis
 import SSEServer
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +25,7 @@ struct BrokerCommand: AsyncParsableCommand {
         discussion: """
             Browsers connect with EventSource to GET /stream?channel=NAME; events published on the
             Redis channel NAME (redis-cli PUBLISH, Flask-SSE's sse.publish, POST /publish) reach
-            every subscriber on every node.
+            every subscriber on every node. SIGTERM or SIGINT drains the node and exits 0.
             """
     )
 
@@ -44,6 +44,24 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeat comments on every stream; 0 turns them off. (env: SSE_HEARTBEAT, default: 15)")
     var heartbeat: Double?
 
+    @Option(name: .customLong("retry-ms"), help: "Send 'retry: N' first on every stream, setting the browser's reconnect delay. (env: SSE_RETRY_MS, default: off)")
+    var retryMilliseconds: Int?
+
+    @Option(name: .customLong("client-buffer"), help: "Bytes that may wait unsent for one client before it is cut off as too slow. (env: SSE_CLIENT_BUFFER, default: 262144)")
+    var clientBuffer: Int?
+
+    @Option(name: .customLong("max-payload"), help: "Largest POST /publish body and largest Redis payload delivered, in bytes (413 beyond). (env: SSE_MAX_PAYLOAD, default: 262144)")
+    var maxPayload: Int?
+
+    @Option(name: .customLong("max-head-bytes"), help: "Largest request head (request line and headers), in bytes (431 beyond). (env: SSE_MAX_HEAD_BYTES, default: 32768)")
+    var maxHeadBytes: Int?
+
+    @Option(name: .customLong("max-connections"), help: "Open connections beyond which new ones get 503. (env: SSE_MAX_CONNECTIONS, default: the open-file limit less 128)")
+    var maxConnections: Int?
+
+    @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take before connections are closed hard. (env: SSE_DRAIN_TIMEOUT, default: 10)")
+    var drainTimeout: Double?
+
     @Option(help: "Event loop threads. (env: SSE_THREADS, default: number of cores)")
     var threads: Int?
 
@@ -59,7 +77,20 @@ struct BrokerCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "sse-broker")
+        let configuration = try makeConfiguration(environment)
+        let server = try BrokerServer(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("sse-broker stopped")
+    }
 
+    private func makeConfiguration(_ environment: Environment) throws -> BrokerConfiguration {
         let urlText = redisURL ?? environment["SSE_REDIS_URL"] ?? environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
         let redis: RedisConfiguration
         do {
@@ -67,30 +98,32 @@ struct BrokerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        let configuration = BrokerConfiguration(
-            host: host ?? environment["HOST"] ?? "127.0.0.1",
-            port: try port ?? environment.integer("PORT") ?? 5000,
-            redis: redis,
-            threads: try threads ?? environment.integer("SSE_THREADS") ?? System.coreCount,
-            heartbeatSeconds: try heartbeat ?? environment.double("SSE_HEARTBEAT") ?? 15
-        )
-        guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
-        guard configuration.heartbeatSeconds >= 0 else { throw ValidationError("heartbeat must be >= 0") }
+        var configuration = BrokerConfiguration(redis: redis)
+        configuration.host = host ?? environment["HOST"] ?? configuration.host
+        configuration.port = try port ?? environment.integer("PORT") ?? configuration.port
+        configuration.threads = try threads ?? environment.integer("SSE_THREADS") ?? configuration.threads
+        configuration.heartbeatSeconds = try heartbeat ?? environment.double("SSE_HEARTBEAT") ?? configuration.heartbeatSeconds
+        configuration.retryMilliseconds = try retryMilliseconds ?? environment.integer("SSE_RETRY_MS")
+        configuration.clientBufferBytes = try clientBuffer ?? environment.integer("SSE_CLIENT_BUFFER") ?? configuration.clientBufferBytes
+        configuration.maxPayloadBytes = try maxPayload ?? environment.integer("SSE_MAX_PAYLOAD") ?? configuration.maxPayloadBytes
+        configuration.maxHeadBytes = try maxHeadBytes ?? environment.integer("SSE_MAX_HEAD_BYTES") ?? configuration.maxHeadBytes
+        configuration.maxConnections = try maxConnections ?? environment.integer("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
+        configuration.drainTimeoutSeconds = try drainTimeout ?? environment.double("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
 
-        let server = try BrokerServer(configuration: configuration, logger: logger)
-        try await server.start()
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
-            logger.info("signal received, draining")
-            Task { await server.shutdown() }
-        }
-        await server.waitUntilClosed()
-        await server.shutdown()
-        withExtendedLifetime(signals) {}
-        logger.info("sse-broker stopped")
+        guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
+        guard configuration.threads >= 1 else { throw ValidationError("threads must be at least 1") }
+        guard configuration.heartbeatSeconds >= 0 else { throw ValidationError("heartbeat must be >= 0") }
+        if let retry = configuration.retryMilliseconds, retry < 0 { throw ValidationError("retry-ms must be >= 0") }
+        guard configuration.clientBufferBytes >= 1024 else { throw ValidationError("client-buffer must be at least 1024 bytes") }
+        guard configuration.maxPayloadBytes >= 1 else { throw ValidationError("max-payload must be positive") }
+        guard configuration.maxHeadBytes >= 1024 else { throw ValidationError("max-head-bytes must be at least 1024") }
+        guard configuration.maxConnections >= 1 else { throw ValidationError("max-connections must be positive") }
+        guard configuration.drainTimeoutSeconds >= 0 else { throw ValidationError("drain-timeout must be >= 0") }
+        return configuration
     }
 }
 
-/// Reads configuration from the process environment.
+/// Reads configuration from the process environment; empty values count as unset.
 struct Environment {
     subscript(name: String) -> String? {
         guard let raw = getenv(name) else { return nil }
@@ -110,4 +143,3 @@ struct Environment {
         return value
     }
 }
-

@@ -1,0 +1,55 @@
+import NIOCore
+import NIOHTTP1
+
+/// Answers requests the HTTP parser rejects, then lets the decoder close the connection.
+///
+/// In the place of NIO's `HTTPServerProtocolErrorHandler`, with the broker's answers: 431 for a
+/// request head over `--max-head-bytes`, 400 for anything else malformed, each with a JSON body.
+/// Other connections are untouched.
+final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var hasUnterminatedResponse = false
+    private let maxHeadBytes: Int
+
+    init(maxHeadBytes: Int) {
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if !hasUnterminatedResponse {
+            let answer: HTTPError
+            if case .headerOverflow = parserError {
+                answer = HTTPError(.requestHeaderFieldsTooLarge, "request head larger than \(maxHeadBytes) bytes")
+            } else {
+                answer = HTTPError(.badRequest, "malformed HTTP request: \(parserError)")
+            }
+            let body = answer.body
+            let headers = HTTPHeaders([
+                ("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close"),
+            ])
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        // The decoder closes the connection after this returns.
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where (100..<200).contains(head.status.code) && head.status.code != 101: break
+        case .head: hasUnterminatedResponse = true
+        case .body: break
+        case .end: hasUnterminatedResponse = false
+        }
+        context.write(data, promise: promise)
+    }
+}

@@ -1,0 +1,40 @@
+import NIOCore
+import SSEWire
+
+/// The bytes that open every stream, built once per node: the status line and headers
+/// (CONTRACT.md section 3), then, with `--retry-ms`, a `retry:` frame.
+struct StreamPreamble: Sendable {
+    /// Response headers of every stream, sent at once.
+    static let headers: [(String, String)] = [
+        ("Content-Type", "text/event-stream; charset=utf-8"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),
+    ]
+
+    /// For HTTP/1.1 clients: chunked body.
+    let chunked: ByteBuffer
+    /// For HTTP/1.0 clients: close-delimited body.
+    let closeDelimited: ByteBuffer
+
+    init(retryMilliseconds: Int?, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
+        func head(_ version: String, _ framing: String) -> String {
+            var text = "HTTP/\(version) 200 OK\r\n"
+            for (name, value) in Self.headers + extraHeaders { text += "\(name): \(value)\r\n" }
+            return text + framing + "\r\n"
+        }
+        let retry = retryMilliseconds.map { Array("retry:\($0)\n\n".utf8) }
+        var chunked = allocator.buffer(string: head("1.1", "Transfer-Encoding: chunked\r\n"))
+        var closeDelimited = allocator.buffer(string: head("1.0", "Connection: close\r\n"))
+        if let retry {
+            var framed = EncodedEvent(text: retry, allocator: allocator).chunked
+            chunked.writeBuffer(&framed)
+            closeDelimited.writeBytes(retry)
+        }
+        self.chunked = chunked
+        self.closeDelimited = closeDelimited
+    }
+
+    func bytes(chunked isChunked: Bool) -> ByteBuffer {
+        isChunked ? chunked : closeDelimited
+    }
+}
