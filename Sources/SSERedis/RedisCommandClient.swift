@@ -110,6 +110,11 @@ public final class RedisCommandClient: Sendable {
                 return
             }
             guard !batch.isEmpty else { continue }
+            if let idle = connection, idle.isClosedByPeer {
+                logger.info("Redis command connection was closed by the server; reconnecting")
+                connection = nil
+                lastFailure = nil
+            }
             if connection == nil {
                 if let lastFailure, lastFailure.duration(to: .now) < .milliseconds(retryIntervalMilliseconds) {
                     fail(batch, RedisError(.unavailable, "Redis at \(redis) is unreachable"))

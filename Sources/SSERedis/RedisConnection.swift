@@ -153,6 +153,14 @@ final class RedisConnection {
         return raw
     }
 
+    /// Whether an idle connection (no replies outstanding) was closed by the server meanwhile:
+    /// then its socket is readable (EOF or an error) although nothing is expected. Checked before
+    /// reusing a connection, so a Redis restart between two commands costs no failed command.
+    var isClosedByPeer: Bool {
+        var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) != 0
+    }
+
     /// Whether commands are still waiting in the output buffer.
     var hasPendingOutput: Bool { CHiredis_hasPendingOutput(context) != 0 }
 }

@@ -81,6 +81,12 @@ final class TestConnection: Sendable {
         try await eventually(timeout: timeout, "the server to close the connection") { self.isClosed }
     }
 
+    /// Turns reading on for a connection opened with `autoRead: false`.
+    func startReading() {
+        channel.setOption(.autoRead, value: true).whenComplete { _ in }
+        channel.read()
+    }
+
     func close() async {
         try? await channel.close()
     }

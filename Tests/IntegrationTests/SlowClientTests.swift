@@ -1,0 +1,59 @@
+import Foundation
+import SSERedis
+import Synchronization
+import Testing
+
+@Suite("Slow clients", .timeLimit(.minutes(3)))
+struct SlowClientTests {
+    @Test("a client that never reads is cut off; 100 readers get all 20,000 events in order; memory stays bounded")
+    func slowClientCutOff() async throws {
+        let redis = try await RedisServerProcess()
+        let broker = try await BrokerProcess(redisURL: redis.url(), arguments: ["--client-buffer", "65536", "--heartbeat", "0"])
+        let baseline = try broker.residentBytes()
+        let stalled = try await TestConnection.connect(port: broker.port, autoRead: false, receiveBuffer: 4096)
+        try await stalled.send("GET /stream?channel=firehose HTTP/1.1\r\nHost: x\r\n\r\n")
+        var readers: [CountingStreamClient] = []
+        for _ in 0..<100 { readers.append(try await CountingStreamClient.open(port: broker.port, channel: "firehose")) }
+        try await redis.waitForSubscribers("firehose", count: 1)
+
+        let total = 20_000
+        let padding = String(repeating: "x", count: 200)
+        let publisher = RedisCommandClient(redis: try redis.configuration, logger: .init(label: "test"))
+        defer { publisher.shutdown() }
+        let answered = Mutex(0)
+        for sequence in 0..<total {
+            let payload = Array(#"{"data": "\#(sequence) \#(padding)"}"#.utf8)
+            publisher.send([Array("PUBLISH".utf8), Array("firehose".utf8), payload]) { _ in
+                answered.withLock { $0 += 1 }
+            }
+        }
+        try await eventually(timeout: .seconds(60), "all publishes answered") { answered.withLock { $0 } == total }
+        try await eventually(timeout: .seconds(60), "every reader to get every event") {
+            readers.allSatisfy { $0.snapshot.events == total }
+        }
+        let peak = try broker.residentBytes()
+        print("slow client: broker RSS \(baseline / 1024) KiB -> \(peak / 1024) KiB with 101 clients after \(total) events")
+        for reader in readers {
+            let tally = reader.snapshot
+            #expect(tally.outOfOrder == 0)
+            #expect(tally.error == nil)
+            #expect(!tally.closed)
+        }
+        // The stalled client's socket is closed by the server; it never read, so it sees that only now.
+        #expect(try await redis.command("PUBSUB", "NUMSUB", "firehose") == .array([.bulkString(Array("firehose".utf8)), .integer(1)]))
+        #expect(peak - baseline < 64 * 1024 * 1024, "broker memory grew by \((peak - baseline) / 1024) KiB")
+        try await stalledWasCutOff(stalled, broker: broker)
+        for reader in readers { await reader.close() }
+        #expect(try await broker.stop() == 0)
+    }
+
+    /// Reads the stalled connection now: the server must have closed it (EOF after its backlog).
+    private func stalledWasCutOff(_ connection: TestConnection, broker: BrokerProcess) async throws {
+        let drainer = Task {
+            try await connection.waitForClose(timeout: .seconds(30))
+        }
+        connection.startReading()
+        try await drainer.value
+        #expect(connection.isClosed)
+    }
+}
