@@ -37,9 +37,13 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
             ])
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.close(promise: nil)
         }
-        // The decoder closes the connection after this returns.
+        // The decoder stops parsing after an error but does not close: the close above does.
         context.fireErrorCaught(error)
     }
 

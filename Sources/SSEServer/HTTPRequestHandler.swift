@@ -74,6 +74,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Protocol errors were answered by `HTTPProtocolErrorResponder`; anything else
+        // (a reset connection, say) ends this connection and no other.
+        context.close(promise: nil)
+    }
+
     private func payloadTooLarge() -> HTTPError {
         HTTPError(.payloadTooLarge, "publish body larger than \(services.configuration.maxPayloadBytes) bytes")
     }
