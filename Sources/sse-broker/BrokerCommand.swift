@@ -100,15 +100,15 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         var configuration = BrokerConfiguration(redis: redis)
         configuration.host = host ?? environment["HOST"] ?? configuration.host
-        configuration.port = try port ?? environment.integer("PORT") ?? configuration.port
-        configuration.threads = try threads ?? environment.integer("SSE_THREADS") ?? configuration.threads
-        configuration.heartbeatSeconds = try heartbeat ?? environment.double("SSE_HEARTBEAT") ?? configuration.heartbeatSeconds
-        configuration.retryMilliseconds = try retryMilliseconds ?? environment.integer("SSE_RETRY_MS")
-        configuration.clientBufferBytes = try clientBuffer ?? environment.integer("SSE_CLIENT_BUFFER") ?? configuration.clientBufferBytes
-        configuration.maxPayloadBytes = try maxPayload ?? environment.integer("SSE_MAX_PAYLOAD") ?? configuration.maxPayloadBytes
-        configuration.maxHeadBytes = try maxHeadBytes ?? environment.integer("SSE_MAX_HEAD_BYTES") ?? configuration.maxHeadBytes
-        configuration.maxConnections = try maxConnections ?? environment.integer("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
-        configuration.drainTimeoutSeconds = try drainTimeout ?? environment.double("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
+        configuration.port = try port ?? environment.value("PORT") ?? configuration.port
+        configuration.threads = try threads ?? environment.value("SSE_THREADS") ?? configuration.threads
+        configuration.heartbeatSeconds = try heartbeat ?? environment.value("SSE_HEARTBEAT") ?? configuration.heartbeatSeconds
+        configuration.retryMilliseconds = try retryMilliseconds ?? environment.value("SSE_RETRY_MS")
+        configuration.clientBufferBytes = try clientBuffer ?? environment.value("SSE_CLIENT_BUFFER") ?? configuration.clientBufferBytes
+        configuration.maxPayloadBytes = try maxPayload ?? environment.value("SSE_MAX_PAYLOAD") ?? configuration.maxPayloadBytes
+        configuration.maxHeadBytes = try maxHeadBytes ?? environment.value("SSE_MAX_HEAD_BYTES") ?? configuration.maxHeadBytes
+        configuration.maxConnections = try maxConnections ?? environment.value("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
+        configuration.drainTimeoutSeconds = try drainTimeout ?? environment.value("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
 
         guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
         guard configuration.threads >= 1 else { throw ValidationError("threads must be at least 1") }
@@ -131,15 +131,10 @@ struct Environment {
         return value.isEmpty ? nil : value
     }
 
-    func integer(_ name: String) throws -> Int? {
+    /// The variable parsed as `Value`; nil when unset, an error naming it when malformed.
+    func value<Value: LosslessStringConvertible>(_ name: String, as type: Value.Type = Value.self) throws -> Value? {
         guard let text = self[name] else { return nil }
-        guard let value = Int(text) else { throw ValidationError("\(name) must be an integer, got '\(text)'") }
-        return value
-    }
-
-    func double(_ name: String) throws -> Double? {
-        guard let text = self[name] else { return nil }
-        guard let value = Double(text) else { throw ValidationError("\(name) must be a number, got '\(text)'") }
+        guard let value = Value(text) else { throw ValidationError("\(name) must be a \(Value.self), got '\(text)'") }
         return value
     }
 }
