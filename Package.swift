@@ -33,10 +33,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        /// Event history in Redis Streams: atomic publish-with-history and replay.
+        .target(
+            name: "SSEHistory",
+            dependencies: ["SSERedis", "SSEWire"]
+        ),
         /// Publishing API for Swift apps: `sse.publish` in Swift.
         .target(
             name: "SSEPublisher",
             dependencies: [
+                "SSEHistory",
                 "SSERedis",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
@@ -46,6 +52,7 @@ let package = Package(
         .target(
             name: "SSEServer",
             dependencies: [
+                "SSEHistory",
                 "SSEPublisher",
                 "SSERedis",
                 "SSEWire",
@@ -97,6 +104,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "FlaskSSEVectors",
+                "SSEHistory",
                 "SSEServer",
                 "SSEPublisher",
                 "SSERedis",

@@ -1,4 +1,5 @@
 import Logging
+import SSEHistory
 import SSERedis
 import SSEWire
 
@@ -9,28 +10,40 @@ import SSEWire
 /// and any Flask-SSE stream, delivers what it publishes. It needs no running server: only
 /// Redis. Commands are pipelined on a dedicated thread, so callers never block.
 ///
+/// With history on (the default, as in the broker), each publish is one atomic Redis script
+/// that appends the event to the channel's history and publishes it, and the event's id is the
+/// position the broker assigns (`EPOCH-SEQUENCE`), so browsers can resume with `Last-Event-ID`
+/// on any node. The `id` argument is then replaced; pass `history: .disabled` to publish
+/// exactly as Flask-SSE does, your own id included.
+///
 /// ```swift
 /// let publisher = try SSEPublisher(redisURL: "redis://127.0.0.1:6379/0")
-/// let receivers = try await publisher.publish(data: ["message": "Hello!"], type: "greeting")
+/// let receipt = try await publisher.publish(data: ["message": "Hello!"], type: "greeting")
 /// ```
 public final class SSEPublisher: Sendable {
     /// The default channel, as in Flask-SSE.
     public static let defaultChannel = "sse"
 
     private let client: RedisCommandClient
+    private let history: HistoryStore?
 
     /// Creates a publisher for the Redis at `redis`.
-    public init(redis: RedisConfiguration, logger: Logger = Logger(label: "sse.publisher")) {
-        self.client = RedisCommandClient(redis: redis, logger: logger)
+    public init(redis: RedisConfiguration, history: HistoryConfiguration = .default, logger: Logger = Logger(label: "sse.publisher")) {
+        let client = RedisCommandClient(redis: redis, logger: logger)
+        self.client = client
+        self.history = history.isEnabled ? HistoryStore(configuration: history, client: client) : nil
     }
 
     /// Creates a publisher from a Redis URL (`redis://…` or `unix://…`).
-    public convenience init(redisURL: String, logger: Logger = Logger(label: "sse.publisher")) throws(RedisConfigurationError) {
-        self.init(redis: try RedisConfiguration(url: redisURL), logger: logger)
+    public convenience init(
+        redisURL: String,
+        history: HistoryConfiguration = .default,
+        logger: Logger = Logger(label: "sse.publisher")
+    ) throws(RedisConfigurationError) {
+        self.init(redis: try RedisConfiguration(url: redisURL), history: history, logger: logger)
     }
 
-    /// Publishes one event and returns how many Redis subscribers received it (broker nodes
-    /// and Flask-SSE streams: one per node, not per browser).
+    /// Publishes one event.
     ///
     /// Falsy `type`, `id` and `retry` (`""`, `0`, `nil`, …) are left out, as Flask-SSE does.
     @discardableResult
@@ -40,28 +53,34 @@ public final class SSEPublisher: Sendable {
         id: JSONValue? = nil,
         retry: JSONValue? = nil,
         channel: String = SSEPublisher.defaultChannel
-    ) async throws(RedisError) -> Int {
+    ) async throws(RedisError) -> PublishReceipt {
         try await publish(FlaskSSEMessage(data: data, type: type, id: id, retry: retry), channel: channel)
     }
 
     /// Publishes a prepared message.
     @discardableResult
-    public func publish(_ message: FlaskSSEMessage, channel: String = SSEPublisher.defaultChannel) async throws(RedisError) -> Int {
-        let result: Result<Int, RedisError> = await withCheckedContinuation { continuation in
+    public func publish(_ message: FlaskSSEMessage, channel: String = SSEPublisher.defaultChannel) async throws(RedisError) -> PublishReceipt {
+        let result: Result<PublishReceipt, RedisError> = await withCheckedContinuation { continuation in
             publish(message, channel: channel) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
-    /// Publishes a prepared message and reports the receiver count through `completion`
-    /// (called on the Redis command thread), for callers that are not `async`.
+    /// Publishes a prepared message and reports through `completion` (called on the Redis
+    /// command thread), for callers that are not `async`.
     public func publish(
         _ message: FlaskSSEMessage,
         channel: String,
-        completion: @escaping @Sendable (Result<Int, RedisError>) -> Void
+        completion: @escaping @Sendable (Result<PublishReceipt, RedisError>) -> Void
     ) {
+        if let history {
+            history.publish(message, channel: channel) { result in
+                completion(result.map { PublishReceipt(receivers: $0.receivers, id: $0.position) })
+            }
+            return
+        }
         client.send([Array("PUBLISH".utf8), Array(channel.utf8), message.redisPayload]) { result in
-            completion(result.flatMap(Self.receivers))
+            completion(result.flatMap(Self.receipt))
         }
     }
 
@@ -73,11 +92,24 @@ public final class SSEPublisher: Sendable {
         client.shutdown()
     }
 
-    private static func receivers(_ reply: RedisReply) -> Result<Int, RedisError> {
+    private static func receipt(_ reply: RedisReply) -> Result<PublishReceipt, RedisError> {
         switch reply {
-        case .integer(let count): return .success(Int(count))
+        case .integer(let count): return .success(PublishReceipt(receivers: Int(count), id: nil))
         case .error(let message): return .failure(RedisError(.serverError, message))
         default: return .failure(RedisError(.serverError, "unexpected reply to PUBLISH: \(reply)"))
         }
+    }
+}
+
+/// What a publish did.
+public struct PublishReceipt: Sendable, Hashable {
+    /// Redis subscribers reached: one per broker node (or Flask-SSE stream), not per browser.
+    public let receivers: Int
+    /// The id the event got from history (`EPOCH-SEQUENCE`); nil when history is off.
+    public let id: String?
+
+    public init(receivers: Int, id: String?) {
+        self.receivers = receivers
+        self.id = id
     }
 }

@@ -38,6 +38,7 @@ public final class RedisSubscriber: Sendable {
     private struct Shared {
         var wanted: Set<String> = []
         var wantedChanged = false
+        var waiters: [SubscriptionWaiter] = []
         var stopping = false
         var connected = false
         var delegate: (any RedisSubscriberDelegate)?
@@ -96,6 +97,17 @@ public final class RedisSubscriber: Sendable {
         if changed { wakeup.signal() }
     }
 
+    /// Runs `action` on the subscriber thread once Redis has confirmed a subscription to every
+    /// one of `channels` on the current connection (at once if it already has).
+    ///
+    /// A reader of history must snapshot it only after this point: from then on every new
+    /// message of those channels reaches the node, so snapshot plus live traffic leaves no gap.
+    /// Waiting survives reconnects; `action` runs after the re-subscription is confirmed.
+    public func whenSubscribed(_ channels: Set<String>, _ action: @escaping @Sendable () -> Void) {
+        shared.withLock { $0.waiters.append(SubscriptionWaiter(channels: channels, action: action)) }
+        wakeup.signal()
+    }
+
     /// Stops the thread and closes the connection; returns once the thread has exited.
     public func shutdown() {
         let wasStarted = started.withLock { $0 }
@@ -123,6 +135,19 @@ public final class RedisSubscriber: Sendable {
         }
     }
 
+    /// Removes and returns the waiters whose channels are all in `confirmed`, or no longer wanted.
+    fileprivate func takeSatisfiedWaiters(confirmed: Set<String>) -> [SubscriptionWaiter] {
+        shared.withLock { state in
+            var satisfied: [SubscriptionWaiter] = []
+            state.waiters.removeAll { waiter in
+                let done = waiter.channels.allSatisfy { confirmed.contains($0) || !state.wanted.contains($0) }
+                if done { satisfied.append(waiter) }
+                return done
+            }
+            return satisfied
+        }
+    }
+
     fileprivate func setConnected(_ connected: Bool) {
         shared.withLock { $0.connected = connected }
     }
@@ -138,12 +163,20 @@ public final class RedisSubscriber: Sendable {
     fileprivate func drainWakeups() { wakeup.drain() }
 }
 
+/// Something to run once a set of channels is confirmed subscribed.
+struct SubscriptionWaiter: Sendable {
+    let channels: Set<String>
+    let action: @Sendable () -> Void
+}
+
 /// The state only the subscriber thread touches.
 private final class SubscriberThread: @unchecked Sendable {
     // @unchecked: after `start()` every stored property is used by the spawned thread alone.
     private let owner: RedisSubscriber
     private var connection: RedisConnection?
     private var subscribed: Set<String> = []
+    /// Channels Redis has acknowledged with a `subscribe` reply on this connection.
+    private var confirmed: Set<String> = []
     private var backoff: ReconnectBackoff
     private var lastTraffic = ContinuousClock.now
     private var pingSentAt: ContinuousClock.Instant?
@@ -186,6 +219,7 @@ private final class SubscriberThread: @unchecked Sendable {
             fresh.disableTimeouts()
             connection = fresh
             subscribed = []
+            confirmed = []
             lastTraffic = .now
             pingSentAt = nil
             try reconcile(force: true)
@@ -249,9 +283,11 @@ private final class SubscriberThread: @unchecked Sendable {
                 try drainReplies(connection)
             }
             try checkLiveness(connection, interval: interval)
+            for waiter in owner.takeSatisfiedWaiters(confirmed: confirmed) { waiter.action() }
         } catch {
             self.connection = nil
             subscribed = []
+            confirmed = []
             reportDown(error)
             waitForRetry()
         }
@@ -299,6 +335,8 @@ private final class SubscriberThread: @unchecked Sendable {
             defer { freeReplyObject(reply) }
             if let message = Self.message(from: reply.pointee) {
                 batch.append(message)
+            } else if let (kind, channel) = Self.confirmation(from: reply.pointee) {
+                if kind == "subscribe" { confirmed.insert(channel) } else { confirmed.remove(channel) }
             } else if reply.pointee.type == REDIS_REPLY_ERROR {
                 let text = String(decoding: RedisReply.bytes(reply.pointee), as: UTF8.self)
                 owner.log.error("Redis refused a subscription command", metadata: ["error": "\(text)"])
@@ -307,6 +345,17 @@ private final class SubscriberThread: @unchecked Sendable {
         if !batch.isEmpty {
             owner.delegate?.subscriber(owner, received: batch)
         }
+    }
+
+    /// Reads `["subscribe" | "unsubscribe", channel, count]`.
+    private static func confirmation(from node: redisReply) -> (String, String)? {
+        guard node.type == REDIS_REPLY_ARRAY, node.elements == 3, let elements = node.element,
+            let kind = elements[0]?.pointee, let channel = elements[1]?.pointee,
+            kind.type == REDIS_REPLY_STRING, channel.type == REDIS_REPLY_STRING
+        else { return nil }
+        let name = String(decoding: RedisReply.bytes(kind), as: UTF8.self)
+        guard name == "subscribe" || name == "unsubscribe" else { return nil }
+        return (name, String(decoding: RedisReply.bytes(channel), as: UTF8.self))
     }
 
     /// Reads `["message", channel, payload]` straight from the hiredis reply, without building

@@ -1,4 +1,5 @@
 import NIOCore
+import SSEHistory
 import SSERedis
 
 #if canImport(Glibc)
@@ -39,6 +40,8 @@ public struct BrokerConfiguration: Sendable {
     public var drainTimeoutSeconds: Double
     /// Subscriber reconnect and liveness tuning.
     public var subscriber: RedisSubscriber.Configuration
+    /// Event history for `Last-Event-ID` resume; `.disabled` for Flask-SSE's behaviour.
+    public var history: HistoryConfiguration
 
     public init(
         host: String = "127.0.0.1",
@@ -53,7 +56,8 @@ public struct BrokerConfiguration: Sendable {
         maxConnections: Int = BrokerConfiguration.defaultMaxConnections,
         maxChannelNameBytes: Int = 256,
         drainTimeoutSeconds: Double = 10,
-        subscriber: RedisSubscriber.Configuration = .init()
+        subscriber: RedisSubscriber.Configuration = .init(),
+        history: HistoryConfiguration = .default
     ) {
         self.host = host
         self.port = port
@@ -68,6 +72,7 @@ public struct BrokerConfiguration: Sendable {
         self.maxChannelNameBytes = maxChannelNameBytes
         self.drainTimeoutSeconds = drainTimeoutSeconds
         self.subscriber = subscriber
+        self.history = history
     }
 
     /// The process's open-file limit less room for Redis connections, logs and listeners, so the

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SSEHistory
 import SSEPublisher
 import SSERedis
 import ServiceLifecycle
@@ -21,6 +22,7 @@ public final class BrokerServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let services: BrokerServices
     private let connections: ConnectionRegistry
+    private let history: HistoryStore?
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
 
@@ -30,8 +32,13 @@ public final class BrokerServer: Service, Sendable {
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
-        let hub = StreamHub(group: group, subscriber: subscriber, configuration: configuration, logger: logger)
-        let publisher = SSEPublisher(redis: configuration.redis, logger: logger)
+        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
+        let history = configuration.history.isEnabled
+            ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
+            : nil
+        self.history = history
+        let hub = StreamHub(group: group, subscriber: subscriber, history: history, configuration: configuration, logger: logger)
+        let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
         self.services = BrokerServices(configuration: configuration, hub: hub, publisher: publisher, logger: logger)
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
@@ -88,6 +95,7 @@ public final class BrokerServer: Service, Sendable {
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
                 "max-connections": "\(configuration.maxConnections)",
+                "history": "\(configuration.history.isEnabled ? "\(configuration.history.length) events, \(configuration.history.ttlSeconds) s" : "off")",
             ]
         )
     }
@@ -140,6 +148,7 @@ public final class BrokerServer: Service, Sendable {
         }
         services.hub.subscriber.shutdown()
         services.publisher.shutdown()
+        history?.shutdown()
         try? await group.shutdownGracefully()
         logger.info(
             "drained",

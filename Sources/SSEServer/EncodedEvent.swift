@@ -1,4 +1,5 @@
 import NIOCore
+import SSEWire
 
 /// An event's bytes, encoded once per node and shared by every client that receives it.
 ///
@@ -10,8 +11,17 @@ struct EncodedEvent: Sendable {
     let chunked: ByteBuffer
     /// The event text alone, for close-delimited (HTTP/1.0) clients.
     let raw: ByteBuffer
+    /// The event's place in history, when it has one: clients use it to drop duplicates
+    /// between a replay and live traffic.
+    let position: HistoryPosition?
 
-    init(text: some Collection<UInt8>, allocator: ByteBufferAllocator) {
+    /// Encodes an event once for all clients.
+    init(_ event: ServerSentEvent, allocator: ByteBufferAllocator) {
+        self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, allocator: allocator)
+    }
+
+    init(text: some Collection<UInt8>, position: HistoryPosition? = nil, allocator: ByteBufferAllocator) {
+        self.position = position
         let header = String(text.count, radix: 16) + "\r\n"
         var buffer = allocator.buffer(capacity: header.utf8.count + text.count + 2)
         buffer.writeString(header)

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SSERedis
+import SSEPublisher
 import SSEWire
 
 /// Routes one HTTP/1.x request at a time (NIO's pipelining handler orders them) and answers it.
@@ -150,15 +151,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         state = .publishing
-        let promise = context.eventLoop.makePromise(of: Int.self)
+        let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
         services.publisher.publish(message, channel: channel) { result in
             promise.completeWith(result.mapError { $0 as any Error })
         }
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             state = .idle
             switch result {
-            case .success(let receivers):
-                respond(context: context, request: request, status: .ok, json: ["receivers": JSONValue.integer(JSONInteger(receivers))])
+            case .success(let receipt):
+                var answer: JSONObject = ["receivers": .integer(JSONInteger(receipt.receivers))]
+                if let id = receipt.id { answer["id"] = .string(id) }
+                respond(context: context, request: request, status: .ok, json: answer)
             case .failure(let error):
                 services.logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
                 respond(context: context, request: request, error: HTTPError(.serviceUnavailable, "publish failed: \(error)"))
@@ -177,8 +180,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Replaces the HTTP handlers with a `StreamConnectionHandler`, which writes the head itself.
     private func becomeStream(context: ChannelHandlerContext, request: HTTPRequestHead, channels: [String]) {
         let isChunked = request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1)
+        // EventSource sends Last-Event-ID on reconnect; a page that stored an id passes lastEventId.
+        let resumeFrom = request.headers.first(name: "last-event-id") ?? QueryParameters(uri: request.uri).first("lastEventId")
         let stream = StreamConnectionHandler(
             channels: channels,
+            resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },
             isChunked: isChunked,
             hub: services.hub,
             clientBufferBytes: services.configuration.clientBufferBytes

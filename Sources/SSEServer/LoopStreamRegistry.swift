@@ -42,6 +42,13 @@ final class LoopStreamRegistry {
         }
     }
 
+    /// Every client of this loop, grouped by the channels it streams.
+    func clientsByChannelSet() -> [(channels: [String], clients: [StreamConnectionHandler])] {
+        var groups: [[String]: [StreamConnectionHandler]] = [:]
+        for client in all.values { groups[client.channels, default: []].append(client) }
+        return groups.map { ($0.key, $0.value) }
+    }
+
     /// Writes each event to every local client of its channel, then flushes each client once.
     func deliver(_ events: [RoutedEvent]) {
         eventLoop.preconditionInEventLoop()

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SSEWire
 
 /// A connection after it became an event stream: the HTTP handlers are gone, only this remains.
 ///
@@ -8,12 +9,19 @@ import NIOHTTP1
 /// discarded (an EventSource sends nothing after its request), but reading continues so a
 /// disconnect is noticed at once. A client whose unsent backlog passes `--client-buffer` when
 /// the next event arrives is cut off: it can never slow the others or grow the server's memory.
+///
+/// While a history replay is pending (a resume, or catching up after Redis came back), live
+/// events are held, bounded by the same buffer; when the replay arrives it is written first,
+/// then the held events. Every event with a history position at or before the last one this
+/// client got is dropped, so replay and live traffic meet with no gap and no duplicate.
 final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// The channels this stream receives.
     let channels: [String]
+    /// The position this stream resumes after (`Last-Event-ID`), as the client sent it.
+    let resumeFrom: String?
     private let isChunked: Bool
     private let hub: StreamHub
     private let clientBufferBytes: Int
@@ -22,9 +30,15 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var isRegistered = false
     private var hasPendingWrites = false
     private var isFinishing = false
+    /// The newest history position written to this client.
+    private var lastDelivered: HistoryPosition?
+    private var pendingReplays = 0
+    private var held: [EncodedEvent] = []
+    private var heldBytes = 0
 
-    init(channels: [String], isChunked: Bool, hub: StreamHub, clientBufferBytes: Int) {
+    init(channels: [String], resumeFrom: String?, isChunked: Bool, hub: StreamHub, clientBufferBytes: Int) {
         self.channels = channels
+        self.resumeFrom = resumeFrom
         self.isChunked = isChunked
         self.hub = hub
         self.clientBufferBytes = clientBufferBytes
@@ -66,9 +80,25 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.close(promise: nil)
     }
 
-    /// Queues an event's bytes; returns true when this client now needs a flush.
+    /// Queues a live event; returns true when this client now needs a flush.
     func enqueue(_ event: EncodedEvent) -> Bool {
+        guard context != nil, !isFinishing else { return false }
+        if pendingReplays > 0 {
+            held.append(event)
+            heldBytes += event.chunked.readableBytes
+            if heldBytes > clientBufferBytes, let context { cutOff(context: context, backlog: heldBytes) }
+            return false
+        }
+        return deliver(event)
+    }
+
+    /// Writes an event unless the client already has it; returns true when it needs a flush.
+    private func deliver(_ event: EncodedEvent) -> Bool {
         guard let context, !isFinishing else { return false }
+        if let position = event.position {
+            if let lastDelivered, position <= lastDelivered { return false }
+            lastDelivered = position
+        }
         if let backlog = try? options?.getOption(.bufferedWritableBytes), backlog > clientBufferBytes {
             cutOff(context: context, backlog: backlog)
             return false
@@ -82,6 +112,30 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func flushPending() {
         hasPendingWrites = false
         context?.flush()
+    }
+
+    /// Starts holding live events until `completeReplay`; events at or before `position` are
+    /// treated as already delivered.
+    func beginReplay(after position: HistoryPosition?) {
+        pendingReplays += 1
+        if let position, lastDelivered.map({ $0 < position }) ?? true {
+            lastDelivered = position
+        }
+    }
+
+    /// Writes the gap notice, the replayed events, then (once no replay is pending) the held ones.
+    func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+        guard pendingReplays > 0 else { return }
+        pendingReplays -= 1
+        if let gap { _ = deliver(gap) }
+        for event in events { _ = deliver(event) }
+        if pendingReplays == 0 {
+            let release = held
+            held = []
+            heldBytes = 0
+            for event in release { _ = deliver(event) }
+        }
+        flushPending()
     }
 
     private func cutOff(context: ChannelHandlerContext, backlog: Int) {

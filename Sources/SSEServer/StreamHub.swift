@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SSEHistory
 import SSERedis
 import SSEWire
 import Synchronization
@@ -10,8 +11,14 @@ import Synchronization
 /// and asks the subscriber thread to SUBSCRIBE on the first and UNSUBSCRIBE after the last.
 /// Each message from Redis is decoded and encoded once, on the subscriber thread, and the
 /// shared bytes hop once per batch onto each loop that has clients of that channel.
+///
+/// With history, the hub also resumes streams (`Last-Event-ID`) and, when the subscription
+/// comes back after an outage, replays to every client what was published in between.
 final class StreamHub: RedisSubscriberDelegate {
     let subscriber: RedisSubscriber
+    /// The bytes that open every stream.
+    let preamble: StreamPreamble
+    private let history: HistoryStore?
     private let loops: [any EventLoop]
     private let registries: [NIOLoopBoundBox<LoopStreamRegistry>]
     private let loopIndex: [ObjectIdentifier: Int]
@@ -20,11 +27,21 @@ final class StreamHub: RedisSubscriberDelegate {
     private let logger: Logger
     private let counters = Mutex(StreamCounters())
     private let maxPayloadBytes: Int
-    /// The bytes that open every stream.
-    let preamble: StreamPreamble
+    /// Per subscribed channel, the position of the newest event of that channel that reached
+    /// the node (or, before any did, the newest one published before the subscription was
+    /// confirmed). After an outage, that channel's clients miss exactly what comes after it.
+    private let channelPositions = Mutex<[String: HistoryPosition]>([:])
+    private let hasConnected = Mutex(false)
 
-    init(group: any EventLoopGroup, subscriber: RedisSubscriber, configuration: BrokerConfiguration, logger: Logger) {
+    init(
+        group: any EventLoopGroup,
+        subscriber: RedisSubscriber,
+        history: HistoryStore?,
+        configuration: BrokerConfiguration,
+        logger: Logger
+    ) {
         self.subscriber = subscriber
+        self.history = history
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
         self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds)
@@ -43,17 +60,17 @@ final class StreamHub: RedisSubscriberDelegate {
         self.loopIndex = loopIndex
     }
 
-    /// Stops heartbeats on every loop.
-    func stopHeartbeats() {
-        for registry in registries {
-            registry.eventLoop.execute { registry.value.stopHeartbeat() }
-        }
-    }
-
     /// Starts heartbeats on every loop.
     func startHeartbeats(every interval: TimeAmount) {
         for registry in registries {
             registry.eventLoop.execute { registry.value.startHeartbeat(every: interval) }
+        }
+    }
+
+    /// Stops heartbeats on every loop.
+    func stopHeartbeats() {
+        for registry in registries {
+            registry.eventLoop.execute { registry.value.stopHeartbeat() }
         }
     }
 
@@ -64,7 +81,7 @@ final class StreamHub: RedisSubscriberDelegate {
         return index
     }
 
-    /// Adds a client; called on its event loop.
+    /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
     func register(_ client: StreamConnectionHandler, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.add(client)
@@ -73,6 +90,11 @@ final class StreamHub: RedisSubscriberDelegate {
         }
         counters.withLock { $0.connected += 1 }
         apply(actions)
+        if let resumeFrom = client.resumeFrom, history != nil {
+            let position = HistoryPosition(resumeFrom)
+            client.beginReplay(after: position)
+            replay([client], channels: client.channels, after: position, lastEventID: resumeFrom, on: loop)
+        }
     }
 
     /// Removes a client; called on its event loop.
@@ -89,12 +111,111 @@ final class StreamHub: RedisSubscriberDelegate {
     private func apply(_ actions: [SubscriptionTable.Action]) {
         for action in actions {
             switch action {
-            case .none: break
-            case .subscribe(let channel): subscriber.subscribe(channel)
-            case .unsubscribe(let channel): subscriber.unsubscribe(channel)
+            case .none:
+                break
+            case .subscribe(let channel):
+                subscriber.subscribe(channel)
+                learnPosition(of: channel)
+            case .unsubscribe(let channel):
+                subscriber.unsubscribe(channel)
+                _ = channelPositions.withLock { $0.removeValue(forKey: channel) }
             }
         }
     }
+
+    /// Once the new subscription is confirmed, everything after the channel's newest event
+    /// reaches the node live; that event is where a catch-up for this channel would start.
+    private func learnPosition(of channel: String) {
+        guard let history else { return }
+        subscriber.whenSubscribed([channel]) { [self] in
+            history.lastPosition(of: channel) { [self] result in
+                guard case .success(let position) = result else { return }
+                advance(channel, to: position ?? HistoryPosition(epoch: 0, sequence: 0))
+            }
+        }
+    }
+
+    private func advance(_ channel: String, to position: HistoryPosition) {
+        channelPositions.withLock { positions in
+            if positions[channel].map({ $0 < position }) ?? true { positions[channel] = position }
+        }
+    }
+
+    // MARK: History replay
+
+    /// Replays history after `position` on `channels` to `clients` (all on `loop`, all already in
+    /// `beginReplay`), once Redis confirms the subscriptions, so nothing falls between the
+    /// snapshot and live traffic. A nil position (an id the broker did not issue) gets the
+    /// `unknown` notice without a query.
+    private func replay(
+        _ clients: [StreamConnectionHandler],
+        channels: [String],
+        after position: HistoryPosition?,
+        lastEventID: String,
+        on loop: any EventLoop
+    ) {
+        let bound = NIOLoopBound(clients, eventLoop: loop)
+        let clientCount = clients.count
+        guard let history, let position else {
+            let gap = gapEvent(channels.map { ($0, HistoryReplay.Gap.unknown) }, lastEventID: lastEventID)
+            for client in clients { client.completeReplay([], gap: gap) }
+            return
+        }
+        let allocator = self.allocator
+        let logger = self.logger
+        subscriber.whenSubscribed(Set(channels)) { [self] in
+            history.replay(channels: channels, after: position) { result in
+                let events: [EncodedEvent]
+                let gap: EncodedEvent?
+                switch result {
+                case .success(let replay):
+                    events = replay.events.map { EncodedEvent(ServerSentEvent(redisPayload: $0.payload), allocator: allocator) }
+                    gap = replay.gaps.isEmpty ? nil : self.gapEvent(replay.gaps, lastEventID: lastEventID)
+                    self.counters.withLock { $0.eventsReplayed += events.count * clientCount }
+                case .failure(let error):
+                    logger.warning("history replay failed", metadata: ["error": "\(error)"])
+                    events = []
+                    gap = self.gapEvent(channels.map { ($0, .unavailable) }, lastEventID: lastEventID)
+                }
+                loop.execute {
+                    for client in bound.value { client.completeReplay(events, gap: gap) }
+                }
+            }
+        }
+    }
+
+    /// The documented `history-gap` event: which channels cannot be resumed exactly, and why.
+    private func gapEvent(_ gaps: [(channel: String, gap: HistoryReplay.Gap)], lastEventID: String) -> EncodedEvent {
+        let data: JSONValue = [
+            "channels": .object(JSONObject(gaps.map { ($0.channel, JSONValue.string($0.gap.rawValue)) })),
+            "lastEventId": .string(lastEventID),
+        ]
+        let text = String(decoding: PythonJSONEncoder.encode(data), as: UTF8.self)
+        return EncodedEvent(ServerSentEvent(data: text, type: "history-gap"), allocator: allocator)
+    }
+
+    /// After the subscription came back: each client replays what its channels got since the
+    /// node last heard from them, grouped by channel set so a group costs one query and one
+    /// encoding. Clients drop what they already have, so the oldest channel position is safe.
+    private func catchUp() {
+        let positions = channelPositions.withLock { $0 }
+        for registry in registries {
+            let loop = registry.eventLoop
+            loop.execute { [self] in
+                for (channels, clients) in registry.value.clientsByChannelSet() {
+                    let known = channels.compactMap { positions[$0] }
+                    guard known.count == channels.count, let from = known.min() else {
+                        logger.warning("no history position yet for a channel; no catch-up", metadata: ["channels": "\(channels)"])
+                        continue
+                    }
+                    for client in clients { client.beginReplay(after: from) }
+                    replay(clients, channels: channels, after: from, lastEventID: from.description, on: loop)
+                }
+            }
+        }
+    }
+
+    // MARK: Counters
 
     func noteSlowClientCutOff(backlog: Int) {
         counters.withLock { $0.slowClientsCutOff += 1 }
@@ -116,6 +237,7 @@ final class StreamHub: RedisSubscriberDelegate {
             messages.map { message in table.loops(for: message.channel).map(Array.init) ?? [] }
         }
         var perLoop = [[RoutedEvent]](repeating: [], count: loops.count)
+        var newest: [String: HistoryPosition] = [:]
         for (message, loopsForMessage) in zip(messages, routes) where !loopsForMessage.isEmpty {
             guard message.payload.count <= maxPayloadBytes else {
                 counters.withLock { $0.oversizedPayloadsDropped += 1 }
@@ -125,10 +247,12 @@ final class StreamHub: RedisSubscriberDelegate {
                 )
                 continue
             }
-            let text = EventTextEncoder.encode(ServerSentEvent(redisPayload: message.payload))
-            let routed = RoutedEvent(channel: message.channel, event: EncodedEvent(text: text, allocator: allocator))
+            let event = EncodedEvent(ServerSentEvent(redisPayload: message.payload), allocator: allocator)
+            if let position = event.position { newest[message.channel] = position }
+            let routed = RoutedEvent(channel: message.channel, event: event)
             for index in loopsForMessage { perLoop[index].append(routed) }
         }
+        for (channel, position) in newest { advance(channel, to: position) }
         counters.withLock { $0.eventsReceived += messages.count }
         for (index, events) in perLoop.enumerated() where !events.isEmpty {
             let registry = registries[index]
@@ -136,7 +260,15 @@ final class StreamHub: RedisSubscriberDelegate {
         }
     }
 
-    func subscriberDidConnect(_ subscriber: RedisSubscriber) {}
+    /// Runs before any message of the new connection is read, so the catch-up's `beginReplay`
+    /// reaches each loop ahead of the first live batch.
+    func subscriberDidConnect(_ subscriber: RedisSubscriber) {
+        let isReconnect = hasConnected.withLock { connected in
+            defer { connected = true }
+            return connected
+        }
+        if isReconnect, history != nil { catchUp() }
+    }
 
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
 }
@@ -145,6 +277,7 @@ final class StreamHub: RedisSubscriberDelegate {
 struct StreamCounters: Sendable {
     var connected = 0
     var eventsReceived = 0
+    var eventsReplayed = 0
     var slowClientsCutOff = 0
     var oversizedPayloadsDropped = 0
 }

@@ -31,11 +31,31 @@ public struct FlaskSSEMessage: Sendable, Hashable {
     /// The bytes Flask-SSE's `sse.publish` would put on Redis for these arguments: falsy
     /// `type`, `id` and `retry` left out, keys sorted, Python separators and escapes.
     public var redisPayload: [UInt8] {
-        var members: JSONObject = ["data": data]
-        if let type, type.isTruthy { members["type"] = type }
-        if let id, id.isTruthy { members["id"] = id }
-        if let retry, retry.isTruthy { members["retry"] = retry }
-        return PythonJSONEncoder.encode(.object(members))
+        let (head, tail) = payloadAroundID
+        guard let id, id.isTruthy else { return head + tail }
+        var payload = head
+        payload.append(contentsOf: ", \"id\": ".utf8)
+        PythonJSONEncoder.append(id, to: &payload)
+        return payload + tail
+    }
+
+    /// The payload cut where `"id"` goes (keys sort as data < id < retry < type), so an id
+    /// assigned later, inside Redis, can be spliced in: `head + ", \"id\": …" + tail`.
+    /// `head + tail` is the payload without an id.
+    public var payloadAroundID: (head: [UInt8], tail: [UInt8]) {
+        var head = Array("{\"data\": ".utf8)
+        PythonJSONEncoder.append(data, to: &head)
+        var tail: [UInt8] = []
+        if let retry, retry.isTruthy {
+            tail.append(contentsOf: ", \"retry\": ".utf8)
+            PythonJSONEncoder.append(retry, to: &tail)
+        }
+        if let type, type.isTruthy {
+            tail.append(contentsOf: ", \"type\": ".utf8)
+            PythonJSONEncoder.append(type, to: &tail)
+        }
+        tail.append(UInt8(ascii: "}"))
+        return (head, tail)
     }
 
     /// The event Flask-SSE's stream renders for this message.

@@ -31,11 +31,11 @@ struct FlaskSSEInteropTests {
         await node.shutdown()
     }
 
-    @Test("our POST /publish feeds a Flask-SSE stream: its bytes equal ours and the vectors'")
+    @Test("our POST /publish feeds a Flask-SSE stream: its bytes equal ours and the vectors' (history off)")
     func brokerPublishToFlaskConsumer() async throws {
         let python = try Executables.interopPython()
         let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration)
+        let node = try await BrokerNode(redis: try redis.configuration) { $0.history = .disabled }
         let flaskPort = try FreePort.next()
         let flask = try ChildProcess(python, [Self.script("flask_sse_app.py"), redis.url(), String(flaskPort)])
         try await eventually("the Flask-SSE app to listen") { try FreePort.isListening(flaskPort) }
@@ -57,6 +57,34 @@ struct FlaskSSEInteropTests {
         await flaskClient.close()
         await ourClient.close()
         try await flask.stop(signal: SIGKILL)  // Werkzeug waits forever on its streaming thread
+        await node.shutdown()
+    }
+
+    @Test("with history on, a Flask-SSE stream still consumes what we publish, ids included, byte for byte as ours")
+    func historyPayloadsStayFlaskSSE() async throws {
+        let python = try Executables.interopPython()
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let flaskPort = try FreePort.next()
+        let flask = try ChildProcess(python, [Self.script("flask_sse_app.py"), redis.url(), String(flaskPort)])
+        try await eventually("the Flask-SSE app to listen") { try FreePort.isListening(flaskPort) }
+        let flaskClient = try await StreamClient.open(port: flaskPort, "/stream?channel=hx", waitForHead: false)
+        let ourClient = try await node.stream("hx")
+        try await redis.waitForSubscribers("hx", count: 2)
+        let vectors = try FlaskSSEVector.all().filter { $0.publish != nil }
+        for vector in vectors {
+            let body = PythonJSONEncoder.encode(.object(try #require(vector.publish)))
+            let response = try await node.request("POST", "/publish?channel=hx", body: body)
+            #expect(response.status == 200)
+            #expect(response.bodyText.contains(#""receivers": 2"#))
+        }
+        let flaskEvents = try await flaskClient.waitForEvents(vectors.count)
+        let ourEvents = try await ourClient.waitForEvents(vectors.count)
+        #expect(ourEvents == flaskEvents)
+        #expect(ourEvents.allSatisfy { $0.contains("id:") })
+        await flaskClient.close()
+        await ourClient.close()
+        try await flask.stop(signal: SIGKILL)
         await node.shutdown()
     }
 }

@@ -7,9 +7,10 @@ struct RedisOutageTests {
     @Test("Redis killed and restarted under live streams on two nodes: readyz follows, publish fails fast, heartbeats flow, events resume without reconnecting")
     func killAndRestart() async throws {
         let redis = try await RedisServerProcess()
+        // History off: this Redis keeps no data across the kill; history across restarts is in HistoryTests.
         let nodes = [
-            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1 },
-            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1 },
+            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1; $0.history = .disabled },
+            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1; $0.history = .disabled },
         ]
         var clients: [StreamClient] = []
         for node in nodes { clients.append(try await node.stream("live")) }
@@ -81,7 +82,7 @@ struct PublisherRestartTests {
         let redis = try await RedisServerProcess()
         let tap = try RedisTap(redis: try redis.configuration, channel: "again")
         defer { tap.stop() }
-        let node = try await BrokerNode(redis: try redis.configuration)
+        let node = try await BrokerNode(redis: try redis.configuration) { $0.history = .disabled }
         try await redis.waitForSubscribers("again", count: 1)
         #expect(try await node.request("POST", "/publish?channel=again", body: Array(#"{"data": 1}"#.utf8)).status == 200)
         try await redis.restart()

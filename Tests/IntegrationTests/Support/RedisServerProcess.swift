@@ -8,6 +8,8 @@ final class RedisServerProcess: @unchecked Sendable {
     let port: Int
     let socketPath: String
     let password: String?
+    /// Whether data survives a kill: append-only file, fsync on every write.
+    let persistent: Bool
     private let directory: URL
     private var process: Process
 
@@ -20,22 +22,24 @@ final class RedisServerProcess: @unchecked Sendable {
         get throws { try RedisConfiguration(url: url()) }
     }
 
-    init(password: String? = nil) async throws {
+    init(password: String? = nil, persistent: Bool = false) async throws {
         self.port = try FreePort.next()
         self.password = password
+        self.persistent = persistent
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.socketPath = directory.appendingPathComponent("redis.sock").path
-        self.process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password)
+        self.process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent)
         try await waitUntilReady()
     }
 
-    private static func launch(port: Int, socketPath: String, directory: URL, password: String?) throws -> Process {
+    private static func launch(port: Int, socketPath: String, directory: URL, password: String?, persistent: Bool) throws -> Process {
         let process = Process()
         process.executableURL = try Executables.find("redis-server")
         var arguments = [
             "--port", String(port), "--bind", "127.0.0.1", "--unixsocket", socketPath, "--unixsocketperm", "700",
-            "--save", "", "--appendonly", "no", "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
+            "--save", "", "--appendonly", persistent ? "yes" : "no", "--appendfsync", "always",
+            "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
         ]
         if let password { arguments += ["--requirepass", password] }
         process.arguments = arguments
@@ -99,7 +103,7 @@ final class RedisServerProcess: @unchecked Sendable {
     func restart() async throws {
         kill()
         try? FileManager.default.removeItem(atPath: socketPath)
-        process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password)
+        process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent)
         try await waitUntilReady()
     }
 

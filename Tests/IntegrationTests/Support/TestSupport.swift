@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A failure of the test harness itself, with a message.
 struct TestFailure: Error, CustomStringConvertible {
@@ -167,4 +168,16 @@ final class CollectedOutput: @unchecked Sendable {
         defer { lock.unlock() }
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// A value several tasks read and write.
+final class SharedValue<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+
+    init(_ value: Value) {
+        storage = Mutex(value)
+    }
+
+    func get() -> Value { storage.withLock { $0 } }
+    func set(_ value: Value) { storage.withLock { $0 = value } }
 }
