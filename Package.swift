@@ -66,6 +66,7 @@ let package = Package(
         .executableTarget(
             name: "sse-broker",
             dependencies: [
+                "SSEHistory",
                 "SSEServer",
                 "SSERedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import NIOCore
+import SSEHistory
 import SSERedis
 import SSEServer
 import ServiceLifecycle
@@ -62,6 +63,12 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take before connections are closed hard. (env: SSE_DRAIN_TIMEOUT, default: 10)")
     var drainTimeout: Double?
 
+    @Option(help: "Events kept per channel in Redis Streams for Last-Event-ID resume; 0 turns history off. (env: SSE_HISTORY, default: 1000)")
+    var history: Int?
+
+    @Option(name: .customLong("history-ttl"), help: "Seconds a channel's history lives after its last publish. (env: SSE_HISTORY_TTL, default: 3600)")
+    var historyTTL: Int?
+
     @Option(help: "Event loop threads. (env: SSE_THREADS, default: number of cores)")
     var threads: Int?
 
@@ -109,6 +116,12 @@ struct BrokerCommand: AsyncParsableCommand {
         configuration.maxHeadBytes = try maxHeadBytes ?? environment.value("SSE_MAX_HEAD_BYTES") ?? configuration.maxHeadBytes
         configuration.maxConnections = try maxConnections ?? environment.value("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
         configuration.drainTimeoutSeconds = try drainTimeout ?? environment.value("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
+
+        let historyLength = try history ?? environment.value("SSE_HISTORY") ?? configuration.history.length
+        let historyTTL = try self.historyTTL ?? environment.value("SSE_HISTORY_TTL") ?? configuration.history.ttlSeconds
+        guard historyLength >= 0 else { throw ValidationError("history must be >= 0") }
+        guard historyTTL >= 1 else { throw ValidationError("history-ttl must be at least 1 second") }
+        configuration.history = HistoryConfiguration(length: historyLength, ttlSeconds: historyTTL)
 
         guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
         guard configuration.threads >= 1 else { throw ValidationError("threads must be at least 1") }

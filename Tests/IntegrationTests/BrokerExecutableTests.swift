@@ -12,6 +12,9 @@ struct BrokerExecutableTests {
         for expected in [
             "--host", "HOST", "127.0.0.1", "--port", "PORT", "5000", "--redis-url", "SSE_REDIS_URL", "REDIS_URL",
             "redis://127.0.0.1:6379/0", "--log-level", "LOG_LEVEL", "--heartbeat", "SSE_HEARTBEAT",
+            "--retry-ms", "SSE_RETRY_MS", "--client-buffer", "SSE_CLIENT_BUFFER", "--max-payload", "SSE_MAX_PAYLOAD",
+            "--max-head-bytes", "SSE_MAX_HEAD_BYTES", "--max-connections", "SSE_MAX_CONNECTIONS",
+            "--drain-timeout", "SSE_DRAIN_TIMEOUT", "--history", "SSE_HISTORY", "--history-ttl", "SSE_HISTORY_TTL",
         ] {
             #expect(help.contains(expected), "--help does not mention \(expected)")
         }
@@ -38,6 +41,19 @@ struct BrokerExecutableTests {
         #expect(try await broker.stop(signal: SIGTERM) == 0, "\(broker.text)")
         try await client.connection.waitForClose()
         #expect(try #require(try HTTPResponse.parse(client.connection.received)).chunkedComplete, "the stream did not end with the terminating chunk")
+    }
+
+    @Test("--history 0 publishes exactly as Flask-SSE: no id added")
+    func historyOff() async throws {
+        let redis = try await RedisServerProcess()
+        let broker = try await BrokerProcess(redisURL: redis.url(), arguments: [], environment: ["SSE_HISTORY": "0"])
+        let connection = try await TestConnection.connect(port: broker.port)
+        let body = #"{"data": "plain"}"#
+        try await connection.send("POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        try await connection.waitForClose()
+        #expect(try HTTPResponse.parse(connection.received)?.bodyText == #"{"receivers": 0}"#)
+        #expect(try await redis.command("EXISTS", "sse:history:seq") == .integer(0))
+        #expect(try await broker.stop() == 0)
     }
 
     @Test("a bad REDIS_URL is refused at start with a clear message")
