@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -38,6 +41,11 @@ let package = Package(
             name: "SSEHistory",
             dependencies: ["SSERedis", "SSEWire"]
         ),
+        /// Who may subscribe to and publish on which channels: JWT (jwt-kit) and a static publish key.
+        .target(
+            name: "SSEAuth",
+            dependencies: [.product(name: "JWTKit", package: "jwt-kit")]
+        ),
         /// Publishing API for Swift apps: `sse.publish` in Swift.
         .target(
             name: "SSEPublisher",
@@ -52,6 +60,7 @@ let package = Package(
         .target(
             name: "SSEServer",
             dependencies: [
+                "SSEAuth",
                 "SSEHistory",
                 "SSEPublisher",
                 "SSERedis",
@@ -61,11 +70,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(
             name: "sse-broker",
             dependencies: [
+                "SSEAuth",
                 "SSEHistory",
                 "SSEServer",
                 "SSERedis",
@@ -88,6 +100,11 @@ let package = Package(
             dependencies: ["SSEWire", "FlaskSSEVectors"]
         ),
         .testTarget(
+            name: "SSEAuthTests",
+            dependencies: ["SSEAuth", .product(name: "JWTKit", package: "jwt-kit")],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "SSERedisTests",
             dependencies: ["SSERedis"]
         ),
@@ -105,6 +122,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "FlaskSSEVectors",
+                "SSEAuth",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 "SSEHistory",
                 "SSEServer",
                 "SSEPublisher",

@@ -1,4 +1,5 @@
 import NIOCore
+import SSEAuth
 import SSEHistory
 import SSERedis
 
@@ -42,6 +43,10 @@ public struct BrokerConfiguration: Sendable {
     public var subscriber: RedisSubscriber.Configuration
     /// Event history for `Last-Event-ID` resume; `.disabled` for Flask-SSE's behaviour.
     public var history: HistoryConfiguration
+    /// Who may stream and publish.
+    public var access: AccessConfiguration
+    /// Origins allowed cross-origin (`*` for any, without credentials).
+    public var corsOrigins: [String]
 
     public init(
         host: String = "127.0.0.1",
@@ -57,7 +62,9 @@ public struct BrokerConfiguration: Sendable {
         maxChannelNameBytes: Int = 256,
         drainTimeoutSeconds: Double = 10,
         subscriber: RedisSubscriber.Configuration = .init(),
-        history: HistoryConfiguration = .default
+        history: HistoryConfiguration = .default,
+        access: AccessConfiguration = .init(),
+        corsOrigins: [String] = []
     ) {
         self.host = host
         self.port = port
@@ -73,6 +80,13 @@ public struct BrokerConfiguration: Sendable {
         self.drainTimeoutSeconds = drainTimeoutSeconds
         self.subscriber = subscriber
         self.history = history
+        self.access = access
+        self.corsOrigins = corsOrigins
+    }
+
+    /// Whether `host` is a loopback address, where an open `POST /publish` is safe.
+    public var listensOnLoopbackOnly: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// The process's open-file limit less room for Redis connections, logs and listeners, so the

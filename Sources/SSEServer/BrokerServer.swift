@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SSEAuth
 import SSEHistory
 import SSEPublisher
 import SSERedis
@@ -26,20 +27,30 @@ public final class BrokerServer: Service, Sendable {
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
 
-    /// Creates a node; nothing runs until `start()` or `run()`.
-    public init(configuration: BrokerConfiguration, logger: Logger) throws(RedisError) {
+    /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key.
+    public init(configuration: BrokerConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        self.group = group
         let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
         // Replays read on their own connection, so a burst of resumes never queues behind publishes.
         let history = configuration.history.isEnabled
             ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
             : nil
         self.history = history
-        let hub = StreamHub(group: group, subscriber: subscriber, history: history, configuration: configuration, logger: logger)
+        let metrics = BrokerMetrics()
+        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
         let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
-        self.services = BrokerServices(configuration: configuration, hub: hub, publisher: publisher, logger: logger)
+        let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
+        self.services = BrokerServices(
+            configuration: configuration,
+            hub: hub,
+            publisher: publisher,
+            access: access,
+            metrics: metrics,
+            logger: logger
+        )
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
 
@@ -88,6 +99,9 @@ public final class BrokerServer: Service, Sendable {
         if configuration.heartbeatSeconds > 0 {
             services.hub.startHeartbeats(every: .nanoseconds(Int64(configuration.heartbeatSeconds * 1_000_000_000)))
         }
+        if !configuration.access.publishingNeedsCredentials, !configuration.listensOnLoopbackOnly, !configuration.access.allowOpenPublish {
+            logger.warning("POST /publish is refused: this node listens beyond loopback without --jwt-secret, --jwt-public-key, --publish-key or --allow-open-publish")
+        }
         logger.info(
             "sse-broker listening",
             metadata: [
@@ -95,6 +109,7 @@ public final class BrokerServer: Service, Sendable {
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
                 "max-connections": "\(configuration.maxConnections)",
+                "auth": "\(configuration.access.streamsNeedToken ? "jwt" : configuration.access.publishingNeedsCredentials ? "publish key" : "off")",
                 "history": "\(configuration.history.isEnabled ? "\(configuration.history.length) events, \(configuration.history.ttlSeconds) s" : "off")",
             ]
         )

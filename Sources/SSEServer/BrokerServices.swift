@@ -1,18 +1,33 @@
 import Logging
+import SSEAuth
 import SSEPublisher
 
-/// What every connection of a node shares: configuration, the stream hub, the publisher.
+/// What every connection of a node shares: configuration, the stream hub, the publisher,
+/// access control, CORS and metrics.
 final class BrokerServices: Sendable {
     let configuration: BrokerConfiguration
     let hub: StreamHub
     let publisher: SSEPublisher
+    let access: AccessController
+    let cors: CORSPolicy
+    let metrics: BrokerMetrics
     let channels: ChannelNameValidator
     let logger: Logger
 
-    init(configuration: BrokerConfiguration, hub: StreamHub, publisher: SSEPublisher, logger: Logger) {
+    init(
+        configuration: BrokerConfiguration,
+        hub: StreamHub,
+        publisher: SSEPublisher,
+        access: AccessController,
+        metrics: BrokerMetrics,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.hub = hub
         self.publisher = publisher
+        self.access = access
+        self.cors = CORSPolicy(origins: configuration.corsOrigins)
+        self.metrics = metrics
         self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes)
         self.logger = logger
     }

@@ -15,13 +15,36 @@ struct EncodedEvent: Sendable {
     /// between a replay and live traffic.
     let position: HistoryPosition?
 
+    /// When the publisher stamped the event (Unix milliseconds in a numeric `publishedAt` of an
+    /// object `data`), for the publish-to-write delay metric.
+    let publishedAtMilliseconds: Double?
+
     /// Encodes an event once for all clients.
     init(_ event: ServerSentEvent, allocator: ByteBufferAllocator) {
         self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, allocator: allocator)
     }
 
-    init(text: some Collection<UInt8>, position: HistoryPosition? = nil, allocator: ByteBufferAllocator) {
+    /// Decodes a Redis payload (Flask-SSE's, or plain text) and encodes it once for all clients.
+    init(redisPayload: [UInt8], allocator: ByteBufferAllocator) {
+        guard let message = FlaskSSEMessage(redisPayload: redisPayload) else {
+            self.init(ServerSentEvent(redisPayload: redisPayload), allocator: allocator)
+            return
+        }
+        var stamp: Double?
+        if case .object(let data) = message.data {
+            switch data["publishedAt"] {
+            case .integer(let value)?: stamp = Double(value.digits)
+            case .float(let value)?: stamp = value
+            default: break
+            }
+        }
+        let event = message.event
+        self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, publishedAt: stamp, allocator: allocator)
+    }
+
+    init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
         self.position = position
+        self.publishedAtMilliseconds = publishedAt
         let header = String(text.count, radix: 16) + "\r\n"
         var buffer = allocator.buffer(capacity: header.utf8.count + text.count + 2)
         buffer.writeString(header)

@@ -1,15 +1,17 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import SSERedis
+import SSEAuth
 import SSEPublisher
+import SSERedis
 import SSEWire
 
 /// Routes one HTTP/1.x request at a time (NIO's pipelining handler orders them) and answers it.
 ///
 /// `GET /stream` turns the connection into an event stream: the HTTP handlers leave the
 /// pipeline and a `StreamConnectionHandler` takes over. `POST /publish` hands the payload to
-/// the publisher's Redis thread and answers when Redis has, without blocking the loop.
+/// the publisher's Redis thread and answers when Redis has, without blocking the loop. With
+/// auth configured, both wait for the access decision first (401 or 403 with a JSON body).
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -17,8 +19,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum Route {
         case stream(channels: [String])
         case publish(channel: String)
+        case preflight(methods: String)
         case health
         case ready
+        case metrics
         case refuse(HTTPError)
     }
 
@@ -27,8 +31,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case receiving(HTTPRequestHead, Route, body: ByteBuffer?)
         /// An answer went out before the request ended (body too large); the connection closes.
         case closing
-        /// Waiting for Redis to answer a publish.
-        case publishing
+        /// Waiting for an access decision or for Redis to answer a publish.
+        case waiting
     }
 
     private let services: BrokerServices
@@ -88,36 +92,44 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func route(_ head: HTTPRequestHead) -> Route {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         let query = QueryParameters(uri: head.uri)
-        switch path {
-        case "/stream":
-            guard head.method == .GET || head.method == .HEAD else {
-                return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
-            }
+        switch (path, head.method) {
+        case ("/stream", .GET), ("/stream", .HEAD):
             do {
                 return .stream(channels: try services.channels.streamChannels(query))
             } catch {
                 return .refuse(error)
             }
-        case "/publish":
-            guard head.method == .POST else {
-                return .refuse(.methodNotAllowed(head.method, allowed: [.POST]))
-            }
+        case ("/stream", .OPTIONS):
+            return .preflight(methods: "GET, HEAD, OPTIONS")
+        case ("/stream", _):
+            return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD, .OPTIONS]))
+        case ("/publish", .POST):
             do {
                 return .publish(channel: try services.channels.publishChannel(query))
             } catch {
                 return .refuse(error)
             }
-        case "/healthz", "/readyz":
-            guard head.method == .GET || head.method == .HEAD else {
-                return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
-            }
-            return path == "/healthz" ? .health : .ready
+        case ("/publish", .OPTIONS):
+            return .preflight(methods: "POST, OPTIONS")
+        case ("/publish", _):
+            return .refuse(.methodNotAllowed(head.method, allowed: [.POST, .OPTIONS]))
+        case ("/healthz", .GET), ("/healthz", .HEAD):
+            return .health
+        case ("/readyz", .GET), ("/readyz", .HEAD):
+            return .ready
+        case ("/metrics", .GET):
+            return .metrics
+        case ("/healthz", _), ("/readyz", _):
+            return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
+        case ("/metrics", _):
+            return .refuse(.methodNotAllowed(head.method, allowed: [.GET]))
         default:
             return .refuse(HTTPError(.notFound, "no such endpoint: \(path)"))
         }
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route, body: ByteBuffer?) {
+        let cors = services.cors.headers(origin: head.headers.first(name: "origin"))
         switch route {
         case .health:
             respond(context: context, request: head, status: .ok, json: ["status": "ok"])
@@ -127,30 +139,96 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 respond(context: context, request: head, status: .serviceUnavailable, json: ["status": "redis subscription down"])
             }
+        case .metrics:
+            let headers = HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+            finishResponse(
+                context: context,
+                request: head,
+                head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
+                body: services.metrics.exposition()
+            )
+        case .preflight(let methods):
+            let headers = HTTPHeaders(services.cors.preflightHeaders(origin: head.headers.first(name: "origin"), methods: methods))
+            finishResponse(context: context, request: head, head: HTTPResponseHead(version: head.version, status: .noContent, headers: headers), body: [])
         case .refuse(let error):
-            respond(context: context, request: head, error: error)
+            respond(context: context, request: head, error: error, extraHeaders: cors)
         case .stream(let channels):
-            if head.method == .HEAD {
-                respondToStreamHead(context: context, request: head)
-            } else {
-                becomeStream(context: context, request: head, channels: channels)
+            authorize(context: context, request: head, cors: cors, check: { access, credentials in
+                await access.authorizeStream(channels: channels, credentials: credentials)
+            }, fastPath: !services.access.configuration.streamsNeedToken) { [self] expiresAt in
+                if head.method == .HEAD {
+                    respondToStreamHead(context: context, request: head, cors: cors)
+                } else {
+                    becomeStream(context: context, request: head, channels: channels, cors: cors, expiresAt: expiresAt)
+                }
             }
         case .publish(let channel):
-            publish(context: context, request: head, channel: channel, body: body ?? ByteBuffer())
+            authorize(context: context, request: head, cors: cors, check: { access, credentials in
+                await access.authorizePublish(channel: channel, credentials: credentials)
+            }, fastPath: false) { [self] _ in
+                publish(context: context, request: head, channel: channel, body: body ?? ByteBuffer(), cors: cors)
+            }
+        }
+    }
+
+    // MARK: Access
+
+    private func credentials(_ head: HTTPRequestHead) -> AccessController.Credentials {
+        AccessController.Credentials(
+            authorization: head.headers.first(name: "authorization"),
+            cookieHeader: head.headers[canonicalForm: "cookie"].joined(separator: "; "),
+            queryToken: QueryParameters(uri: head.uri).first("token")
+        )
+    }
+
+    /// Runs the access check (off the loop: jwt-kit's key collection is an actor), then either
+    /// continues on the loop or answers 401/403.
+    private func authorize(
+        context: ChannelHandlerContext,
+        request: HTTPRequestHead,
+        cors: [(String, String)],
+        check: @escaping @Sendable (AccessController, AccessController.Credentials) async -> AccessDecision,
+        fastPath: Bool,
+        then proceed: @escaping (Double?) -> Void
+    ) {
+        if fastPath {
+            proceed(nil)
+            return
+        }
+        state = .waiting
+        let access = services.access
+        let credentials = credentials(request)
+        let promise = context.eventLoop.makePromise(of: AccessDecision.self)
+        promise.completeWithTask { await check(access, credentials) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+            state = .idle
+            switch decision {
+            case .allowed(let expiresAt):
+                proceed(expiresAt)
+            case .unauthenticated(let message):
+                respond(
+                    context: context,
+                    request: request,
+                    error: HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", #"Bearer realm="sse""#)]),
+                    extraHeaders: cors
+                )
+            case .forbidden(let message):
+                respond(context: context, request: request, error: HTTPError(.forbidden, message), extraHeaders: cors)
+            }
         }
     }
 
     // MARK: Publishing
 
-    private func publish(context: ChannelHandlerContext, request: HTTPRequestHead, channel: String, body: ByteBuffer) {
+    private func publish(context: ChannelHandlerContext, request: HTTPRequestHead, channel: String, body: ByteBuffer, cors: [(String, String)]) {
         let message: FlaskSSEMessage
         do {
             message = try PublishRequest.message(from: body.readableBytesView)
         } catch {
-            respond(context: context, request: request, error: error)
+            respond(context: context, request: request, error: error, extraHeaders: cors)
             return
         }
-        state = .publishing
+        state = .waiting
         let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
         services.publisher.publish(message, channel: channel) { result in
             promise.completeWith(result.mapError { $0 as any Error })
@@ -159,33 +237,46 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .idle
             switch result {
             case .success(let receipt):
+                services.metrics.publishes.increment()
                 var answer: JSONObject = ["receivers": .integer(JSONInteger(receipt.receivers))]
                 if let id = receipt.id { answer["id"] = .string(id) }
-                respond(context: context, request: request, status: .ok, json: answer)
+                respond(context: context, request: request, status: .ok, json: answer, extraHeaders: cors)
             case .failure(let error):
+                services.metrics.publishErrors.increment()
                 services.logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                respond(context: context, request: request, error: HTTPError(.serviceUnavailable, "publish failed: \(error)"))
+                respond(context: context, request: request, error: HTTPError(.serviceUnavailable, "publish failed: \(error)"), extraHeaders: cors)
             }
         }
     }
 
     // MARK: Streams
 
-    private func respondToStreamHead(context: ChannelHandlerContext, request: HTTPRequestHead) {
-        var headers = HTTPHeaders(StreamPreamble.headers)
+    private func respondToStreamHead(context: ChannelHandlerContext, request: HTTPRequestHead, cors: [(String, String)]) {
+        var headers = HTTPHeaders(StreamPreamble.headers + cors)
         headers.add(name: "Transfer-Encoding", value: "chunked")
         finishResponse(context: context, request: request, head: HTTPResponseHead(version: request.version, status: .ok, headers: headers), body: nil)
     }
 
     /// Replaces the HTTP handlers with a `StreamConnectionHandler`, which writes the head itself.
-    private func becomeStream(context: ChannelHandlerContext, request: HTTPRequestHead, channels: [String]) {
+    private func becomeStream(
+        context: ChannelHandlerContext,
+        request: HTTPRequestHead,
+        channels: [String],
+        cors: [(String, String)],
+        expiresAt: Double?
+    ) {
         let isChunked = request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1)
         // EventSource sends Last-Event-ID on reconnect; a page that stored an id passes lastEventId.
         let resumeFrom = request.headers.first(name: "last-event-id") ?? QueryParameters(uri: request.uri).first("lastEventId")
+        let preamble = cors.isEmpty
+            ? services.hub.preamble
+            : StreamPreamble(retryMilliseconds: services.configuration.retryMilliseconds, extraHeaders: cors)
         let stream = StreamConnectionHandler(
             channels: channels,
             resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },
             isChunked: isChunked,
+            preamble: preamble.bytes(chunked: isChunked),
+            expiresAt: expiresAt,
             hub: services.hub,
             clientBufferBytes: services.configuration.clientBufferBytes
         )
@@ -221,8 +312,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         respond(context: context, request: head, error: error)
     }
 
-    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, error: HTTPError) {
-        var headers = HTTPHeaders(error.headers)
+    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, error: HTTPError, extraHeaders: [(String, String)] = []) {
+        var headers = HTTPHeaders(error.headers + extraHeaders)
         headers.add(name: "Content-Type", value: "application/json")
         finishResponse(
             context: context,
@@ -232,8 +323,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         )
     }
 
-    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, status: HTTPResponseStatus, json: JSONObject) {
-        let headers = HTTPHeaders([("Content-Type", "application/json")])
+    private func respond(
+        context: ChannelHandlerContext,
+        request: HTTPRequestHead,
+        status: HTTPResponseStatus,
+        json: JSONObject,
+        extraHeaders: [(String, String)] = []
+    ) {
+        let headers = HTTPHeaders([("Content-Type", "application/json")] + extraHeaders)
         finishResponse(
             context: context,
             request: request,
@@ -246,10 +343,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finishResponse(context: ChannelHandlerContext, request: HTTPRequestHead, head: HTTPResponseHead, body: [UInt8]?) {
         var head = head
         let keepAlive = request.isKeepAlive && head.headers.first(name: "connection")?.lowercased() != "close"
-        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+        if let body, head.status != .noContent { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
         head.headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, request.method != .HEAD {
+        if let body, !body.isEmpty, request.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))

@@ -1,4 +1,9 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SSEWire
 
 /// The stream clients of one event loop, used only on that loop.
@@ -14,9 +19,11 @@ final class LoopStreamRegistry {
     private var needingFlush: [StreamConnectionHandler] = []
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
+    private let metrics: BrokerMetrics
 
-    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
         self.eventLoop = eventLoop
+        self.metrics = metrics
         self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
     }
 
@@ -52,13 +59,31 @@ final class LoopStreamRegistry {
     /// Writes each event to every local client of its channel, then flushes each client once.
     func deliver(_ events: [RoutedEvent]) {
         eventLoop.preconditionInEventLoop()
+        var delivered = 0
+        var bytes = 0
+        var now: Double?
         for routed in events {
             guard let clients = byChannel[routed.channel] else { continue }
             for client in clients.values where client.enqueue(routed.event) {
                 needingFlush.append(client)
             }
+            delivered += clients.count
+            bytes += clients.count * routed.event.chunked.readableBytes
+            if let stamp = routed.event.publishedAtMilliseconds {
+                let current = now ?? Self.unixMilliseconds()
+                now = current
+                metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
+            }
         }
         flushTouched()
+        metrics.eventsDelivered.increment(by: delivered)
+        metrics.bytesDelivered.increment(by: bytes)
+    }
+
+    private static func unixMilliseconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1e6
     }
 
     /// Sends a heartbeat comment to every client of this loop.

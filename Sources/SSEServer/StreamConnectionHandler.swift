@@ -1,4 +1,9 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOHTTP1
 import SSEWire
 
@@ -23,6 +28,9 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// The position this stream resumes after (`Last-Event-ID`), as the client sent it.
     let resumeFrom: String?
     private let isChunked: Bool
+    private let preamble: ByteBuffer
+    /// When the stream's token expires (Unix seconds); the stream ends then.
+    private let expiresAt: Double?
     private let hub: StreamHub
     private let clientBufferBytes: Int
     private var context: ChannelHandlerContext?
@@ -36,10 +44,20 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var held: [EncodedEvent] = []
     private var heldBytes = 0
 
-    init(channels: [String], resumeFrom: String?, isChunked: Bool, hub: StreamHub, clientBufferBytes: Int) {
+    init(
+        channels: [String],
+        resumeFrom: String?,
+        isChunked: Bool,
+        preamble: ByteBuffer,
+        expiresAt: Double?,
+        hub: StreamHub,
+        clientBufferBytes: Int
+    ) {
         self.channels = channels
         self.resumeFrom = resumeFrom
         self.isChunked = isChunked
+        self.preamble = preamble
+        self.expiresAt = expiresAt
         self.hub = hub
         self.clientBufferBytes = clientBufferBytes
     }
@@ -47,10 +65,17 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.options = context.channel.syncOptions
-        context.writeAndFlush(wrapOutboundOut(hub.preamble.bytes(chunked: isChunked)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(preamble), promise: nil)
         guard context.channel.isActive else { return }
         isRegistered = true
         hub.register(self, on: context.eventLoop)
+        if let expiresAt {
+            // The token's lifetime ends the stream; the client must come back with a fresh one.
+            let remaining = max(0, expiresAt - Self.unixTime())
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(remaining * 1e9))) { [self] in
+                finish()
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -155,6 +180,13 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
+    }
+
+    /// Seconds since 1970, the unit of a token's `exp`.
+    private static func unixTime() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private func unregister() {

@@ -26,6 +26,7 @@ final class StreamHub: RedisSubscriberDelegate {
     private let allocator = ByteBufferAllocator()
     private let logger: Logger
     private let counters = Mutex(StreamCounters())
+    private let metrics: BrokerMetrics
     private let maxPayloadBytes: Int
     /// Per subscribed channel, the position of the newest event of that channel that reached
     /// the node (or, before any did, the newest one published before the subscription was
@@ -37,11 +38,13 @@ final class StreamHub: RedisSubscriberDelegate {
         group: any EventLoopGroup,
         subscriber: RedisSubscriber,
         history: HistoryStore?,
+        metrics: BrokerMetrics,
         configuration: BrokerConfiguration,
         logger: Logger
     ) {
         self.subscriber = subscriber
         self.history = history
+        self.metrics = metrics
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
         self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds)
@@ -52,7 +55,7 @@ final class StreamHub: RedisSubscriberDelegate {
             loopIndex[ObjectIdentifier(loop)] = loops.count
             loops.append(loop)
             registries.append(
-                .makeBoxSendingValue(LoopStreamRegistry(eventLoop: loop, allocator: allocator), eventLoop: loop)
+                .makeBoxSendingValue(LoopStreamRegistry(eventLoop: loop, allocator: allocator, metrics: metrics), eventLoop: loop)
             )
         }
         self.loops = loops
@@ -85,10 +88,15 @@ final class StreamHub: RedisSubscriberDelegate {
     func register(_ client: StreamConnectionHandler, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.add(client)
-        let actions = table.withLock { table in
-            client.channels.map { table.add(channel: $0, loop: index) }
+        let (actions, channelCount) = table.withLock { table in
+            (client.channels.map { table.add(channel: $0, loop: index) }, table.channels.count)
         }
-        counters.withLock { $0.connected += 1 }
+        let connected = counters.withLock { counters in
+            counters.connected += 1
+            return counters.connected
+        }
+        metrics.connectedClients.record(connected)
+        metrics.channelsSubscribed.record(channelCount)
         apply(actions)
         if let resumeFrom = client.resumeFrom, history != nil {
             let position = HistoryPosition(resumeFrom)
@@ -101,10 +109,15 @@ final class StreamHub: RedisSubscriberDelegate {
     func unregister(_ client: StreamConnectionHandler, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.remove(client)
-        let actions = table.withLock { table in
-            client.channels.map { table.remove(channel: $0, loop: index) }
+        let (actions, channelCount) = table.withLock { table in
+            (client.channels.map { table.remove(channel: $0, loop: index) }, table.channels.count)
         }
-        counters.withLock { $0.connected -= 1 }
+        let connected = counters.withLock { counters in
+            counters.connected -= 1
+            return counters.connected
+        }
+        metrics.connectedClients.record(connected)
+        metrics.channelsSubscribed.record(channelCount)
         apply(actions)
     }
 
@@ -172,6 +185,7 @@ final class StreamHub: RedisSubscriberDelegate {
                     events = replay.events.map { EncodedEvent(ServerSentEvent(redisPayload: $0.payload), allocator: allocator) }
                     gap = replay.gaps.isEmpty ? nil : self.gapEvent(replay.gaps, lastEventID: lastEventID)
                     self.counters.withLock { $0.eventsReplayed += events.count * clientCount }
+                    self.metrics.eventsReplayed.increment(by: events.count * clientCount)
                 case .failure(let error):
                     logger.warning("history replay failed", metadata: ["error": "\(error)"])
                     events = []
@@ -219,6 +233,7 @@ final class StreamHub: RedisSubscriberDelegate {
 
     func noteSlowClientCutOff(backlog: Int) {
         counters.withLock { $0.slowClientsCutOff += 1 }
+        metrics.slowClientsCutOff.increment()
         logger.info("slow client cut off", metadata: ["unsent-bytes": "\(backlog)"])
     }
 
@@ -247,13 +262,14 @@ final class StreamHub: RedisSubscriberDelegate {
                 )
                 continue
             }
-            let event = EncodedEvent(ServerSentEvent(redisPayload: message.payload), allocator: allocator)
+            let event = EncodedEvent(redisPayload: message.payload, allocator: allocator)
             if let position = event.position { newest[message.channel] = position }
             let routed = RoutedEvent(channel: message.channel, event: event)
             for index in loopsForMessage { perLoop[index].append(routed) }
         }
         for (channel, position) in newest { advance(channel, to: position) }
         counters.withLock { $0.eventsReceived += messages.count }
+        metrics.eventsReceived.increment(by: messages.count)
         for (index, events) in perLoop.enumerated() where !events.isEmpty {
             let registry = registries[index]
             registry.eventLoop.execute { registry.value.deliver(events) }
@@ -267,6 +283,7 @@ final class StreamHub: RedisSubscriberDelegate {
             defer { connected = true }
             return connected
         }
+        if isReconnect { metrics.redisReconnects.increment() }
         if isReconnect, history != nil { catchUp() }
     }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
 import NIOCore
+import Foundation
+import SSEAuth
 import SSEHistory
 import SSERedis
 import SSEServer
@@ -69,6 +71,24 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("history-ttl"), help: "Seconds a channel's history lives after its last publish. (env: SSE_HISTORY_TTL, default: 3600)")
     var historyTTL: Int?
 
+    @Option(name: .customLong("jwt-secret"), help: "HS256 secret: streams need a JWT granting their channels (sse.subscribe), publishing one granting the channel (sse.publish). (env: SSE_JWT_SECRET, default: auth off)")
+    var jwtSecret: String?
+
+    @Option(name: .customLong("jwt-public-key"), help: "PEM file of an RSA (RS256) or P-256 (ES256) public key, instead of --jwt-secret. (env: SSE_JWT_PUBLIC_KEY)")
+    var jwtPublicKey: String?
+
+    @Option(name: .customLong("jwt-cookie"), help: "Cookie that may carry the token. (env: SSE_JWT_COOKIE, default: sse_token)")
+    var jwtCookie: String?
+
+    @Option(name: .customLong("publish-key"), help: "Static bearer token allowed to publish on every channel. (env: SSE_PUBLISH_KEY)")
+    var publishKey: String?
+
+    @Flag(name: .customLong("allow-open-publish"), help: "Allow POST /publish without credentials on a non-loopback --host. (env: SSE_ALLOW_OPEN_PUBLISH=1)")
+    var allowOpenPublish = false
+
+    @Option(name: .customLong("cors-origin"), help: "Origin allowed cross-origin; repeat it, or * for any (no credentials then). (env: SSE_CORS_ORIGINS, comma-separated)")
+    var corsOrigins: [String] = []
+
     @Option(help: "Event loop threads. (env: SSE_THREADS, default: number of cores)")
     var threads: Int?
 
@@ -85,7 +105,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "sse-broker")
         let configuration = try makeConfiguration(environment)
-        let server = try BrokerServer(configuration: configuration, logger: logger)
+        let server = try await BrokerServer(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server)],
@@ -123,6 +143,11 @@ struct BrokerCommand: AsyncParsableCommand {
         guard historyTTL >= 1 else { throw ValidationError("history-ttl must be at least 1 second") }
         configuration.history = HistoryConfiguration(length: historyLength, ttlSeconds: historyTTL)
 
+        configuration.access = try makeAccess(environment)
+        configuration.corsOrigins = corsOrigins.isEmpty
+            ? (environment["SSE_CORS_ORIGINS"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            : corsOrigins
+
         guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
         guard configuration.threads >= 1 else { throw ValidationError("threads must be at least 1") }
         guard configuration.heartbeatSeconds >= 0 else { throw ValidationError("heartbeat must be >= 0") }
@@ -133,6 +158,30 @@ struct BrokerCommand: AsyncParsableCommand {
         guard configuration.maxConnections >= 1 else { throw ValidationError("max-connections must be positive") }
         guard configuration.drainTimeoutSeconds >= 0 else { throw ValidationError("drain-timeout must be >= 0") }
         return configuration
+    }
+}
+
+extension BrokerCommand {
+    private func makeAccess(_ environment: Environment) throws -> AccessConfiguration {
+        var access = AccessConfiguration()
+        let secret = jwtSecret ?? environment["SSE_JWT_SECRET"]
+        let keyFile = jwtPublicKey ?? environment["SSE_JWT_PUBLIC_KEY"]
+        if secret != nil, keyFile != nil {
+            throw ValidationError("use either --jwt-secret or --jwt-public-key, not both")
+        }
+        if let secret {
+            access.tokenKey = .hmacSecret(secret)
+        } else if let keyFile {
+            do {
+                access.tokenKey = .publicKeyPEM(try String(contentsOfFile: keyFile, encoding: .utf8))
+            } catch {
+                throw ValidationError("cannot read --jwt-public-key \(keyFile): \(error.localizedDescription)")
+            }
+        }
+        access.publishKey = publishKey ?? environment["SSE_PUBLISH_KEY"]
+        access.cookieName = jwtCookie ?? environment["SSE_JWT_COOKIE"] ?? access.cookieName
+        access.allowOpenPublish = allowOpenPublish || environment["SSE_ALLOW_OPEN_PUBLISH"] == "1"
+        return access
     }
 }
 

@@ -13,7 +13,7 @@ final class BrokerNode: Sendable {
         configure(&configuration)
         var logger = Logger(label: "test.broker")
         logger.logLevel = .warning
-        server = try BrokerServer(configuration: configuration, logger: logger)
+        server = try await BrokerServer(configuration: configuration, logger: logger)
         try await server.start()
         guard let port = server.localPort else { throw TestFailure("the node did not bind") }
         self.port = port

@@ -1,0 +1,48 @@
+import Metrics
+import Prometheus
+
+/// A node's metrics, through swift-metrics into its own Prometheus registry, served at
+/// `GET /metrics` in Prometheus text format.
+///
+/// Each node owns its registry (rather than bootstrapping the process-wide `MetricsSystem`),
+/// so several nodes in one process, as in tests, each report their own figures. Hot-path
+/// figures are added per batch, never per client per event.
+final class BrokerMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    let connectedClients: Metrics.Gauge
+    let channelsSubscribed: Metrics.Gauge
+    let eventsReceived: Metrics.Counter
+    let eventsDelivered: Metrics.Counter
+    let bytesDelivered: Metrics.Counter
+    let eventsReplayed: Metrics.Counter
+    let slowClientsCutOff: Metrics.Counter
+    let redisReconnects: Metrics.Counter
+    let publishes: Metrics.Counter
+    let publishErrors: Metrics.Counter
+    /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms).
+    let deliveryDelay: Metrics.Timer
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+        ]
+        connectedClients = Metrics.Gauge(label: "sse_connected_clients", factory: factory)
+        channelsSubscribed = Metrics.Gauge(label: "sse_channels_subscribed", factory: factory)
+        eventsReceived = Metrics.Counter(label: "sse_events_received_total", factory: factory)
+        eventsDelivered = Metrics.Counter(label: "sse_events_delivered_total", factory: factory)
+        bytesDelivered = Metrics.Counter(label: "sse_bytes_delivered_total", factory: factory)
+        eventsReplayed = Metrics.Counter(label: "sse_events_replayed_total", factory: factory)
+        slowClientsCutOff = Metrics.Counter(label: "sse_slow_clients_disconnected_total", factory: factory)
+        redisReconnects = Metrics.Counter(label: "sse_redis_reconnects_total", factory: factory)
+        publishes = Metrics.Counter(label: "sse_publishes_total", factory: factory)
+        publishErrors = Metrics.Counter(label: "sse_publish_errors_total", factory: factory)
+        deliveryDelay = Metrics.Timer(label: "sse_publish_to_write_seconds", factory: factory)
+    }
+
+    /// The Prometheus text exposition.
+    func exposition() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}
