@@ -19,7 +19,8 @@ final class BrokerMetrics: Sendable {
     let redisReconnects: Metrics.Counter
     let publishes: Metrics.Counter
     let publishErrors: Metrics.Counter
-    /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms).
+    /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms):
+    /// one observation per event per event loop that writes it.
     let deliveryDelay: Metrics.Timer
 
     init() {

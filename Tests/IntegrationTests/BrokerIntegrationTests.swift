@@ -227,10 +227,10 @@ struct BrokerIntegrationTests {
         #expect(missing.bodyText.contains("error"))
         let streamPost = try await node.request("POST", "/stream")
         #expect(streamPost.status == 405)
-        #expect(streamPost.header("allow") == "GET, HEAD")
+        #expect(streamPost.header("allow") == "GET, HEAD, OPTIONS")
         let publishGet = try await node.request("GET", "/publish")
         #expect(publishGet.status == 405)
-        #expect(publishGet.header("allow") == "POST")
+        #expect(publishGet.header("allow") == "POST, OPTIONS")
         #expect(try await node.request("GET", "/stream/extra").status == 404)
         await node.shutdown()
     }
