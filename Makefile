@@ -8,11 +8,12 @@ PORT ?= 5000
 REDIS_PORT ?= 6379
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config python3-venv
+TEST_APT_PACKAGES := nginx-light chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps redis clean
+.PHONY: all deps build release run test test-deps screenshots redis cluster cluster-down clean
 
 all: build
 
@@ -46,20 +47,45 @@ redis: deps
 		echo "started redis-server on port $(REDIS_PORT) (pid $$(cat $(RUN_DIR)/redis.pid))"; \
 	fi
 
-## run: build and serve on PORT (5000) against REDIS_URL, starting a local Redis when none answers.
+## run: build and serve on PORT (5000) with the demo page, starting a local Redis when none answers.
 run: build redis
-	.build/debug/sse-broker --host 127.0.0.1 --port $(PORT) --redis-url $(REDIS_URL)
+	.build/debug/sse-broker --host 127.0.0.1 --port $(PORT) --redis-url $(REDIS_URL) --demo
 
-## test-deps: everything the tests need: packages, and the real Flask-SSE in a venv for interop.
+## cluster: the docker-compose topology without Docker: redis on 6379, three nodes, nginx on 8080.
+cluster: build
+	@command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light >/dev/null; }
+	scripts/cluster.sh up
+
+## cluster-down: stop everything `make cluster` started.
+cluster-down:
+	scripts/cluster.sh down
+
+## test-deps: everything the tests need: packages (nginx and Chromium for the browser test), and
+## the real Flask-SSE, selenium and pytest in a venv.
 test-deps: deps
-	@if ! $(VENV)/bin/python -c 'import flask_sse' 2>/dev/null; then \
+	@missing=""; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_APT_PACKAGES) >/dev/null; \
+	fi
+	@if ! $(VENV)/bin/python -c 'import flask_sse, selenium, pytest, yaml' 2>/dev/null; then \
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/Interop/requirements.txt; \
 	fi
 
-## test: the full suite. Each test starts its own throwaway redis-server and stops it after.
+## test: the full suite. Each test starts its own throwaway redis-server (or cluster) and stops it after:
+## the Swift tests, then the real-browser demo test through nginx and the compose-file check.
 test: test-deps
 	swift build --build-tests
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
 	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build
+
+## screenshots: refresh docs/screenshots/demo.png from the browser test.
+screenshots: test-deps
+	swift build
+	SSE_SCREENSHOT=$(CURDIR)/docs/screenshots/demo.png $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser/test_demo_browser.py
 
 clean:
 	rm -rf .build $(VENV) $(RUN_DIR)

@@ -47,6 +47,10 @@ public struct BrokerConfiguration: Sendable {
     public var access: AccessConfiguration
     /// Origins allowed cross-origin (`*` for any, without credentials).
     public var corsOrigins: [String]
+    /// Serve the demo page at `/` and publish its live data.
+    public var demo: Bool
+    /// This node's name, shown by the demo page (and in logs).
+    public var nodeName: String
 
     public init(
         host: String = "127.0.0.1",
@@ -64,7 +68,9 @@ public struct BrokerConfiguration: Sendable {
         subscriber: RedisSubscriber.Configuration = .init(),
         history: HistoryConfiguration = .default,
         access: AccessConfiguration = .init(),
-        corsOrigins: [String] = []
+        corsOrigins: [String] = [],
+        demo: Bool = false,
+        nodeName: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -82,6 +88,15 @@ public struct BrokerConfiguration: Sendable {
         self.history = history
         self.access = access
         self.corsOrigins = corsOrigins
+        self.demo = demo
+        self.nodeName = nodeName ?? "\(Self.hostname()):\(port)"
+    }
+
+    /// This machine's host name, for the default node name.
+    public static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "node" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Whether `host` is a loopback address, where an open `POST /publish` is safe.

@@ -26,6 +26,7 @@ public final class BrokerServer: Service, Sendable {
     private let history: HistoryStore?
     private let serverChannel = Mutex<(any Channel)?>(nil)
     private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
+    private let demoTask = Mutex<Task<Void, Never>?>(nil)
 
     /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key.
     public init(configuration: BrokerConfiguration, logger: Logger) async throws {
@@ -43,12 +44,22 @@ public final class BrokerServer: Service, Sendable {
         let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
         let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
         let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
+        let demo = configuration.demo
+            ? DemoPublisher(
+                publisher: publisher,
+                redis: configuration.redis,
+                nodeName: configuration.nodeName,
+                streams: { hub.connectedCount },
+                logger: logger
+            )
+            : nil
         self.services = BrokerServices(
             configuration: configuration,
             hub: hub,
             publisher: publisher,
             access: access,
             metrics: metrics,
+            demo: demo,
             logger: logger
         )
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
@@ -96,6 +107,9 @@ public final class BrokerServer: Service, Sendable {
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         serverChannel.withLock { $0 = channel }
         services.hub.subscriber.start(delegate: services.hub)
+        if let demo = services.demo {
+            demoTask.withLock { $0 = Task { await demo.run() } }
+        }
         if configuration.heartbeatSeconds > 0 {
             services.hub.startHeartbeats(every: .nanoseconds(Int64(configuration.heartbeatSeconds * 1_000_000_000)))
         }
@@ -108,6 +122,8 @@ public final class BrokerServer: Service, Sendable {
                 "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
+                "node": "\(configuration.nodeName)",
+                "demo": "\(configuration.demo)",
                 "max-connections": "\(configuration.maxConnections)",
                 "auth": "\(configuration.access.streamsNeedToken ? "jwt" : configuration.access.publishingNeedsCredentials ? "publish key" : "off")",
                 "history": "\(configuration.history.isEnabled ? "\(configuration.history.length) events, \(configuration.history.ttlSeconds) s" : "off")",
@@ -146,6 +162,7 @@ public final class BrokerServer: Service, Sendable {
 
     private func drain() async {
         let started = ContinuousClock.now
+        demoTask.withLock { $0?.cancel() }
         if let channel = serverChannel.withLock({ $0 }) {
             try? await channel.close()
         }

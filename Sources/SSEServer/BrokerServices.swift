@@ -11,6 +11,8 @@ final class BrokerServices: Sendable {
     let access: AccessController
     let cors: CORSPolicy
     let metrics: BrokerMetrics
+    /// The demo's publisher, with `--demo`.
+    let demo: DemoPublisher?
     let channels: ChannelNameValidator
     let logger: Logger
 
@@ -20,6 +22,7 @@ final class BrokerServices: Sendable {
         publisher: SSEPublisher,
         access: AccessController,
         metrics: BrokerMetrics,
+        demo: DemoPublisher?,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -28,6 +31,7 @@ final class BrokerServices: Sendable {
         self.access = access
         self.cors = CORSPolicy(origins: configuration.corsOrigins)
         self.metrics = metrics
+        self.demo = demo
         self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes)
         self.logger = logger
     }

@@ -23,6 +23,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case health
         case ready
         case metrics
+        case demoPage
+        case demoTask
         case refuse(HTTPError)
     }
 
@@ -119,6 +121,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return .ready
         case ("/metrics", .GET):
             return .metrics
+        case ("/", .GET) where services.demo != nil, ("/", .HEAD) where services.demo != nil:
+            return .demoPage
+        case ("/demo/task", .POST) where services.demo != nil:
+            return .demoTask
         case ("/healthz", _), ("/readyz", _):
             return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
         case ("/metrics", _):
@@ -147,6 +153,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
                 body: services.metrics.exposition()
             )
+        case .demoPage:
+            let headers = HTTPHeaders([("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache")])
+            finishResponse(
+                context: context,
+                request: head,
+                head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
+                body: Array(DemoPage.html.utf8)
+            )
+        case .demoTask:
+            guard let demo = services.demo else { return }
+            respond(context: context, request: head, status: .ok, json: ["task": .string(demo.startTask())])
         case .preflight(let methods):
             let headers = HTTPHeaders(services.cors.preflightHeaders(origin: head.headers.first(name: "origin"), methods: methods))
             finishResponse(context: context, request: head, head: HTTPResponseHead(version: head.version, status: .noContent, headers: headers), body: [])
@@ -270,7 +287,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let resumeFrom = request.headers.first(name: "last-event-id") ?? QueryParameters(uri: request.uri).first("lastEventId")
         let preamble = cors.isEmpty
             ? services.hub.preamble
-            : StreamPreamble(retryMilliseconds: services.configuration.retryMilliseconds, extraHeaders: cors)
+            : StreamPreamble(
+                retryMilliseconds: services.configuration.retryMilliseconds,
+                nodeName: services.configuration.demo ? services.configuration.nodeName : nil,
+                extraHeaders: cors
+            )
         let stream = StreamConnectionHandler(
             channels: channels,
             resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },

@@ -47,7 +47,7 @@ final class StreamHub: RedisSubscriberDelegate {
         self.metrics = metrics
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
-        self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds)
+        self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.demo ? configuration.nodeName : nil)
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
         var loopIndex: [ObjectIdentifier: Int] = [:]
@@ -236,6 +236,9 @@ final class StreamHub: RedisSubscriberDelegate {
         metrics.slowClientsCutOff.increment()
         logger.info("slow client cut off", metadata: ["unsent-bytes": "\(backlog)"])
     }
+
+    /// Open streams on this node.
+    var connectedCount: Int { counters.withLock { $0.connected } }
 
     /// A snapshot of the hub's counters.
     var statistics: StreamCounters { counters.withLock { $0 } }

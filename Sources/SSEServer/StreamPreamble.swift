@@ -16,19 +16,25 @@ struct StreamPreamble: Sendable {
     /// For HTTP/1.0 clients: close-delimited body.
     let closeDelimited: ByteBuffer
 
-    init(retryMilliseconds: Int?, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
+    /// - Parameter nodeName: with `--demo`, a `node` event naming the node opens every stream.
+    init(retryMilliseconds: Int?, nodeName: String? = nil, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
         func head(_ version: String, _ framing: String) -> String {
             var text = "HTTP/\(version) 200 OK\r\n"
             for (name, value) in Self.headers + extraHeaders { text += "\(name): \(value)\r\n" }
             return text + framing + "\r\n"
         }
-        let retry = retryMilliseconds.map { Array("retry:\($0)\n\n".utf8) }
+        var opening: [UInt8] = []
+        if let retryMilliseconds { opening += Array("retry:\(retryMilliseconds)\n\n".utf8) }
+        if let nodeName {
+            let data = String(decoding: PythonJSONEncoder.encode(["node": .string(nodeName)]), as: UTF8.self)
+            opening += EventTextEncoder.encode(ServerSentEvent(data: data, type: "node"))
+        }
         var chunked = allocator.buffer(string: head("1.1", "Transfer-Encoding: chunked\r\n"))
         var closeDelimited = allocator.buffer(string: head("1.0", "Connection: close\r\n"))
-        if let retry {
-            var framed = EncodedEvent(text: retry, allocator: allocator).chunked
+        if !opening.isEmpty {
+            var framed = EncodedEvent(text: opening, allocator: allocator).chunked
             chunked.writeBuffer(&framed)
-            closeDelimited.writeBytes(retry)
+            closeDelimited.writeBytes(opening)
         }
         self.chunked = chunked
         self.closeDelimited = closeDelimited

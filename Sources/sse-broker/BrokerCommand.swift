@@ -89,6 +89,12 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("cors-origin"), help: "Origin allowed cross-origin; repeat it, or * for any (no credentials then). (env: SSE_CORS_ORIGINS, comma-separated)")
     var corsOrigins: [String] = []
 
+    @Flag(help: "Serve the demo page at / and publish its live data (clock, status, task). (env: SSE_DEMO=1)")
+    var demo = false
+
+    @Option(name: .customLong("node-name"), help: "This node's name, shown by the demo page. (env: SSE_NODE_NAME, default: HOSTNAME:PORT)")
+    var nodeName: String?
+
     @Option(help: "Event loop threads. (env: SSE_THREADS, default: number of cores)")
     var threads: Int?
 
@@ -144,6 +150,8 @@ struct BrokerCommand: AsyncParsableCommand {
         configuration.history = HistoryConfiguration(length: historyLength, ttlSeconds: historyTTL)
 
         configuration.access = try makeAccess(environment)
+        configuration.demo = demo || environment["SSE_DEMO"] == "1"
+        configuration.nodeName = nodeName ?? environment["SSE_NODE_NAME"] ?? "\(BrokerConfiguration.hostname()):\(configuration.port)"
         configuration.corsOrigins = corsOrigins.isEmpty
             ? (environment["SSE_CORS_ORIGINS"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             : corsOrigins
