@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps screenshots redis cluster cluster-down clean
+.PHONY: all deps build release run test test-deps screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -86,6 +86,15 @@ test: test-deps
 screenshots: test-deps
 	swift build
 	SSE_SCREENSHOT=$(CURDIR)/docs/screenshots/demo.png $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser/test_demo_browser.py
+
+## bench: release build, the load tool, then scenarios S1-S4 against sse-broker, Nchan and Flask-SSE;
+## prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a short run).
+bench: deps
+	swift build -c release --product sse-broker
+	mkdir -p .build/bench
+	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis -lpthread
+	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c
+	python3 Benchmarks/bench.py
 
 clean:
 	rm -rf .build $(VENV) $(RUN_DIR)

@@ -38,7 +38,7 @@ final class DemoPublisher: Sendable {
 
     private func clockLoop() async {
         while !Task.isCancelled {
-            let now = Self.wallClock()
+            let now = WallClock.seconds()
             let second = Int(now)
             try? await Task.sleep(for: .milliseconds(max(1, Int((Double(second + 1) - now) * 1000))))
             // Every node tries; the one that takes this second's lock publishes.
@@ -64,7 +64,7 @@ final class DemoPublisher: Sendable {
                 data: [
                     "node": .string(nodeName), "redis": .string(up ? "up" : "down"),
                     "responseMs": .float((milliseconds * 100).rounded() / 100), "streams": .integer(JSONInteger(streams())),
-                    "time": .string(Self.timeOfDay(Int(Self.wallClock()))),
+                    "time": .string(Self.timeOfDay(Int(WallClock.seconds()))),
                 ],
                 type: "status",
                 channel: "demo.status"
@@ -89,12 +89,6 @@ final class DemoPublisher: Sendable {
             }
         }
         return id
-    }
-
-    static func wallClock() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     static func timeOfDay(_ unix: Int) -> String {

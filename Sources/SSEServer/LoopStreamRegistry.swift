@@ -1,9 +1,4 @@
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SSEWire
 
 /// The stream clients of one event loop, used only on that loop.
@@ -14,7 +9,10 @@ import SSEWire
 /// event. Heartbeats are one timer per loop, not one per client.
 final class LoopStreamRegistry {
     let eventLoop: any EventLoop
+    /// Streams of exactly one channel: they take a channel's whole batch in one write.
     private var byChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
+    /// Streams of several channels: they take events one by one, in publish order.
+    private var multiByChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     private var all: [ObjectIdentifier: StreamConnectionHandler] = [:]
     private var needingFlush: [StreamConnectionHandler] = []
     private let heartbeat: EncodedEvent
@@ -35,7 +33,11 @@ final class LoopStreamRegistry {
         let id = ObjectIdentifier(client)
         all[id] = client
         for channel in client.channels {
-            byChannel[channel, default: [:]][id] = client
+            if client.channels.count == 1 {
+                byChannel[channel, default: [:]][id] = client
+            } else {
+                multiByChannel[channel, default: [:]][id] = client
+            }
         }
     }
 
@@ -46,6 +48,8 @@ final class LoopStreamRegistry {
         for channel in client.channels {
             byChannel[channel]?[id] = nil
             if byChannel[channel]?.isEmpty == true { byChannel[channel] = nil }
+            multiByChannel[channel]?[id] = nil
+            if multiByChannel[channel]?.isEmpty == true { multiByChannel[channel] = nil }
         }
     }
 
@@ -56,34 +60,41 @@ final class LoopStreamRegistry {
         return groups.map { ($0.key, $0.value) }
     }
 
-    /// Writes each event to every local client of its channel, then flushes each client once.
-    func deliver(_ events: [RoutedEvent]) {
+    /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
+    /// one write, each multi-channel stream every event in order; then each touched stream is
+    /// flushed once. Figures for metrics are added once per call.
+    func deliver(_ delivery: LoopDelivery) {
         eventLoop.preconditionInEventLoop()
         var delivered = 0
         var bytes = 0
-        var now: Double?
-        for routed in events {
-            guard let clients = byChannel[routed.channel] else { continue }
-            for client in clients.values where client.enqueue(routed.event) {
+        for batch in delivery.batches {
+            guard let clients = byChannel[batch.channel] else { continue }
+            for client in clients.values where client.enqueue(batch) {
                 needingFlush.append(client)
             }
-            delivered += clients.count
-            bytes += clients.count * routed.event.chunked.readableBytes
-            if let stamp = routed.event.publishedAtMilliseconds {
-                let current = now ?? Self.unixMilliseconds()
-                now = current
-                metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
+            delivered += clients.count * batch.events.count
+            bytes += clients.count * batch.chunked.readableBytes
+        }
+        if !multiByChannel.isEmpty {
+            for routed in delivery.ordered {
+                guard let clients = multiByChannel[routed.channel] else { continue }
+                for client in clients.values where client.enqueue(routed.event) {
+                    needingFlush.append(client)
+                }
+                delivered += clients.count
+                bytes += clients.count * routed.event.chunked.readableBytes
             }
+        }
+        var now: Double?
+        for routed in delivery.ordered {
+            guard let stamp = routed.event.publishedAtMilliseconds else { continue }
+            let current = now ?? WallClock.seconds() * 1000
+            now = current
+            metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
         }
         flushTouched()
         metrics.eventsDelivered.increment(by: delivered)
         metrics.bytesDelivered.increment(by: bytes)
-    }
-
-    private static func unixMilliseconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1e6
     }
 
     /// Sends a heartbeat comment to every client of this loop.

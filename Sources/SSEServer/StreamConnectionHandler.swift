@@ -1,9 +1,4 @@
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOHTTP1
 import SSEWire
 
@@ -71,7 +66,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         hub.register(self, on: context.eventLoop)
         if let expiresAt {
             // The token's lifetime ends the stream; the client must come back with a fresh one.
-            let remaining = max(0, expiresAt - Self.unixTime())
+            let remaining = max(0, expiresAt - WallClock.seconds())
             context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(remaining * 1e9))) { [self] in
                 finish()
             }
@@ -115,6 +110,26 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             return false
         }
         return deliver(event)
+    }
+
+    /// Queues a channel's batch from one read: one write when the client is live and has none of
+    /// it yet, else event by event. Returns true when this client now needs a flush.
+    func enqueue(_ batch: ChannelBatch) -> Bool {
+        guard let context, !isFinishing else { return false }
+        let overlaps = lastDelivered.map { last in batch.firstPosition.map { $0 <= last } ?? false } ?? false
+        if pendingReplays > 0 || overlaps || batch.events.count == 1 {
+            var needsFlush = false
+            for event in batch.events where enqueue(event) { needsFlush = true }
+            return needsFlush
+        }
+        if let backlog = try? options?.getOption(.bufferedWritableBytes), backlog > clientBufferBytes {
+            cutOff(context: context, backlog: backlog)
+            return false
+        }
+        context.write(wrapOutboundOut(batch.bytes(chunked: isChunked)), promise: nil)
+        if let last = batch.lastPosition { lastDelivered = last }
+        defer { hasPendingWrites = true }
+        return !hasPendingWrites
     }
 
     /// Writes an event unless the client already has it; returns true when it needs a flush.
@@ -180,13 +195,6 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.writeAndFlush(wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
-    }
-
-    /// Seconds since 1970, the unit of a token's `exp`.
-    private static func unixTime() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private func unregister() {

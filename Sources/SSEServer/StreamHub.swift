@@ -254,7 +254,10 @@ final class StreamHub: RedisSubscriberDelegate {
         let routes: [[Int]] = table.withLock { table in
             messages.map { message in table.loops(for: message.channel).map(Array.init) ?? [] }
         }
-        var perLoop = [[RoutedEvent]](repeating: [], count: loops.count)
+        var perLoop = [LoopDelivery](repeating: LoopDelivery(), count: loops.count)
+        var byChannel: [String: [EncodedEvent]] = [:]
+        var channelOrder: [String] = []
+        var channelLoops: [String: [Int]] = [:]
         var newest: [String: HistoryPosition] = [:]
         for (message, loopsForMessage) in zip(messages, routes) where !loopsForMessage.isEmpty {
             guard message.payload.count <= maxPayloadBytes else {
@@ -267,15 +270,25 @@ final class StreamHub: RedisSubscriberDelegate {
             }
             let event = EncodedEvent(redisPayload: message.payload, allocator: allocator)
             if let position = event.position { newest[message.channel] = position }
+            if byChannel[message.channel] == nil {
+                channelOrder.append(message.channel)
+                channelLoops[message.channel] = loopsForMessage
+            }
+            byChannel[message.channel, default: []].append(event)
             let routed = RoutedEvent(channel: message.channel, event: event)
-            for index in loopsForMessage { perLoop[index].append(routed) }
+            for index in loopsForMessage { perLoop[index].ordered.append(routed) }
+        }
+        for channel in channelOrder {
+            guard let events = byChannel[channel], let loopsForChannel = channelLoops[channel] else { continue }
+            let batch = ChannelBatch(channel: channel, events: events, allocator: allocator)
+            for index in loopsForChannel { perLoop[index].batches.append(batch) }
         }
         for (channel, position) in newest { advance(channel, to: position) }
         counters.withLock { $0.eventsReceived += messages.count }
         metrics.eventsReceived.increment(by: messages.count)
-        for (index, events) in perLoop.enumerated() where !events.isEmpty {
+        for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
             let registry = registries[index]
-            registry.eventLoop.execute { registry.value.deliver(events) }
+            registry.eventLoop.execute { registry.value.deliver(delivery) }
         }
     }
 

@@ -1,0 +1,511 @@
+// sse-load: the project's load tool. Opens N SSE connections (source addresses spread over
+// 127.0.0.x), publishes M events at rate R (Redis PUBLISH, or HTTP POST for Nchan), each carrying
+// a sequence number and a CLOCK_MONOTONIC publish timestamp, and reports deliveries per second,
+// publish-to-receive latency percentiles, lost and duplicated events per connection, and the
+// server's RSS and CPU. One JSON object on stdout. Loopback only; every loop is bounded.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { HEAD, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, PLAIN };
+
+typedef struct {
+    int fd, state, chunked, connected, closed;
+    long chunk_left;
+    int channel;
+    long next;          // next expected sequence number
+    long received, lost, dups;
+    char head[1024];
+    int head_len;
+    char line[512];
+    int line_len;
+    char size[32];
+    int size_len;
+} Conn;
+
+static const char *host = "127.0.0.1";
+static int port_list[16], port_count = 0;
+static int port = 5000, connections = 100, sources = 1, channels = 1, size = 64, warmup_ms = 1000, drain_ms = 3000;
+static long events = 1000;
+static double rate = 1000;
+static const char *path = "/stream?channel=%s%d";
+static const char *prefix = "bench";
+static const char *publish = "redis";   // redis | http | none
+static int publish_port = 6379;
+static const char *format = "flask";    // flask | plain (Redis payload)
+static const char *label = "run";
+static long wait_numsub = 0;            // wait until Redis shows this many subscribers of channel 0
+static char pids[256] = "";
+static Conn *conns;
+static uint64_t *histogram;             // latency in microseconds, 1 us buckets
+enum { HISTOGRAM_US = 2000000 };
+static uint64_t overflow, max_latency_us, samples;
+static volatile int publishing_done;
+static long published, publish_errors;
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void die(const char *format_text, ...) {
+    va_list args;
+    va_start(args, format_text);
+    vfprintf(stderr, format_text, args);
+    va_end(args);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+// ---- server resource readings from /proc ----
+static long read_rss_kb(void) {
+    long total = 0;
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", pids);
+    for (char *pid = strtok(copy, ","); pid; pid = strtok(NULL, ",")) {
+        char file[64], line[256];
+        snprintf(file, sizeof file, "/proc/%s/status", pid);
+        FILE *f = fopen(file, "r");
+        if (!f) continue;
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "VmRSS:", 6)) total += atol(line + 6);
+        fclose(f);
+    }
+    return total;
+}
+
+static double read_cpu_seconds(void) {
+    double total = 0;
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", pids);
+    for (char *pid = strtok(copy, ","); pid; pid = strtok(NULL, ",")) {
+        char file[64], buffer[1024];
+        snprintf(file, sizeof file, "/proc/%s/stat", pid);
+        FILE *f = fopen(file, "r");
+        if (!f) continue;
+        size_t n = fread(buffer, 1, sizeof buffer - 1, f);
+        fclose(f);
+        buffer[n] = 0;
+        char *p = strrchr(buffer, ')');
+        if (!p) continue;
+        unsigned long utime = 0, stime = 0;
+        // fields after ")": state(3) ... utime(14) stime(15)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+        total += (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+    }
+    return total;
+}
+
+// ---- receiving ----
+static void on_data_line(Conn *c, const char *line, int len) {
+    // "data:SEQ TS ..." or "data: SEQ TS ..." (Nchan puts a space after the colon)
+    int i = 5;
+    if (i < len && line[i] == ' ') i++;
+    long seq = 0;
+    int digits = 0;
+    while (i < len && line[i] >= '0' && line[i] <= '9') { seq = seq * 10 + (line[i++] - '0'); digits++; }
+    if (!digits || i >= len || line[i] != ' ') return;
+    i++;
+    uint64_t ts = 0;
+    while (i < len && line[i] >= '0' && line[i] <= '9') ts = ts * 10 + (uint64_t)(line[i++] - '0');
+    uint64_t now = now_ns();
+    uint64_t us = now > ts ? (now - ts) / 1000 : 0;
+    if (us < HISTOGRAM_US) histogram[us]++; else overflow++;
+    if (us > max_latency_us) max_latency_us = us;
+    samples++;
+    if (seq == c->next) { c->received++; c->next += channels; }
+    else if (seq > c->next) { c->lost += (seq - c->next) / channels; c->received++; c->next = seq + channels; }
+    else c->dups++;
+}
+
+static void feed_sse(Conn *c, const char *data, long n) {
+    for (long k = 0; k < n; k++) {
+        char ch = data[k];
+        if (ch == '\n') {
+            if (c->line_len >= 5 && !memcmp(c->line, "data:", 5)) on_data_line(c, c->line, c->line_len);
+            c->line_len = 0;
+        } else if (ch != '\r' && c->line_len < (int)sizeof c->line - 1) {
+            c->line[c->line_len++] = ch;
+        }
+    }
+}
+
+static void feed(Conn *c, char *data, long n) {
+    long k = 0;
+    while (k < n) {
+        switch (c->state) {
+        case HEAD:
+            while (k < n && c->state == HEAD) {
+                if (c->head_len < (int)sizeof c->head - 1) c->head[c->head_len++] = data[k];
+                k++;
+                if (c->head_len >= 4 && !memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4)) {
+                    c->head[c->head_len] = 0;
+                    if (strncmp(c->head + 9, "200", 3)) die("%s: connection got: %.60s", label, c->head);
+                    c->chunked = strcasestr(c->head, "transfer-encoding: chunked") != NULL;
+                    c->state = c->chunked ? CHUNK_SIZE : PLAIN;
+                    c->connected = 1;
+                }
+            }
+            break;
+        case PLAIN:
+            feed_sse(c, data + k, n - k);
+            k = n;
+            break;
+        case CHUNK_SIZE:
+            if (data[k] == '\n') {
+                c->size[c->size_len] = 0;
+                c->chunk_left = strtol(c->size, NULL, 16);
+                c->size_len = 0;
+                c->state = c->chunk_left ? CHUNK_DATA : CHUNK_CRLF;
+            } else if (data[k] != '\r' && c->size_len < (int)sizeof c->size - 1) {
+                c->size[c->size_len++] = data[k];
+            }
+            k++;
+            break;
+        case CHUNK_DATA: {
+            long take = n - k < c->chunk_left ? n - k : c->chunk_left;
+            feed_sse(c, data + k, take);
+            k += take;
+            c->chunk_left -= take;
+            if (!c->chunk_left) { c->state = CHUNK_CRLF; c->chunk_left = 2; }
+            break;
+        }
+        case CHUNK_CRLF:
+            if (data[k] == '\n') c->state = CHUNK_SIZE;
+            k++;
+            break;
+        }
+    }
+}
+
+// ---- publishing ----
+static int payload(char *out, size_t cap, long seq, int redis_format) {
+    char data[4096];
+    int len = snprintf(data, sizeof data, "%ld %llu ", seq, (unsigned long long)now_ns());
+    while (len < size && len < (int)sizeof data - 1) data[len++] = 'x';
+    data[len] = 0;
+    if (redis_format && !strcmp(format, "flask")) return snprintf(out, cap, "{\"data\": \"%s\"}", data);
+    return snprintf(out, cap, "%s", data);
+}
+
+static int connect_tcp(int to_port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(to_port)};
+    inet_pton(AF_INET, host, &address.sin_addr);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address)) die("connect to %d: %s", to_port, strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void *publisher(void *unused) {
+    (void)unused;
+    double interval = 1e9 / rate;
+    redisContext *redis = NULL;
+    int http = -1;
+    if (!strcmp(publish, "redis")) {
+        redis = redisConnect(host, publish_port);
+        if (!redis || redis->err) die("redis connect failed");
+    } else {
+        http = connect_tcp(publish_port);
+    }
+    char body[8192], request[16384], channel[64], response[65536];
+    uint64_t start = now_ns();
+    long seq = 0;
+    while (seq < events) {
+        uint64_t now = now_ns();
+        uint64_t due_at = start + (uint64_t)(seq * interval);
+        if (now < due_at) {
+            uint64_t wait = due_at - now;
+            struct timespec pause = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        int batch = 0;
+        size_t http_len = 0;
+        while (seq < events && start + (uint64_t)(seq * interval) <= now && batch < 2000) {
+            snprintf(channel, sizeof channel, "%s%ld", prefix, seq % channels);
+            if (redis) {
+                int len = payload(body, sizeof body, seq, 1);
+                redisAppendCommand(redis, "PUBLISH %s %b", channel, body, (size_t)len);
+            } else {
+                int len = payload(body, sizeof body, seq, 0);
+                http_len += (size_t)snprintf(request + http_len, sizeof request - http_len,
+                    "POST /pub/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", channel, len, body);
+                if (http_len > sizeof request - 6000) { seq++; batch++; break; }
+            }
+            seq++;
+            batch++;
+        }
+        if (redis) {
+            for (int k = 0; k < batch; k++) {
+                redisReply *reply;
+                if (redisGetReply(redis, (void **)&reply) != REDIS_OK) die("redis publish failed");
+                if (reply->type != REDIS_REPLY_INTEGER) publish_errors++;
+                freeReplyObject(reply);
+            }
+        } else {
+            for (size_t sent = 0; sent < http_len;) {
+                ssize_t w = write(http, request + sent, http_len - sent);
+                if (w <= 0) die("http publish write failed");
+                sent += (size_t)w;
+            }
+            int answered = 0, have = 0;
+            while (answered < batch) {   // count complete responses (status line + headers + body)
+                ssize_t r = read(http, response + have, sizeof response - 1 - (size_t)have);
+                if (r <= 0) die("http publish read failed");
+                have += (int)r;
+                response[have] = 0;
+                char *p = response;
+                for (;;) {
+                    char *end = strstr(p, "\r\n\r\n");
+                    if (!end) break;
+                    char *cl = strcasestr(p, "content-length:");
+                    long length = cl && cl < end ? atol(cl + 15) : 0;
+                    if (end + 4 + length > response + have) break;
+                    if (strncmp(p + 9, "2", 1)) publish_errors++;
+                    p = end + 4 + length;
+                    answered++;
+                }
+                have -= (int)(p - response);
+                memmove(response, p, (size_t)have);
+            }
+        }
+        published = seq;
+    }
+    if (redis) redisFree(redis);
+    if (http >= 0) close(http);
+    publishing_done = 1;
+    return NULL;
+}
+
+// ---- main ----
+static void usage(void) {
+    fprintf(stderr,
+        "sse-load --port P | --ports P1,P2 [--path '/stream?channel=%%s%%d'] [--connections N] [--sources S] [--channels K]\n"
+        "         [--prefix bench] [--events M] [--rate R] [--size BYTES] [--publish redis|http|none]\n"
+        "         [--publish-port P] [--format flask|plain] [--pids 1,2] [--warmup-ms 1000] [--drain-ms 3000] [--label L]\n"
+        "         [--wait-numsub N]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) usage();
+        if (!strcmp(a, "--host")) host = v;
+        else if (!strcmp(a, "--port")) port = atoi(v);
+        else if (!strcmp(a, "--ports")) {   // spread connections round robin over several nodes
+            char copy[256];
+            snprintf(copy, sizeof copy, "%s", v);
+            for (char *item = strtok(copy, ","); item && port_count < 16; item = strtok(NULL, ",")) port_list[port_count++] = atoi(item);
+        }
+        else if (!strcmp(a, "--path")) path = v;
+        else if (!strcmp(a, "--connections")) connections = atoi(v);
+        else if (!strcmp(a, "--sources")) sources = atoi(v);
+        else if (!strcmp(a, "--channels")) channels = atoi(v);
+        else if (!strcmp(a, "--prefix")) prefix = v;
+        else if (!strcmp(a, "--events")) events = atol(v);
+        else if (!strcmp(a, "--rate")) rate = atof(v);
+        else if (!strcmp(a, "--size")) size = atoi(v);
+        else if (!strcmp(a, "--publish")) publish = v;
+        else if (!strcmp(a, "--publish-port")) publish_port = atoi(v);
+        else if (!strcmp(a, "--format")) format = v;
+        else if (!strcmp(a, "--pids")) snprintf(pids, sizeof pids, "%s", v);
+        else if (!strcmp(a, "--warmup-ms")) warmup_ms = atoi(v);
+        else if (!strcmp(a, "--drain-ms")) drain_ms = atoi(v);
+        else if (!strcmp(a, "--label")) label = v;
+        else if (!strcmp(a, "--wait-numsub")) wait_numsub = atol(v);
+        else usage();
+        i++;
+    }
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || rate <= 0) usage();
+    conns = calloc((size_t)connections, sizeof(Conn));
+    histogram = calloc(HISTOGRAM_US, sizeof(uint64_t));
+
+    long rss_before = read_rss_kb();
+    int epoll = epoll_create1(0);
+    uint64_t connect_started = now_ns();
+    int open_connections = 0, pending = 0;
+    struct epoll_event ready[1024];
+    for (int i = 0; i < connections || pending > 0 || open_connections < connections;) {
+        while (i < connections && pending < 400) {   // bounded in-flight connects
+            Conn *c = &conns[i];
+            c->channel = i % channels;
+            c->next = c->channel;
+            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (c->fd < 0) die("socket: %s (connection %d)", strerror(errno), i);
+            struct sockaddr_in source = {.sin_family = AF_INET};
+            source.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(i % sources));
+            if (bind(c->fd, (struct sockaddr *)&source, sizeof source)) die("bind: %s", strerror(errno));
+            int target_port = port_count ? port_list[i % port_count] : port;
+            struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(target_port)};
+            inet_pton(AF_INET, host, &address.sin_addr);
+            connect(c->fd, (struct sockaddr *)&address, sizeof address);
+            struct epoll_event event = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+            epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event);
+            pending++;
+            i++;
+        }
+        int n = epoll_wait(epoll, ready, 1024, 1000);
+        for (int k = 0; k < n; k++) {
+            Conn *c = &conns[ready[k].data.u32];
+            if (ready[k].events & EPOLLOUT) {
+                int error = 0;
+                socklen_t size_of = sizeof error;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size_of);
+                if (error) die("connect: %s", strerror(error));
+                char request[512], target[256];
+                snprintf(target, sizeof target, path, prefix, c->channel);
+                int len = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n", target);
+                if (write(c->fd, request, (size_t)len) != len) die("request write failed");
+                struct epoll_event event = {.events = EPOLLIN, .data.u32 = ready[k].data.u32};
+                epoll_ctl(epoll, EPOLL_CTL_MOD, c->fd, &event);
+                pending--;   // TCP connected and request sent; the response head may come later
+                continue;
+            }
+            if (ready[k].events & EPOLLIN) {
+                char buffer[65536];
+                ssize_t r = read(c->fd, buffer, sizeof buffer);
+                if (r > 0) {
+                    int was = c->connected;
+                    feed(c, buffer, r);
+                    if (!was && c->connected) open_connections++;
+                } else if (r == 0) die("server closed connection %u during connect", ready[k].data.u32);
+            }
+        }
+        if (now_ns() - connect_started > 120000000000ull) die("connecting took over 120 s (%d open)", open_connections);
+        if (i >= connections && pending == 0 && n == 0) {
+            // Servers that send headers only with the first event (Flask-SSE): every request is
+            // out and a second passed in silence, so the rest are open, waiting for their head.
+            break;
+        }
+    }
+    double connect_seconds = (double)(now_ns() - connect_started) / 1e9;
+    // keep reading during warmup (heartbeats, headers)
+    uint64_t warm_until = now_ns() + (uint64_t)warmup_ms * 1000000ull;
+    while (now_ns() < warm_until) {
+        int n = epoll_wait(epoll, ready, 1024, 50);
+        for (int k = 0; k < n; k++) {
+            Conn *c = &conns[ready[k].data.u32];
+            char buffer[65536];
+            ssize_t r = read(c->fd, buffer, sizeof buffer);
+            if (r > 0) feed(c, buffer, r);
+        }
+    }
+    if (wait_numsub > 0) {   // servers that subscribe only once a response starts (Flask-SSE)
+        redisContext *redis = redisConnect(host, publish_port);
+        if (!redis || redis->err) die("redis connect failed");
+        char channel[64];
+        snprintf(channel, sizeof channel, "%s0", prefix);
+        uint64_t give_up = now_ns() + 120000000000ull;
+        for (;;) {
+            redisReply *reply = redisCommand(redis, "PUBSUB NUMSUB %s", channel);
+            long count = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 ? reply->element[1]->integer : 0;
+            if (reply) freeReplyObject(reply);
+            if (count >= wait_numsub) break;
+            if (now_ns() > give_up) die("only %ld of %ld subscribers after 120 s", count, wait_numsub);
+            int n = epoll_wait(epoll, ready, 1024, 50);
+            for (int k = 0; k < n; k++) {
+                char buffer[65536];
+                ssize_t r = read(conns[ready[k].data.u32].fd, buffer, sizeof buffer);
+                if (r > 0) feed(&conns[ready[k].data.u32], buffer, r);
+            }
+        }
+        redisFree(redis);
+    }
+    long rss_connected = read_rss_kb();
+    double cpu_before = read_cpu_seconds();
+    samples = 0;
+    pthread_t thread;
+    if (strcmp(publish, "none")) pthread_create(&thread, NULL, publisher, NULL);
+    uint64_t publish_started = now_ns();
+    uint64_t drain_deadline = 0;
+    if (!strcmp(publish, "none")) {   // a server publishes by itself (sse-trivial): wait out its run
+        publishing_done = 1;
+        drain_deadline = publish_started + (uint64_t)((double)events / rate * 1e9) + (uint64_t)(warmup_ms + drain_ms) * 1000000ull;
+    }
+    long expected_total = 0;
+    for (int j = 0; j < connections; j++) expected_total += (events - conns[j].channel + channels - 1) / channels;
+    uint64_t last_receive = publish_started;
+    for (;;) {
+        int n = epoll_wait(epoll, ready, 1024, 20);
+        for (int k = 0; k < n; k++) {
+            Conn *c = &conns[ready[k].data.u32];
+            char buffer[65536];
+            for (;;) {
+                ssize_t r = read(c->fd, buffer, sizeof buffer);
+                if (r > 0) { feed(c, buffer, r); last_receive = now_ns(); if (r < (ssize_t)sizeof buffer) break; }
+                else if (r == 0) { if (!c->closed) { c->closed = 1; epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, NULL); } break; }
+                else break;
+            }
+        }
+        if (publishing_done && !drain_deadline) drain_deadline = now_ns() + (uint64_t)drain_ms * 1000000ull;
+        if (drain_deadline) {
+            long got = 0;
+            for (int j = 0; j < connections; j++) got += conns[j].received;
+            if (got >= expected_total || now_ns() > drain_deadline) break;
+        }
+        if (now_ns() - publish_started > 900000000000ull) die("run exceeded 900 s");
+    }
+    if (strcmp(publish, "none")) pthread_join(thread, NULL);
+    double elapsed = (double)(last_receive - publish_started) / 1e9;
+    double cpu_after = read_cpu_seconds();
+    long rss_after = read_rss_kb();
+    long received = 0, lost = 0, dups = 0, closed = 0, lossy = 0;
+    for (int j = 0; j < connections; j++) {
+        Conn *c = &conns[j];
+        long expected = (events - c->channel + channels - 1) / channels;
+        long missing = expected - c->received - c->lost;
+        if (missing > 0) c->lost += missing;
+        received += c->received;
+        lost += c->lost;
+        dups += c->dups;
+        closed += c->closed;
+        if (c->lost || c->dups) lossy++;
+    }
+    double percentile[3] = {0.5, 0.99, 0.999};
+    double value[3] = {0, 0, 0};
+    for (int p = 0; p < 3; p++) {
+        uint64_t want = (uint64_t)(percentile[p] * (double)samples), seen = 0;
+        value[p] = (double)max_latency_us / 1000.0;
+        for (uint64_t us = 0; us < HISTOGRAM_US; us++) {
+            seen += histogram[us];
+            if (seen > want) { value[p] = (double)us / 1000.0; break; }
+        }
+    }
+    printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, "
+           "\"published\": %ld, \"publish_errors\": %ld, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
+           "\"lossy_connections\": %ld, \"closed_connections\": %ld, \"seconds\": %.3f, \"deliveries_per_second\": %.0f, "
+           "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"connect_seconds\": %.2f, "
+           "\"server_rss_kb_before\": %ld, \"server_rss_kb_connected\": %ld, \"server_rss_kb_after\": %ld, "
+           "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f}\n",
+           label, connections, channels, events, rate, size, published, publish_errors, received, expected_total, lost, dups,
+           lossy, closed, elapsed, elapsed > 0 ? (double)received / elapsed : 0, value[0], value[1], value[2],
+           (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,
+           connections ? (double)(rss_connected - rss_before) * 1024.0 / connections : 0,
+           elapsed > 0 ? (cpu_after - cpu_before) / elapsed * 100.0 : 0);
+    return 0;
+}

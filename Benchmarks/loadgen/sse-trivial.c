@@ -1,0 +1,102 @@
+// sse-trivial: the load tool's ceiling. Accepts SSE clients and, once --expect clients are
+// connected and --warmup-ms passed, writes --events pre-made events at --rate to all of them,
+// each "data:SEQ TS xxx\n\n" with a CLOCK_MONOTONIC timestamp, batched per 1 ms tick and
+// chunk-framed, as fast as the kernel takes them. No Redis, no parsing: the floor a real broker
+// can be compared with, measured by the same clients. Exits after the last event.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    int port = 0, expect = 1, size = 64, warmup_ms = 1000;
+    long events = 1000;
+    double rate = 1000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--expect")) expect = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--events")) events = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup-ms")) warmup_ms = atoi(argv[i + 1]);
+    }
+    struct rlimit limit;
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(listener, (struct sockaddr *)&address, sizeof address) || listen(listener, 4096)) {
+        perror("listen");
+        return 1;
+    }
+    int epoll = epoll_create1(0);
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = listener};
+    epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &event);
+    int *clients = calloc(20000, sizeof(int)), count = 0;
+    const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    uint64_t ready_at = 0, started = 0, deadline = now_ns() + 300000000000ull;
+    long sequence = 0, dropped = 0;
+    char *batch = malloc(4 << 20);
+    while (sequence < events && now_ns() < deadline) {
+        struct epoll_event ready[256];
+        int n = epoll_wait(epoll, ready, 256, 1);
+        for (int k = 0; k < n; k++) {
+            if (ready[k].data.fd == listener) {
+                int fd;
+                while ((fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK)) >= 0 && count < 20000) {
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    struct epoll_event client = {.events = EPOLLIN, .data.fd = fd};
+                    epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &client);
+                    clients[count++] = fd;
+                }
+            } else {
+                char request[4096];
+                ssize_t r = read(ready[k].data.fd, request, sizeof request);
+                if (r > 0 && write(ready[k].data.fd, head, sizeof head - 1) < 0) dropped++;
+            }
+        }
+        uint64_t now = now_ns();
+        if (!ready_at && count >= expect) ready_at = now + (uint64_t)warmup_ms * 1000000ull;
+        if (!ready_at || now < ready_at) continue;
+        if (!started) started = now;
+        size_t length = 0;
+        while (sequence < events && started + (uint64_t)((double)sequence * 1e9 / rate) <= now && length < (4u << 20) - 8192) {
+            char text[4096];
+            int len = snprintf(text, sizeof text, "data:%ld %llu ", sequence, (unsigned long long)now_ns());
+            while (len < size + 5 && len < (int)sizeof text - 3) text[len++] = 'x';
+            text[len++] = '\n';
+            text[len++] = '\n';
+            length += (size_t)sprintf(batch + length, "%x\r\n", len);
+            memcpy(batch + length, text, (size_t)len);
+            length += (size_t)len;
+            memcpy(batch + length, "\r\n", 2);
+            length += 2;
+            sequence++;
+        }
+        if (!length) continue;
+        for (int c = 0; c < count; c++) {
+            if (write(clients[c], batch, length) != (ssize_t)length) dropped++;
+        }
+    }
+    fprintf(stderr, "sse-trivial: %ld events to %d clients, %ld short writes\n", sequence, count, dropped);
+    sleep(2);
+    return 0;
+}
