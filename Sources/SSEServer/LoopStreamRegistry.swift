@@ -15,6 +15,7 @@ final class LoopStreamRegistry {
     private var multiByChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     private var all: [ObjectIdentifier: StreamConnectionHandler] = [:]
     private var needingFlush: [StreamConnectionHandler] = []
+    private var isFlushScheduled = false
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
     private let metrics: BrokerMetrics
@@ -105,9 +106,17 @@ final class LoopStreamRegistry {
         flushTouched()
     }
 
+    /// Flushes touched clients once per loop turn: the flush runs as a task after whatever is
+    /// already queued on the loop, so deliveries that piled up while the loop was busy leave in
+    /// one `writev` per client instead of one each. At low rates it runs right away.
     private func flushTouched() {
-        for client in needingFlush { client.flushPending() }
-        needingFlush.removeAll(keepingCapacity: true)
+        guard !isFlushScheduled, !needingFlush.isEmpty else { return }
+        isFlushScheduled = true
+        eventLoop.assumeIsolated().execute { [self] in
+            isFlushScheduled = false
+            for client in needingFlush { client.flushPending() }
+            needingFlush.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Starts the loop's heartbeat timer.
