@@ -32,6 +32,9 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var options: NIOSynchronousChannelOptions?
     private var isRegistered = false
     private var hasPendingWrites = false
+    /// Bytes written but not flushed yet: they are queued by design (one flush per loop turn),
+    /// so they do not count against the client's buffer.
+    private var unflushedBytes = 0
     private var isFinishing = false
     /// The newest history position written to this client.
     private var lastDelivered: HistoryPosition?
@@ -122,11 +125,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             for event in batch.events where enqueue(event) { needsFlush = true }
             return needsFlush
         }
-        if let backlog = try? options?.getOption(.bufferedWritableBytes), backlog > clientBufferBytes {
-            cutOff(context: context, backlog: backlog)
-            return false
-        }
-        context.write(wrapOutboundOut(batch.bytes(chunked: isChunked)), promise: nil)
+        guard hasRoom(context) else { return false }
+        write(batch.bytes(chunked: isChunked), context: context)
         if let last = batch.lastPosition { lastDelivered = last }
         defer { hasPendingWrites = true }
         return !hasPendingWrites
@@ -139,18 +139,31 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             if let lastDelivered, position <= lastDelivered { return false }
             lastDelivered = position
         }
-        if let backlog = try? options?.getOption(.bufferedWritableBytes), backlog > clientBufferBytes {
-            cutOff(context: context, backlog: backlog)
-            return false
-        }
-        context.write(wrapOutboundOut(event.bytes(chunked: isChunked)), promise: nil)
+        guard hasRoom(context) else { return false }
+        write(event.bytes(chunked: isChunked), context: context)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
+    }
+
+    /// Whether the client keeps up: what it was sent (flushed) but has not taken yet is within
+    /// `--client-buffer`. A client past it is cut off.
+    private func hasRoom(_ context: ChannelHandlerContext) -> Bool {
+        guard let backlog = try? options?.getOption(.bufferedWritableBytes) else { return true }
+        let unread = backlog - unflushedBytes
+        guard unread > clientBufferBytes else { return true }
+        cutOff(context: context, backlog: unread)
+        return false
+    }
+
+    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        unflushedBytes += bytes.readableBytes
+        context.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     /// Flushes what `enqueue` queued.
     func flushPending() {
         hasPendingWrites = false
+        unflushedBytes = 0
         context?.flush()
     }
 
