@@ -53,8 +53,8 @@ static const char *label = "run";
 static long wait_numsub = 0;            // wait until Redis shows this many subscribers of channel 0
 static char pids[256] = "";
 static Conn *conns;
-static uint64_t *histogram;             // latency in microseconds, 1 us buckets
-enum { HISTOGRAM_US = 2000000 };
+static uint64_t *histogram;             // latency in 10-microsecond buckets, up to 60 s
+enum { BUCKET_US = 10, BUCKETS = 6000000 };
 static uint64_t overflow, max_latency_us, samples;
 static volatile int publishing_done;
 static long published, publish_errors;
@@ -127,7 +127,7 @@ static void on_data_line(Conn *c, const char *line, int len) {
     while (i < len && line[i] >= '0' && line[i] <= '9') ts = ts * 10 + (uint64_t)(line[i++] - '0');
     uint64_t now = now_ns();
     uint64_t us = now > ts ? (now - ts) / 1000 : 0;
-    if (us < HISTOGRAM_US) histogram[us]++; else overflow++;
+    if (us / BUCKET_US < BUCKETS) histogram[us / BUCKET_US]++; else overflow++;
     if (us > max_latency_us) max_latency_us = us;
     samples++;
     if (seq == c->next) { c->received++; c->next += channels; }
@@ -343,7 +343,7 @@ int main(int argc, char **argv) {
     setrlimit(RLIMIT_NOFILE, &limit);
     if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || rate <= 0) usage();
     conns = calloc((size_t)connections, sizeof(Conn));
-    histogram = calloc(HISTOGRAM_US, sizeof(uint64_t));
+    histogram = calloc(BUCKETS, sizeof(uint64_t));
 
     long rss_before = read_rss_kb();
     int epoll = epoll_create1(0);
@@ -491,9 +491,9 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 3; p++) {
         uint64_t want = (uint64_t)(percentile[p] * (double)samples), seen = 0;
         value[p] = (double)max_latency_us / 1000.0;
-        for (uint64_t us = 0; us < HISTOGRAM_US; us++) {
-            seen += histogram[us];
-            if (seen > want) { value[p] = (double)us / 1000.0; break; }
+        for (uint64_t bucket = 0; bucket < BUCKETS; bucket++) {
+            seen += histogram[bucket];
+            if (seen > want) { value[p] = (double)(bucket * BUCKET_US) / 1000.0; break; }
         }
     }
     printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, "
