@@ -10,6 +10,8 @@
 #
 # Endpoint: GET /stream?channel=<channel>. Publish: redis PUBLISH <channel> '{"data": ...}'.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 : "${PEER_DIR:?PEER_DIR is required}"
 PORT="${PORT:-8082}"
@@ -128,19 +130,7 @@ do_stop() {
         log "not running"
         return 0
     fi
-    # Remember the workers so that none survive a SIGKILL of the master.
-    children="$(pgrep -P "$pid" 2>/dev/null || true)"
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    for c in $children; do
-        deadline=$((SECONDS + 3))
-        while kill -0 "$c" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-        kill -0 "$c" 2>/dev/null && kill -KILL "$c" 2>/dev/null || true
-    done
+    stop_tree "$pid" "$STOP_TIMEOUT"
     rm -f "$PID_FILE"
     log "stopped (pid $pid)"
 }
