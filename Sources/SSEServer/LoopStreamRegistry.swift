@@ -6,7 +6,8 @@ import SSEWire
 /// Fan-out happens here: a batch of events arrives with one hop onto the loop, each event's
 /// shared bytes are written to every client of its channel, and each touched client is
 /// flushed once at the end of the batch, so a burst costs one syscall per client, not one per
-/// event. Heartbeats are one timer per loop, not one per client.
+/// event. Heartbeats are one timer per loop, not one per client, and spread over the interval
+/// in slices, so tens of thousands of streams never all get theirs in the same loop turn.
 final class LoopStreamRegistry {
     let eventLoop: any EventLoop
     /// Streams of exactly one channel: they take a channel's whole batch in one write.
@@ -18,6 +19,9 @@ final class LoopStreamRegistry {
     private var isFlushScheduled = false
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
+    /// Which slice of the clients gets the next heartbeat tick.
+    private var heartbeatSlice = 0
+    static let heartbeatSlices = 16
     private let metrics: BrokerMetrics
 
     init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
@@ -98,9 +102,12 @@ final class LoopStreamRegistry {
         metrics.bytesDelivered.increment(by: bytes)
     }
 
-    /// Sends a heartbeat comment to every client of this loop.
+    /// Sends a heartbeat comment to one slice of this loop's clients; each client is in exactly
+    /// one slice, so each gets one heartbeat per interval.
     func sendHeartbeat() {
-        for client in all.values where client.enqueue(heartbeat) {
+        let slice = heartbeatSlice
+        heartbeatSlice = (heartbeatSlice + 1) % Self.heartbeatSlices
+        for (id, client) in all where id.hashValue & (Self.heartbeatSlices - 1) == slice && client.enqueue(heartbeat) {
             needingFlush.append(client)
         }
         flushTouched()
@@ -119,10 +126,11 @@ final class LoopStreamRegistry {
         }
     }
 
-    /// Starts the loop's heartbeat timer.
+    /// Starts the loop's heartbeat timer: one tick per slice, so a full round takes `interval`.
     func startHeartbeat(every interval: TimeAmount) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+        let tick = TimeAmount.nanoseconds(max(1, interval.nanoseconds / Int64(Self.heartbeatSlices)))
+        heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
             bound.value.sendHeartbeat()
         }
     }
