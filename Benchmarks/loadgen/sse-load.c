@@ -58,6 +58,7 @@ enum { BUCKET_US = 10, BUCKETS = 6000000 };
 static uint64_t overflow, max_latency_us, samples;
 static volatile int publishing_done;
 static long published, publish_errors;
+static double publish_seconds;          // from the first publish to the last: the rate achieved
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -290,6 +291,7 @@ static void *publisher(void *unused) {
         }
         published = seq;
     }
+    publish_seconds = (double)(now_ns() - start) / 1e9;
     if (redis) redisFree(redis);
     if (http >= 0) close(http);
     publishing_done = 1;
@@ -497,12 +499,13 @@ int main(int argc, char **argv) {
         }
     }
     printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, "
-           "\"published\": %ld, \"publish_errors\": %ld, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
+           "\"published\": %ld, \"publish_errors\": %ld, \"achieved_rate\": %.0f, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
            "\"lossy_connections\": %ld, \"closed_connections\": %ld, \"seconds\": %.3f, \"deliveries_per_second\": %.0f, "
            "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"connect_seconds\": %.2f, "
            "\"server_rss_kb_before\": %ld, \"server_rss_kb_connected\": %ld, \"server_rss_kb_after\": %ld, "
            "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f}\n",
-           label, connections, channels, events, rate, size, published, publish_errors, received, expected_total, lost, dups,
+           label, connections, channels, events, rate, size, published, publish_errors,
+           publish_seconds > 0 ? (double)published / publish_seconds : 0, received, expected_total, lost, dups,
            lossy, closed, elapsed, elapsed > 0 ? (double)received / elapsed : 0, value[0], value[1], value[2],
            (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,
            connections ? (double)(rss_connected - rss_before) * 1024.0 / connections : 0,
