@@ -68,7 +68,7 @@ final class LoopStreamRegistry {
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is
     /// flushed once. Figures for metrics are added once per call.
-    func deliver(_ delivery: LoopDelivery) {
+    func deliver(_ delivery: LoopDelivery, flushNow: Bool = false) {
         eventLoop.preconditionInEventLoop()
         var delivered = 0
         var bytes = 0
@@ -97,7 +97,7 @@ final class LoopStreamRegistry {
             now = current
             metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
         }
-        flushTouched()
+        if flushNow { flushTouchedNow() } else { flushTouched() }
         metrics.eventsDelivered.increment(by: delivered)
         metrics.bytesDelivered.increment(by: bytes)
     }
@@ -111,6 +111,12 @@ final class LoopStreamRegistry {
             needingFlush.append(client)
         }
         flushTouched()
+    }
+
+    /// Flushes touched clients right away (the last delivery queued on this loop).
+    private func flushTouchedNow() {
+        for client in needingFlush { client.flushPending() }
+        needingFlush.removeAll(keepingCapacity: true)
     }
 
     /// Flushes touched clients once per loop turn: the flush runs as a task after whatever is

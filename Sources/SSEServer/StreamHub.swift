@@ -33,6 +33,8 @@ final class StreamHub: RedisSubscriberDelegate {
     /// confirmed). After an outage, that channel's clients miss exactly what comes after it.
     private let channelPositions = Mutex<[String: HistoryPosition]>([:])
     private let hasConnected = Mutex(false)
+    /// Per loop: deliveries handed over but not yet run.
+    private let queuedDeliveries: [QueuedCounter]
 
     init(
         group: any EventLoopGroup,
@@ -61,6 +63,7 @@ final class StreamHub: RedisSubscriberDelegate {
         self.loops = loops
         self.registries = registries
         self.loopIndex = loopIndex
+        self.queuedDeliveries = loops.map { _ in QueuedCounter() }
     }
 
     /// Starts heartbeats on every loop.
@@ -288,7 +291,14 @@ final class StreamHub: RedisSubscriberDelegate {
         metrics.eventsReceived.increment(by: messages.count)
         for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
             let registry = registries[index]
-            registry.eventLoop.execute { registry.value.deliver(delivery) }
+            let queued = queuedDeliveries[index]
+            queued.increment()
+            registry.eventLoop.execute {
+                // The last of the deliveries queued on this loop flushes at once; earlier ones leave
+                // it to that one, so a burst still goes out in one writev per client.
+                let isLast = queued.decrementReachesZero()
+                registry.value.deliver(delivery, flushNow: isLast)
+            }
         }
     }
 
@@ -313,4 +323,19 @@ struct StreamCounters: Sendable {
     var eventsReplayed = 0
     var slowClientsCutOff = 0
     var oversizedPayloadsDropped = 0
+}
+
+/// Deliveries handed to one event loop and not yet run: the subscriber thread counts up, the
+/// loop counts down, and the loop flushes at once when it runs the last one.
+final class QueuedCounter: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func increment() {
+        value.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Counts one down; true when none is left.
+    func decrementReachesZero() -> Bool {
+        value.subtract(1, ordering: .sequentiallyConsistent).newValue == 0
+    }
 }
