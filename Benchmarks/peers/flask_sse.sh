@@ -123,17 +123,6 @@ do_start() {
     log "started (pid $pid, $WORKERS gevent workers) on 127.0.0.1:$PORT, redis 127.0.0.1:$REDIS_PORT"
 }
 
-do_stop() {
-    local pid children deadline c
-    if ! pid="$(is_running)"; then
-        rm -f "$PID_FILE"
-        log "not running"
-        return 0
-    fi
-    stop_tree "$pid" "$STOP_TIMEOUT"
-    rm -f "$PID_FILE"
-    log "stopped (pid $pid)"
-}
 
 case "${1:-}" in
     start) do_start ;;

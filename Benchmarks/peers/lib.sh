@@ -15,3 +15,17 @@ stop_tree() {
         kill -0 "$c" 2>/dev/null && kill -KILL "$c" 2>/dev/null || true
     done
 }
+
+# do_stop: stop the peer whose pid `is_running` prints (each script defines is_running, PID_FILE,
+# STOP_TIMEOUT and log), then forget its pid file.
+do_stop() {
+    local pid
+    if ! pid="$(is_running)"; then
+        rm -f "$PID_FILE"
+        log "not running"
+        return 0
+    fi
+    stop_tree "$pid" "$STOP_TIMEOUT"
+    rm -f "$PID_FILE"
+    log "stopped (pid $pid)"
+}

@@ -162,17 +162,6 @@ do_start() {
     log "started (pid $pid) on 127.0.0.1:$PORT, redis 127.0.0.1:$REDIS_PORT"
 }
 
-do_stop() {
-    local pid children deadline
-    if ! pid="$(is_running)"; then
-        rm -f "$PID_FILE"
-        log "not running"
-        return 0
-    fi
-    stop_tree "$pid" "$STOP_TIMEOUT"
-    rm -f "$PID_FILE"
-    log "stopped (pid $pid)"
-}
 
 case "${1:-}" in
     start) do_start ;;

@@ -32,9 +32,5 @@ static inline int CHiredis_takeBufferedReply(redisContext *context, redisReply *
     return redisReaderGetReply(context->reader, (void **)reply);
 }
 
-/// Whether the context's output buffer still holds unsent bytes.
-static inline int CHiredis_hasPendingOutput(const redisContext *context) {
-    return context->obuf != NULL && sdslen(context->obuf) > 0;
-}
 
 #endif

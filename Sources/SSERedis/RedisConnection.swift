@@ -161,8 +161,6 @@ final class RedisConnection {
         return poll(&descriptor, 1, 0) != 0
     }
 
-    /// Whether commands are still waiting in the output buffer.
-    var hasPendingOutput: Bool { CHiredis_hasPendingOutput(context) != 0 }
 }
 
 extension RedisReply {

@@ -30,9 +30,6 @@ final class LoopStreamRegistry {
         self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
     }
 
-    /// Clients on this loop.
-    var count: Int { all.count }
-
     func add(_ client: StreamConnectionHandler) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)

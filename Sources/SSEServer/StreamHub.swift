@@ -25,7 +25,8 @@ final class StreamHub: RedisSubscriberDelegate {
     private let table = Mutex(SubscriptionTable())
     private let allocator = ByteBufferAllocator()
     private let logger: Logger
-    private let counters = Mutex(StreamCounters())
+    /// Open streams on this node.
+    private let connected = Mutex(0)
     private let metrics: BrokerMetrics
     private let maxPayloadBytes: Int
     /// Per subscribed channel, the position of the newest event of that channel that reached
@@ -94,11 +95,10 @@ final class StreamHub: RedisSubscriberDelegate {
         let (actions, channelCount) = table.withLock { table in
             (client.channels.map { table.add(channel: $0, loop: index) }, table.channels.count)
         }
-        let connected = counters.withLock { counters in
-            counters.connected += 1
-            return counters.connected
-        }
-        metrics.connectedClients.record(connected)
+        metrics.connectedClients.record(connected.withLock { count in
+            count += 1
+            return count
+        })
         metrics.channelsSubscribed.record(channelCount)
         apply(actions)
         if let resumeFrom = client.resumeFrom, history != nil {
@@ -115,11 +115,10 @@ final class StreamHub: RedisSubscriberDelegate {
         let (actions, channelCount) = table.withLock { table in
             (client.channels.map { table.remove(channel: $0, loop: index) }, table.channels.count)
         }
-        let connected = counters.withLock { counters in
-            counters.connected -= 1
-            return counters.connected
-        }
-        metrics.connectedClients.record(connected)
+        metrics.connectedClients.record(connected.withLock { count in
+            count -= 1
+            return count
+        })
         metrics.channelsSubscribed.record(channelCount)
         apply(actions)
     }
@@ -187,7 +186,6 @@ final class StreamHub: RedisSubscriberDelegate {
                 case .success(let replay):
                     events = replay.events.map { EncodedEvent(ServerSentEvent(redisPayload: $0.payload), allocator: allocator) }
                     gap = replay.gaps.isEmpty ? nil : self.gapEvent(replay.gaps, lastEventID: lastEventID)
-                    self.counters.withLock { $0.eventsReplayed += events.count * clientCount }
                     self.metrics.eventsReplayed.increment(by: events.count * clientCount)
                 case .failure(let error):
                     logger.warning("history replay failed", metadata: ["error": "\(error)"])
@@ -235,16 +233,13 @@ final class StreamHub: RedisSubscriberDelegate {
     // MARK: Counters
 
     func noteSlowClientCutOff(backlog: Int) {
-        counters.withLock { $0.slowClientsCutOff += 1 }
         metrics.slowClientsCutOff.increment()
         logger.info("slow client cut off", metadata: ["unsent-bytes": "\(backlog)"])
     }
 
     /// Open streams on this node.
-    var connectedCount: Int { counters.withLock { $0.connected } }
+    var connectedCount: Int { connected.withLock { $0 } }
 
-    /// A snapshot of the hub's counters.
-    var statistics: StreamCounters { counters.withLock { $0 } }
 
     /// Clients of `channel` on this node.
     func clientCount(for channel: String) -> Int {
@@ -264,7 +259,6 @@ final class StreamHub: RedisSubscriberDelegate {
         var newest: [String: HistoryPosition] = [:]
         for (message, loopsForMessage) in zip(messages, routes) where !loopsForMessage.isEmpty {
             guard message.payload.count <= maxPayloadBytes else {
-                counters.withLock { $0.oversizedPayloadsDropped += 1 }
                 logger.error(
                     "dropped a Redis payload larger than --max-payload",
                     metadata: ["channel": "\(message.channel)", "bytes": "\(message.payload.count)"]
@@ -287,7 +281,6 @@ final class StreamHub: RedisSubscriberDelegate {
             for index in loopsForChannel { perLoop[index].batches.append(batch) }
         }
         for (channel, position) in newest { advance(channel, to: position) }
-        counters.withLock { $0.eventsReceived += messages.count }
         metrics.eventsReceived.increment(by: messages.count)
         for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
             let registry = registries[index]
@@ -316,14 +309,6 @@ final class StreamHub: RedisSubscriberDelegate {
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
 }
 
-/// Counters a node keeps about its streams.
-struct StreamCounters: Sendable {
-    var connected = 0
-    var eventsReceived = 0
-    var eventsReplayed = 0
-    var slowClientsCutOff = 0
-    var oversizedPayloadsDropped = 0
-}
 
 /// Deliveries handed to one event loop and not yet run: the subscriber thread counts up, the
 /// loop counts down, and the loop flushes at once when it runs the last one.
