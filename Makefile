@@ -92,7 +92,7 @@ screenshots: test-deps
 bench: deps
 	swift build -c release --product sse-broker
 	mkdir -p .build/bench
-	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis -lpthread
+	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis
 	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c
 	python3 Benchmarks/bench.py
 

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".build" / "bench"
 BROKER = ROOT / ".build" / "release" / "sse-broker"
+HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -123,7 +124,7 @@ class Broker:
         threads = "1" if nodes > 1 else "2"
         self.processes = [
             start([str(BROKER), "--port", str(port), "--redis-url", f"redis://127.0.0.1:{redis.port}/0", "--history", "0",
-                   "--heartbeat", "15", "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20)])
+                   "--heartbeat", HEARTBEAT, "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20)])
             for port in self.ports
         ]
         for port in self.ports:

@@ -3,6 +3,10 @@
 // a sequence number and a CLOCK_MONOTONIC publish timestamp, and reports deliveries per second,
 // publish-to-receive latency percentiles, lost and duplicated events per connection, and the
 // server's RSS and CPU. One JSON object on stdout. Loopback only; every loop is bounded.
+//
+// With --processes P the connections are shared out over P reader processes (connection i goes
+// to process i % P), so one run can hold more streams than one process may open files; the
+// parent publishes once every reader is connected and sums their counts and histograms.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,16 +14,19 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +63,6 @@ static Conn *conns;
 static uint64_t *histogram;             // latency in 10-microsecond buckets, up to 60 s
 enum { BUCKET_US = 10, BUCKETS = 6000000 };
 static uint64_t overflow, max_latency_us, samples;
-static volatile int publishing_done;
 static long published, publish_errors;
 static double publish_seconds;          // from the first publish to the last: the rate achieved
 
@@ -294,8 +300,175 @@ static void *publisher(void *unused) {
     publish_seconds = (double)(now_ns() - start) / 1e9;
     if (redis) redisFree(redis);
     if (http >= 0) close(http);
-    publishing_done = 1;
     return NULL;
+}
+
+// ---- reader processes ----
+enum { MAX_PROCESSES = 16 };
+
+// What one reader process reports back, in memory shared with the parent.
+typedef struct {
+    int connected;   // set once its connections are open
+    long open_connections;
+    double connect_seconds;
+    long received, expected, lost, dups, closed, lossy;
+    uint64_t samples, overflow, max_latency_us, last_receive;
+} Part;
+
+typedef struct {
+    int go;                   // the parent starts publishing: count from here
+    uint64_t publish_started;
+    uint64_t drain_from;      // set when publishing is over: readers stop drain_ms later
+    Part part[MAX_PROCESSES];
+} Shared;
+
+static Shared *shared;
+static int processes = 1;
+
+static void read_ready(int epoll, struct epoll_event *ready, Conn *list, uint64_t *last_receive, int timeout_ms) {
+    int n = epoll_wait(epoll, ready, 1024, timeout_ms);
+    for (int k = 0; k < n; k++) {
+        Conn *c = &list[ready[k].data.u32];
+        char buffer[65536];
+        for (;;) {
+            ssize_t r = read(c->fd, buffer, sizeof buffer);
+            if (r > 0) {
+                feed(c, buffer, r);
+                if (last_receive) *last_receive = now_ns();
+                if (r < (ssize_t)sizeof buffer) break;
+            } else if (r == 0) {
+                if (!c->closed) { c->closed = 1; epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, NULL); }
+                break;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+// One reader process: opens connections index, index + P, index + 2P, ... and counts what they get.
+static void run_part(int index) {
+    Part *part = &shared->part[index];
+    int count = (connections - index + processes - 1) / processes;
+    conns = calloc((size_t)count, sizeof(Conn));
+    if (!conns) die("out of memory");
+    int epoll = epoll_create1(0);
+    uint64_t connect_started = now_ns();
+    int open_connections = 0, pending = 0;
+    struct epoll_event ready[1024];
+    for (int j = 0; j < count || pending > 0 || open_connections < count;) {
+        while (j < count && pending < 400) {   // bounded in-flight connects
+            int i = index + j * processes;     // the connection's number in the whole run
+            Conn *c = &conns[j];
+            c->channel = i % channels;
+            c->next = c->channel;
+            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (c->fd < 0) die("socket: %s (connection %d)", strerror(errno), i);
+            struct sockaddr_in source = {.sin_family = AF_INET};
+            source.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(i % sources));
+            if (bind(c->fd, (struct sockaddr *)&source, sizeof source)) die("bind: %s", strerror(errno));
+            int target_port = port_count ? port_list[i % port_count] : port;
+            struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(target_port)};
+            inet_pton(AF_INET, host, &address.sin_addr);
+            connect(c->fd, (struct sockaddr *)&address, sizeof address);
+            struct epoll_event event = {.events = EPOLLOUT, .data.u32 = (uint32_t)j};
+            epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event);
+            pending++;
+            j++;
+        }
+        int n = epoll_wait(epoll, ready, 1024, 1000);
+        for (int k = 0; k < n; k++) {
+            Conn *c = &conns[ready[k].data.u32];
+            if (ready[k].events & EPOLLOUT) {
+                int error = 0;
+                socklen_t size_of = sizeof error;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size_of);
+                if (error) die("connect: %s", strerror(error));
+                char request[512], target[256];
+                snprintf(target, sizeof target, path, prefix, c->channel);
+                int len = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n", target);
+                if (write(c->fd, request, (size_t)len) != len) die("request write failed");
+                struct epoll_event event = {.events = EPOLLIN, .data.u32 = ready[k].data.u32};
+                epoll_ctl(epoll, EPOLL_CTL_MOD, c->fd, &event);
+                pending--;   // TCP connected and request sent; the response head may come later
+                continue;
+            }
+            if (ready[k].events & EPOLLIN) {
+                char buffer[65536];
+                ssize_t r = read(c->fd, buffer, sizeof buffer);
+                if (r > 0) {
+                    int was = c->connected;
+                    feed(c, buffer, r);
+                    if (!was && c->connected) open_connections++;
+                } else if (r == 0) die("server closed connection %u during connect", ready[k].data.u32);
+            }
+        }
+        if (now_ns() - connect_started > 120000000000ull) die("connecting took over 120 s (%d open)", open_connections);
+        if (j >= count && pending == 0 && n == 0) {
+            // Servers that send headers only with the first event (Flask-SSE): every request is
+            // out and a second passed in silence, so the rest are open, waiting for their head.
+            break;
+        }
+    }
+    part->open_connections = open_connections;
+    part->connect_seconds = (double)(now_ns() - connect_started) / 1e9;
+    __atomic_store_n(&part->connected, 1, __ATOMIC_RELEASE);
+    // Keep reading (heartbeats, late headers) until the parent starts publishing.
+    uint64_t give_up = now_ns() + 300000000000ull;
+    while (!__atomic_load_n(&shared->go, __ATOMIC_ACQUIRE)) {
+        read_ready(epoll, ready, conns, NULL, 20);
+        if (now_ns() > give_up) die("the parent never started publishing");
+    }
+    samples = 0;
+    long expected_total = 0;
+    for (int j = 0; j < count; j++) expected_total += (events - conns[j].channel + channels - 1) / channels;
+    uint64_t last_receive = shared->publish_started;
+    for (;;) {
+        read_ready(epoll, ready, conns, &last_receive, 20);
+        uint64_t drain_from = __atomic_load_n(&shared->drain_from, __ATOMIC_ACQUIRE);
+        if (drain_from) {
+            long got = 0;
+            for (int j = 0; j < count; j++) got += conns[j].received;
+            if (got >= expected_total || now_ns() > drain_from + (uint64_t)drain_ms * 1000000ull) break;
+        }
+        if (now_ns() - shared->publish_started > 900000000000ull) die("run exceeded 900 s");
+    }
+    for (int j = 0; j < count; j++) {
+        Conn *c = &conns[j];
+        long expected = (events - c->channel + channels - 1) / channels;
+        long missing = expected - c->received - c->lost;
+        if (missing > 0) c->lost += missing;
+        part->received += c->received;
+        part->lost += c->lost;
+        part->dups += c->dups;
+        part->closed += c->closed;
+        if (c->lost || c->dups) part->lossy++;
+    }
+    part->expected = expected_total;
+    part->samples = samples;
+    part->overflow = overflow;
+    part->max_latency_us = max_latency_us;
+    part->last_receive = last_receive;
+}
+
+static pid_t children[MAX_PROCESSES];
+
+static void stop_children(void) {
+    for (int k = 0; k < processes; k++)
+        if (children[k] > 0) kill(children[k], SIGKILL);
+}
+
+// Exits (after stopping the others) if a reader process failed; it said why on stderr.
+static void check_children(void) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (int k = 0; k < processes; k++)
+        if (children[k] == pid) children[k] = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        stop_children();
+        die("%s: a reader process failed", label);
+    }
 }
 
 // ---- main ----
@@ -304,7 +477,7 @@ static void usage(void) {
         "sse-load --port P | --ports P1,P2 [--path '/stream?channel=%%s%%d'] [--connections N] [--sources S] [--channels K]\n"
         "         [--prefix bench] [--events M] [--rate R] [--size BYTES] [--publish redis|http|none]\n"
         "         [--publish-port P] [--format flask|plain] [--pids 1,2] [--warmup-ms 1000] [--drain-ms 3000] [--label L]\n"
-        "         [--wait-numsub N]\n");
+        "         [--wait-numsub N] [--processes P]\n");
     exit(2);
 }
 
@@ -336,6 +509,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--drain-ms")) drain_ms = atoi(v);
         else if (!strcmp(a, "--label")) label = v;
         else if (!strcmp(a, "--wait-numsub")) wait_numsub = atol(v);
+        else if (!strcmp(a, "--processes")) processes = atoi(v);
         else usage();
         i++;
     }
@@ -344,167 +518,115 @@ int main(int argc, char **argv) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
     if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || rate <= 0) usage();
-    conns = calloc((size_t)connections, sizeof(Conn));
-    histogram = calloc(BUCKETS, sizeof(uint64_t));
+    if (processes < 1 || processes > MAX_PROCESSES || processes > connections) usage();
+    shared = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    // One histogram per reader; pages are only backed once touched.
+    uint64_t *histograms = mmap(NULL, (size_t)processes * BUCKETS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED || histograms == MAP_FAILED) die("mmap: %s", strerror(errno));
+    memset(shared, 0, sizeof *shared);
 
     long rss_before = read_rss_kb();
-    int epoll = epoll_create1(0);
-    uint64_t connect_started = now_ns();
-    int open_connections = 0, pending = 0;
-    struct epoll_event ready[1024];
-    for (int i = 0; i < connections || pending > 0 || open_connections < connections;) {
-        while (i < connections && pending < 400) {   // bounded in-flight connects
-            Conn *c = &conns[i];
-            c->channel = i % channels;
-            c->next = c->channel;
-            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-            if (c->fd < 0) die("socket: %s (connection %d)", strerror(errno), i);
-            struct sockaddr_in source = {.sin_family = AF_INET};
-            source.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(i % sources));
-            if (bind(c->fd, (struct sockaddr *)&source, sizeof source)) die("bind: %s", strerror(errno));
-            int target_port = port_count ? port_list[i % port_count] : port;
-            struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(target_port)};
-            inet_pton(AF_INET, host, &address.sin_addr);
-            connect(c->fd, (struct sockaddr *)&address, sizeof address);
-            struct epoll_event event = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
-            epoll_ctl(epoll, EPOLL_CTL_ADD, c->fd, &event);
-            pending++;
-            i++;
+    pid_t parent = getpid();
+    for (int k = 0; k < processes; k++) {
+        pid_t pid = fork();
+        if (pid < 0) { stop_children(); die("fork: %s", strerror(errno)); }
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);   // never outlive the run
+            if (getppid() != parent) _exit(1);
+            histogram = histograms + (size_t)k * BUCKETS;
+            run_part(k);
+            _exit(0);
         }
-        int n = epoll_wait(epoll, ready, 1024, 1000);
-        for (int k = 0; k < n; k++) {
-            Conn *c = &conns[ready[k].data.u32];
-            if (ready[k].events & EPOLLOUT) {
-                int error = 0;
-                socklen_t size_of = sizeof error;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size_of);
-                if (error) die("connect: %s", strerror(error));
-                char request[512], target[256];
-                snprintf(target, sizeof target, path, prefix, c->channel);
-                int len = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n", target);
-                if (write(c->fd, request, (size_t)len) != len) die("request write failed");
-                struct epoll_event event = {.events = EPOLLIN, .data.u32 = ready[k].data.u32};
-                epoll_ctl(epoll, EPOLL_CTL_MOD, c->fd, &event);
-                pending--;   // TCP connected and request sent; the response head may come later
-                continue;
-            }
-            if (ready[k].events & EPOLLIN) {
-                char buffer[65536];
-                ssize_t r = read(c->fd, buffer, sizeof buffer);
-                if (r > 0) {
-                    int was = c->connected;
-                    feed(c, buffer, r);
-                    if (!was && c->connected) open_connections++;
-                } else if (r == 0) die("server closed connection %u during connect", ready[k].data.u32);
-            }
-        }
-        if (now_ns() - connect_started > 120000000000ull) die("connecting took over 120 s (%d open)", open_connections);
-        if (i >= connections && pending == 0 && n == 0) {
-            // Servers that send headers only with the first event (Flask-SSE): every request is
-            // out and a second passed in silence, so the rest are open, waiting for their head.
-            break;
-        }
+        children[k] = pid;
     }
-    double connect_seconds = (double)(now_ns() - connect_started) / 1e9;
-    // keep reading during warmup (heartbeats, headers)
-    uint64_t warm_until = now_ns() + (uint64_t)warmup_ms * 1000000ull;
-    while (now_ns() < warm_until) {
-        int n = epoll_wait(epoll, ready, 1024, 50);
-        for (int k = 0; k < n; k++) {
-            Conn *c = &conns[ready[k].data.u32];
-            char buffer[65536];
-            ssize_t r = read(c->fd, buffer, sizeof buffer);
-            if (r > 0) feed(c, buffer, r);
-        }
+    // Wait for every reader to be connected, then the warm-up.
+    uint64_t give_up = now_ns() + 130000000000ull;
+    for (int k = 0; k < processes;) {
+        if (__atomic_load_n(&shared->part[k].connected, __ATOMIC_ACQUIRE)) { k++; continue; }
+        check_children();
+        if (now_ns() > give_up) { stop_children(); die("%s: readers did not connect in 130 s", label); }
+        usleep(10000);
+    }
+    double connect_seconds = 0;
+    for (int k = 0; k < processes; k++)
+        if (shared->part[k].connect_seconds > connect_seconds) connect_seconds = shared->part[k].connect_seconds;
+    for (uint64_t warm_until = now_ns() + (uint64_t)warmup_ms * 1000000ull; now_ns() < warm_until;) {
+        check_children();
+        usleep(10000);
     }
     if (wait_numsub > 0) {   // servers that subscribe only once a response starts (Flask-SSE)
         redisContext *redis = redisConnect(host, publish_port);
-        if (!redis || redis->err) die("redis connect failed");
+        if (!redis || redis->err) { stop_children(); die("redis connect failed"); }
         char channel[64];
         snprintf(channel, sizeof channel, "%s0", prefix);
-        uint64_t give_up = now_ns() + 120000000000ull;
+        uint64_t numsub_deadline = now_ns() + 120000000000ull;
         for (;;) {
             redisReply *reply = redisCommand(redis, "PUBSUB NUMSUB %s", channel);
             long count = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 ? reply->element[1]->integer : 0;
             if (reply) freeReplyObject(reply);
             if (count >= wait_numsub) break;
-            if (now_ns() > give_up) die("only %ld of %ld subscribers after 120 s", count, wait_numsub);
-            int n = epoll_wait(epoll, ready, 1024, 50);
-            for (int k = 0; k < n; k++) {
-                char buffer[65536];
-                ssize_t r = read(conns[ready[k].data.u32].fd, buffer, sizeof buffer);
-                if (r > 0) feed(&conns[ready[k].data.u32], buffer, r);
-            }
+            if (now_ns() > numsub_deadline) { stop_children(); die("only %ld of %ld subscribers after 120 s", count, wait_numsub); }
+            check_children();
+            usleep(50000);
         }
         redisFree(redis);
     }
     long rss_connected = read_rss_kb();
     double cpu_before = read_cpu_seconds();
-    samples = 0;
-    pthread_t thread;
-    if (strcmp(publish, "none")) pthread_create(&thread, NULL, publisher, NULL);
-    uint64_t publish_started = now_ns();
-    uint64_t drain_deadline = 0;
-    if (!strcmp(publish, "none")) {   // a server publishes by itself (sse-trivial): wait out its run
-        publishing_done = 1;
-        drain_deadline = publish_started + (uint64_t)((double)events / rate * 1e9) + (uint64_t)(warmup_ms + drain_ms) * 1000000ull;
+    shared->publish_started = now_ns();
+    __atomic_store_n(&shared->go, 1, __ATOMIC_RELEASE);
+    if (strcmp(publish, "none")) {
+        publisher(NULL);
+        __atomic_store_n(&shared->drain_from, now_ns(), __ATOMIC_RELEASE);
+    } else {   // a server publishes by itself (sse-trivial): wait out its run
+        __atomic_store_n(&shared->drain_from, shared->publish_started + (uint64_t)((double)events / rate * 1e9)
+                         + (uint64_t)warmup_ms * 1000000ull, __ATOMIC_RELEASE);
     }
-    long expected_total = 0;
-    for (int j = 0; j < connections; j++) expected_total += (events - conns[j].channel + channels - 1) / channels;
-    uint64_t last_receive = publish_started;
-    for (;;) {
-        int n = epoll_wait(epoll, ready, 1024, 20);
-        for (int k = 0; k < n; k++) {
-            Conn *c = &conns[ready[k].data.u32];
-            char buffer[65536];
-            for (;;) {
-                ssize_t r = read(c->fd, buffer, sizeof buffer);
-                if (r > 0) { feed(c, buffer, r); last_receive = now_ns(); if (r < (ssize_t)sizeof buffer) break; }
-                else if (r == 0) { if (!c->closed) { c->closed = 1; epoll_ctl(epoll, EPOLL_CTL_DEL, c->fd, NULL); } break; }
-                else break;
-            }
+    for (int k = 0; k < processes; k++) {
+        int status;
+        if (children[k] > 0 && waitpid(children[k], &status, 0) == children[k]) {
+            children[k] = 0;
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { stop_children(); die("%s: a reader process failed", label); }
         }
-        if (publishing_done && !drain_deadline) drain_deadline = now_ns() + (uint64_t)drain_ms * 1000000ull;
-        if (drain_deadline) {
-            long got = 0;
-            for (int j = 0; j < connections; j++) got += conns[j].received;
-            if (got >= expected_total || now_ns() > drain_deadline) break;
-        }
-        if (now_ns() - publish_started > 900000000000ull) die("run exceeded 900 s");
     }
-    if (strcmp(publish, "none")) pthread_join(thread, NULL);
-    double elapsed = (double)(last_receive - publish_started) / 1e9;
     double cpu_after = read_cpu_seconds();
     long rss_after = read_rss_kb();
-    long received = 0, lost = 0, dups = 0, closed = 0, lossy = 0;
-    for (int j = 0; j < connections; j++) {
-        Conn *c = &conns[j];
-        long expected = (events - c->channel + channels - 1) / channels;
-        long missing = expected - c->received - c->lost;
-        if (missing > 0) c->lost += missing;
-        received += c->received;
-        lost += c->lost;
-        dups += c->dups;
-        closed += c->closed;
-        if (c->lost || c->dups) lossy++;
+    long received = 0, lost = 0, dups = 0, closed = 0, lossy = 0, expected_total = 0;
+    uint64_t all_samples = 0, last_receive = shared->publish_started;
+    max_latency_us = 0;
+    for (int k = 0; k < processes; k++) {
+        Part *part = &shared->part[k];
+        received += part->received;
+        expected_total += part->expected;
+        lost += part->lost;
+        dups += part->dups;
+        closed += part->closed;
+        lossy += part->lossy;
+        all_samples += part->samples;
+        if (part->max_latency_us > max_latency_us) max_latency_us = part->max_latency_us;
+        if (part->last_receive > last_receive) last_receive = part->last_receive;
     }
+    double elapsed = (double)(last_receive - shared->publish_started) / 1e9;
+    // Percentiles over the readers' histograms summed, up to the largest latency seen.
+    uint64_t last_bucket = max_latency_us / BUCKET_US < BUCKETS ? max_latency_us / BUCKET_US : BUCKETS - 1;
     double percentile[3] = {0.5, 0.99, 0.999};
     double value[3] = {0, 0, 0};
     for (int p = 0; p < 3; p++) {
-        uint64_t want = (uint64_t)(percentile[p] * (double)samples), seen = 0;
+        uint64_t want = (uint64_t)(percentile[p] * (double)all_samples), seen = 0;
         value[p] = (double)max_latency_us / 1000.0;
-        for (uint64_t bucket = 0; bucket < BUCKETS; bucket++) {
-            seen += histogram[bucket];
+        for (uint64_t bucket = 0; bucket <= last_bucket; bucket++) {
+            for (int k = 0; k < processes; k++) seen += histograms[(size_t)k * BUCKETS + bucket];
             if (seen > want) { value[p] = (double)(bucket * BUCKET_US) / 1000.0; break; }
         }
     }
-    printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, "
+    printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, \"processes\": %d, "
            "\"published\": %ld, \"publish_errors\": %ld, \"achieved_rate\": %.0f, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
            "\"lossy_connections\": %ld, \"closed_connections\": %ld, \"seconds\": %.3f, \"deliveries_per_second\": %.0f, "
            "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"connect_seconds\": %.2f, "
            "\"server_rss_kb_before\": %ld, \"server_rss_kb_connected\": %ld, \"server_rss_kb_after\": %ld, "
            "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f}\n",
-           label, connections, channels, events, rate, size, published, publish_errors,
+           label, connections, channels, events, rate, size, processes, published, publish_errors,
            publish_seconds > 0 ? (double)published / publish_seconds : 0, received, expected_total, lost, dups,
            lossy, closed, elapsed, elapsed > 0 ? (double)received / elapsed : 0, value[0], value[1], value[2],
            (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup-ms")) warmup_ms = atoi(argv[i + 1]);
     }
+    signal(SIGPIPE, SIG_IGN);   // a client that left (or a port probe) must not end the run
     struct rlimit limit;
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
@@ -61,16 +63,23 @@ int main(int argc, char **argv) {
         for (int k = 0; k < n; k++) {
             if (ready[k].data.fd == listener) {
                 int fd;
-                while ((fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK)) >= 0 && count < 20000) {
+                while ((fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct epoll_event client = {.events = EPOLLIN, .data.fd = fd};
                     epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &client);
-                    clients[count++] = fd;
                 }
             } else {
+                // A client counts once it sent its request: a connection that only probes the
+                // port (and closes) is dropped, never written to.
+                int fd = ready[k].data.fd;
                 char request[4096];
-                ssize_t r = read(ready[k].data.fd, request, sizeof request);
-                if (r > 0 && write(ready[k].data.fd, head, sizeof head - 1) < 0) dropped++;
+                ssize_t r = read(fd, request, sizeof request);
+                if (r > 0 && count < 20000 && write(fd, head, sizeof head - 1) == (ssize_t)(sizeof head - 1)) {
+                    clients[count++] = fd;
+                } else if (r == 0) {
+                    epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL);
+                    close(fd);
+                }
             }
         }
         uint64_t now = now_ns();
@@ -93,7 +102,7 @@ int main(int argc, char **argv) {
         }
         if (!length) continue;
         for (int c = 0; c < count; c++) {
-            if (write(clients[c], batch, length) != (ssize_t)length) dropped++;
+            if (clients[c] >= 0 && write(clients[c], batch, length) != (ssize_t)length) dropped++;
         }
     }
     fprintf(stderr, "sse-trivial: %ld events to %d clients, %ld short writes\n", sequence, count, dropped);

@@ -6,22 +6,23 @@ import SSEWire
 /// Fan-out happens here: a batch of events arrives with one hop onto the loop, each event's
 /// shared bytes are written to every client of its channel, and each touched client is
 /// flushed once at the end of the batch, so a burst costs one syscall per client, not one per
-/// event. Heartbeats are one timer per loop, not one per client, and spread over the interval
-/// in slices, so tens of thousands of streams never all get theirs in the same loop turn.
+/// event. Heartbeats are one timer per loop, not one per client, spread evenly over the
+/// interval by a ``HeartbeatRing``, so tens of thousands of streams never all get theirs in the
+/// same loop turn.
 final class LoopStreamRegistry {
     let eventLoop: any EventLoop
     /// Streams of exactly one channel: they take a channel's whole batch in one write.
     private var byChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     /// Streams of several channels: they take events one by one, in publish order.
     private var multiByChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
-    private var all: [ObjectIdentifier: StreamConnectionHandler] = [:]
     private var needingFlush: [StreamConnectionHandler] = []
     private var isFlushScheduled = false
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
-    /// Which slice of the clients gets the next heartbeat tick.
-    private var heartbeatSlice = 0
-    static let heartbeatSlices = 16
+    /// Every client of this loop, in heartbeat order.
+    private var heartbeatRing = HeartbeatRing<StreamConnectionHandler>()
+    private var heartbeatRoundStart = NIODeadline.now()
+    private var heartbeatInterval = TimeAmount.seconds(15)
     private let metrics: BrokerMetrics
 
     init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
@@ -33,7 +34,7 @@ final class LoopStreamRegistry {
     func add(_ client: StreamConnectionHandler) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
-        all[id] = client
+        heartbeatRing.insert(client)
         for channel in client.channels {
             if client.channels.count == 1 {
                 byChannel[channel, default: [:]][id] = client
@@ -46,7 +47,7 @@ final class LoopStreamRegistry {
     func remove(_ client: StreamConnectionHandler) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
-        all[id] = nil
+        heartbeatRing.remove(client)
         for channel in client.channels {
             byChannel[channel]?[id] = nil
             if byChannel[channel]?.isEmpty == true { byChannel[channel] = nil }
@@ -58,7 +59,7 @@ final class LoopStreamRegistry {
     /// Every client of this loop, grouped by the channels it streams.
     func clientsByChannelSet() -> [(channels: [String], clients: [StreamConnectionHandler])] {
         var groups: [[String]: [StreamConnectionHandler]] = [:]
-        for client in all.values { groups[client.channels, default: []].append(client) }
+        for client in heartbeatRing.members { groups[client.channels, default: []].append(client) }
         return groups.map { ($0.key, $0.value) }
     }
 
@@ -99,12 +100,16 @@ final class LoopStreamRegistry {
         metrics.bytesDelivered.increment(by: bytes)
     }
 
-    /// Sends a heartbeat comment to one slice of this loop's clients; each client is in exactly
-    /// one slice, so each gets one heartbeat per interval.
-    func sendHeartbeat() {
-        let slice = heartbeatSlice
-        heartbeatSlice = (heartbeatSlice + 1) % Self.heartbeatSlices
-        for (id, client) in all where id.hashValue & (Self.heartbeatSlices - 1) == slice && client.enqueue(heartbeat) {
+    /// Sends a heartbeat comment to the clients due by now in this round; each client present
+    /// for a whole round gets exactly one.
+    func sendHeartbeats(now: NIODeadline = .now()) {
+        if now - heartbeatRoundStart >= heartbeatInterval {
+            heartbeatRoundStart = now
+            heartbeatRing.startRound()
+        }
+        let elapsed = Double((now - heartbeatRoundStart).nanoseconds)
+        let due = heartbeatRing.takeDue(atFraction: elapsed / Double(max(1, heartbeatInterval.nanoseconds)))
+        for client in due where client.enqueue(heartbeat) {
             needingFlush.append(client)
         }
         flushTouched()
@@ -129,12 +134,16 @@ final class LoopStreamRegistry {
         }
     }
 
-    /// Starts the loop's heartbeat timer: one tick per slice, so a full round takes `interval`.
+    /// Starts the loop's heartbeat timer. It ticks 16 times per interval, and at least every
+    /// 50 ms, so each tick writes a small share of the clients.
     func startHeartbeat(every interval: TimeAmount) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let tick = TimeAmount.nanoseconds(max(1, interval.nanoseconds / Int64(Self.heartbeatSlices)))
+        heartbeatInterval = interval
+        heartbeatRoundStart = .now()
+        heartbeatRing.startRound()
+        let tick = TimeAmount.nanoseconds(max(1_000_000, min(interval.nanoseconds / 16, 50_000_000)))
         heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
-            bound.value.sendHeartbeat()
+            bound.value.sendHeartbeats()
         }
     }
 

@@ -14,7 +14,7 @@ import SSEWire
 /// events are held, bounded by the same buffer; when the replay arrives it is written first,
 /// then the held events. Every event with a history position at or before the last one this
 /// client got is dropped, so replay and live traffic meet with no gap and no duplicate.
-final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatRingMember {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -30,6 +30,9 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private let clientBufferBytes: Int
     private var context: ChannelHandlerContext?
     private var options: NIOSynchronousChannelOptions?
+    /// Mirrors the channel's writability: its high-water mark is `--client-buffer`, so while it
+    /// is writable the client is certainly within its buffer and no exact count is needed.
+    private var isWritable = true
     private var isRegistered = false
     private var hasPendingWrites = false
     /// Bytes written but not flushed yet: they are queued by design (one flush per loop turn),
@@ -41,6 +44,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var pendingReplays = 0
     private var held: [EncodedEvent] = []
     private var heldBytes = 0
+    /// This stream's place in its loop's heartbeat ring.
+    var ringSlot = -1
 
     init(
         channels: [String],
@@ -63,6 +68,9 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.options = context.channel.syncOptions
+        let high = clientBufferBytes
+        try? options?.setOption(.writeBufferWaterMark, value: .init(low: max(1, high / 2), high: high))
+        isWritable = context.channel.isWritable
         context.writeAndFlush(wrapOutboundOut(preamble), promise: nil)
         guard context.channel.isActive else { return }
         isRegistered = true
@@ -84,6 +92,11 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Discarded on purpose, whatever its type: requests pipelined behind a stream are never
         // answered, because the stream never ends.
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -148,6 +161,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// Whether the client keeps up: what it was sent (flushed) but has not taken yet is within
     /// `--client-buffer`. A client past it is cut off.
     private func hasRoom(_ context: ChannelHandlerContext) -> Bool {
+        // Writable means at most `clientBufferBytes` are buffered, flushed or not: room for sure.
+        if isWritable { return true }
         guard let backlog = try? options?.getOption(.bufferedWritableBytes) else { return true }
         let unread = backlog - unflushedBytes
         guard unread > clientBufferBytes else { return true }
