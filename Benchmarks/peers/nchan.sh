@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Start/stop an Nchan (nginx module) peer backed by Redis, for benchmarks.
 #
-# Usage: PEER_DIR=/tmp/nchan PORT=8081 REDIS_PORT=6379 nchan.sh start|stop
+# Usage: PEER_DIR=/tmp/nchan PORT=8081 REDIS_PORT=6379 [WORKERS=2] nchan.sh start|stop
 #   PEER_DIR    work dir for nginx.conf, pid file, logs, temp dirs (required)
 #   PORT        listen port on 127.0.0.1 (default 8081)
 #   REDIS_PORT  port of an already running redis-server on 127.0.0.1 (default 6379)
+#   WORKERS     nginx worker processes (default 2). Past 2 the listener uses reuseport, so the
+#               kernel shares connections evenly: each worker may hold 20,000 files.
 #
 # Endpoints: GET /sub/<channel> (EventSource), POST /pub/<channel> (body = event data).
 set -euo pipefail
@@ -14,6 +16,7 @@ source "$(dirname "$0")/lib.sh"
 : "${PEER_DIR:?PEER_DIR is required}"
 PORT="${PORT:-8081}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+WORKERS="${WORKERS:-2}"
 
 NGINX_BIN=/usr/sbin/nginx
 PID_FILE="$PEER_DIR/nginx.pid"
@@ -71,7 +74,8 @@ is_running() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 write_conf() {
-    local user_line=""
+    local user_line="" listen_options=""
+    [ "$WORKERS" -gt 2 ] && listen_options=" reuseport"
     # Workers run as the master's user when root (default would be `nobody`,
     # which may not be able to reach temp dirs under PEER_DIR).
     [ "$(id -u)" -eq 0 ] && user_line="user root;"
@@ -82,7 +86,7 @@ load_module $(module_path);
 $user_line
 daemon on;
 master_process on;
-worker_processes auto;
+worker_processes $WORKERS;
 worker_rlimit_nofile 20000;
 pid $PID_FILE;
 error_log $LOG_DIR/error.log warn;
@@ -113,7 +117,7 @@ http {
     nchan_subscriber_timeout 0;
 
     server {
-        listen 127.0.0.1:$PORT backlog=4096;
+        listen 127.0.0.1:$PORT backlog=4096$listen_options;
         server_name localhost;
 
         location ~ ^/sub/(.+)\$ {

@@ -68,7 +68,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.options = context.channel.syncOptions
-        let high = clientBufferBytes
+        let high = max(1, clientBufferBytes)
         try? options?.setOption(.writeBufferWaterMark, value: .init(low: max(1, high / 2), high: high))
         isWritable = context.channel.isWritable
         context.writeAndFlush(wrapOutboundOut(preamble), promise: nil)
