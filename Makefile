@@ -93,7 +93,7 @@ bench: deps
 	swift build -c release --product sse-broker
 	mkdir -p .build/bench
 	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis
-	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c
+	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c -lpthread
 	python3 Benchmarks/bench.py
 
 clean:

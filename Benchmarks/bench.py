@@ -181,10 +181,10 @@ def flask_sse(redis: Redis) -> Peer:
 
 # ---- scenarios --------------------------------------------------------------------------------
 
-def trivial_run(connections: int, events: int, rate: float, size: int = 64) -> dict:
+def trivial_run(connections: int, events: int, rate: float, size: int = 64, threads: int = 1) -> dict:
     port = free_port()
     server = start([str(BIN / "sse-trivial"), "--port", str(port), "--expect", str(connections), "--events", str(events),
-                    "--rate", str(rate), "--size", str(size), "--warmup-ms", "1500"])
+                    "--rate", str(rate), "--size", str(size), "--warmup-ms", "1500", "--threads", str(threads)])
     wait_port(port)
     try:
         return load("trivial", port=port, path="/s%s%d", connections=connections, events=events, rate=rate, size=size,
@@ -233,9 +233,12 @@ def s1(redis: Redis, servers: list) -> dict:
     out = {"latency": {}}
     for rate, rounds in LATENCY_RATES:
         events = max(300, int(rate * 3))
-        runs = {"trivial": []}
+        runs = {"trivial": [], "trivial x2": []}
         for round_number in range(rounds):
             runs["trivial"].append(trivial_run(connections, events, rate))
+            # The same ceiling writing from two threads, as the broker's two event loops and
+            # Nchan's two workers do: on two cores they compete with the reader the same way.
+            runs["trivial x2"].append(trivial_run(connections, events, rate, threads=2))
             for server in servers:
                 if server.name == "Flask-SSE" and (rate != 100 or round_number):
                     continue   # it loses events already at 100/s: one run shows it
@@ -378,6 +381,10 @@ def report(results: dict, started: float) -> str:
     mine100 = latency[100]["sse-broker"]["median"]["p99_ms"]
     add(f"| S1 p99 at 100 events/s within 1.5x the trivial server's | {mine100} ms vs {trivial} ms: "
         f"{mine100 / trivial:.2f}x | {'yes' if mine100 <= 1.5 * trivial else 'no'} |")
+    if "trivial x2" in latency[100]:
+        trivial2 = latency[100]["trivial x2"]["median"]["p99_ms"]
+        add(f"| (for reference) the same against the ceiling writing from 2 threads | {mine100} ms vs {trivial2} ms: "
+            f"{mine100 / trivial2:.2f}x | |")
     s2mine = s2r["sse-broker"]
     add(f"| S2 under 5 KB per idle connection at {s2mine['connections']:,}, no loss in the burst | "
         f"{s2mine['server_rss_bytes_per_connection'] / 1024:.1f} KB, {s2mine['lost']} lost | "
@@ -396,10 +403,13 @@ def report(results: dict, started: float) -> str:
     # ---- S1 latency
     add("## S1: fan-out, one channel, 64-byte events\n")
     add(f"### Latency at rates the peers sustain ({ours['runs'][0]['connections'] if ours['runs'] else ''} clients)\n")
-    add("p50 / p99 / p99.9 in ms, the run with the median p99 of interleaved rounds (ceiling, broker and peers one after "
-        "another in each round, so each sees the same machine weather).\n")
-    names = ["trivial", "sse-broker", *peers]
-    add("| events/s | rounds | " + " | ".join("ceiling (sse-trivial)" if n == "trivial" else n for n in names)
+    add("p50 / p99 / p99.9 in ms, the run with the median p99 of interleaved rounds (ceilings, broker and peers one "
+        "after another in each round, so each sees the same machine weather). The ceiling writes each event from one "
+        "thread while the single-threaded reader has the other core to itself; written from two threads, as the "
+        "broker's two event loops and Nchan's two workers write, the writers and the reader share two cores.\n")
+    names = ["trivial", "trivial x2", "sse-broker", *peers]
+    headers = {"trivial": "ceiling (sse-trivial, 1 thread)", "trivial x2": "ceiling, 2 writer threads"}
+    add("| events/s | rounds | " + " | ".join(headers.get(n, n) for n in names)
         + " | broker vs ceiling (p99) | broker vs Nchan (p99) |")
     add("| ---: | ---: | " + " | ".join("---" for _ in names) + " | ---: | ---: |")
     for rate, entry in sorted(latency.items()):

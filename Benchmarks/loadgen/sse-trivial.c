@@ -3,11 +3,14 @@
 // each "data:SEQ TS xxx\n\n" with a CLOCK_MONOTONIC timestamp, batched per 1 ms tick and
 // chunk-framed, as fast as the kernel takes them. No Redis, no parsing: the floor a real broker
 // can be compared with, measured by the same clients. Exits after the last event.
+// --threads N writes each batch from N threads, each to its share of the clients, the way a
+// server with N event loops does.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,31 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+// The batch being written, shared with the writer threads; barriers start and end each batch.
+static int *clients, count, threads = 1;
+static char *batch;
+static size_t length;
+static long dropped;
+static volatile int finished;
+static pthread_barrier_t batch_ready, batch_written;
+
+static void write_share(int share) {
+    long short_writes = 0;
+    for (int c = share; c < count; c += threads)
+        if (clients[c] >= 0 && write(clients[c], batch, length) != (ssize_t)length) short_writes++;
+    __atomic_add_fetch(&dropped, short_writes, __ATOMIC_RELAXED);
+}
+
+static void *writer(void *argument) {
+    int share = (int)(long)argument;
+    for (;;) {
+        pthread_barrier_wait(&batch_ready);
+        if (finished) return NULL;
+        write_share(share);
+        pthread_barrier_wait(&batch_written);
+    }
+}
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -36,6 +64,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup-ms")) warmup_ms = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     }
     signal(SIGPIPE, SIG_IGN);   // a client that left (or a port probe) must not end the run
     struct rlimit limit;
@@ -52,11 +81,16 @@ int main(int argc, char **argv) {
     int epoll = epoll_create1(0);
     struct epoll_event event = {.events = EPOLLIN, .data.fd = listener};
     epoll_ctl(epoll, EPOLL_CTL_ADD, listener, &event);
-    int *clients = calloc(20000, sizeof(int)), count = 0;
+    clients = calloc(20000, sizeof(int));
     const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
     uint64_t ready_at = 0, started = 0, deadline = now_ns() + 300000000000ull;
-    long sequence = 0, dropped = 0;
-    char *batch = malloc(4 << 20);
+    long sequence = 0;
+    batch = malloc(4 << 20);
+    if (threads < 1 || threads > 64) threads = 1;
+    pthread_barrier_init(&batch_ready, NULL, (unsigned)threads);
+    pthread_barrier_init(&batch_written, NULL, (unsigned)threads);
+    pthread_t writers[64];
+    for (long t = 1; t < threads; t++) pthread_create(&writers[t], NULL, writer, (void *)t);
     while (sequence < events && now_ns() < deadline) {
         struct epoll_event ready[256];
         int n = epoll_wait(epoll, ready, 256, 1);
@@ -86,7 +120,7 @@ int main(int argc, char **argv) {
         if (!ready_at && count >= expect) ready_at = now + (uint64_t)warmup_ms * 1000000ull;
         if (!ready_at || now < ready_at) continue;
         if (!started) started = now;
-        size_t length = 0;
+        length = 0;
         while (sequence < events && started + (uint64_t)((double)sequence * 1e9 / rate) <= now && length < (4u << 20) - 8192) {
             char text[4096];
             int len = snprintf(text, sizeof text, "data:%ld %llu ", sequence, (unsigned long long)now_ns());
@@ -101,10 +135,13 @@ int main(int argc, char **argv) {
             sequence++;
         }
         if (!length) continue;
-        for (int c = 0; c < count; c++) {
-            if (clients[c] >= 0 && write(clients[c], batch, length) != (ssize_t)length) dropped++;
-        }
+        if (threads > 1) pthread_barrier_wait(&batch_ready);
+        write_share(0);
+        if (threads > 1) pthread_barrier_wait(&batch_written);
     }
+    finished = 1;
+    if (threads > 1) pthread_barrier_wait(&batch_ready);
+    for (int t = 1; t < threads; t++) pthread_join(writers[t], NULL);
     fprintf(stderr, "sse-trivial: %ld events to %d clients, %ld short writes\n", sequence, count, dropped);
     sleep(2);
     return 0;
