@@ -13,6 +13,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,13 +217,24 @@ def max_lossless(server, connections: int, rates: list[float], seconds: float) -
     return best, runs
 
 
+def paired_ratios(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """Per-round ratios, sorted: the broker's p99 over the ceiling's and Nchan's over the broker's,
+    each from runs of the same round. The machine's speed drifts over minutes (a shared VM), and a
+    ratio within one round cancels that drift where a ratio of separate medians does not."""
+    mine = runs.get("sse-broker", [])
+    pairs = {"broker / ceiling": (mine, runs.get("trivial", [])), "Nchan / broker": (runs.get("Nchan", []), mine)}
+    return {name: sorted(round(a["p99_ms"] / b["p99_ms"], 2) for a, b in zip(top, bottom)
+                         if b["p99_ms"] and not a["lost"] and not b["lost"])
+            for name, (top, bottom) in pairs.items()}
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run with the median p99: one sample on a shared 2-core machine is noise."""
     return sorted(runs, key=lambda run: run["p99_ms"])[len(runs) // 2]
 
 
 # Latency rates for S1 and how many interleaved rounds each gets (one run per server per round).
-LATENCY_RATES = [(100, 3), (300, 1)] if QUICK else [(100, 5), (300, 3), (600, 3)]
+LATENCY_RATES = [(100, 3), (300, 1)] if QUICK else [(100, 9), (300, 3), (600, 3)]
 
 
 def s1(redis: Redis, servers: list) -> dict:
@@ -248,6 +260,7 @@ def s1(redis: Redis, servers: list) -> dict:
                     size=64, warmup_ms=1000, drain_ms=3000, **server.options()))
         out["latency"][rate] = {name: {"median": median_run(results), "p99s": sorted(r["p99_ms"] for r in results)}
                                 for name, results in runs.items()}
+        out.setdefault("paired", {})[rate] = paired_ratios(runs)
         log(f"  {rate}/s p99 medians: " + ", ".join(f"{name} {entry['median']['p99_ms']} ms"
                                                      for name, entry in out["latency"][rate].items()))
     for server in servers:
@@ -334,6 +347,12 @@ def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> str:
     return f"{value:.2f}x"
 
 
+def round_summary(ratios: list[float], name: str, passes, passing: str) -> str:
+    """The median of per-round ratios, their range, and in how many rounds the target held."""
+    return (f"{name} per round: median {statistics.median(ratios):.2f}x, {min(ratios):.2f}-{max(ratios):.2f}x, "
+            f"{passing} in {sum(1 for r in ratios if passes(r))} of {len(ratios)}")
+
+
 def latency_cell(entry: dict | None) -> str:
     if not entry:
         return "n/a"
@@ -370,17 +389,24 @@ def report(results: dict, started: float) -> str:
         value = ours["best"]["deliveries_per_second"] / nchan_best["deliveries_per_second"]
         add(f"| S1 lossless deliveries/s at least 3x Nchan's | {ours['best']['deliveries_per_second'] / 1e6:.2f}M vs "
             f"{nchan_best['deliveries_per_second'] / 1e6:.2f}M: {value:.1f}x | {'yes' if value >= 3 else 'no'} |")
+    paired = {int(rate): value for rate, value in s1r.get("paired", {}).items()}
     for rate, entry in sorted(latency.items()):
         mine, theirs = entry.get("sse-broker"), entry.get("Nchan")
         if not mine or not theirs or theirs["median"]["lost"]:
             continue
         a, b = mine["median"]["p99_ms"], theirs["median"]["p99_ms"]
-        add(f"| S1 p99 below Nchan's at {rate} events/s (median of {len(mine['p99s'])}) | {a} ms vs {b} ms | "
-            f"{'yes' if a < b else 'no'} |")
+        ratios = paired.get(rate, {}).get("Nchan / broker")
+        middle = statistics.median(ratios) if ratios else b / a
+        summary = round_summary(ratios, "Nchan / broker", lambda r: r > 1, "ours lower") if ratios else f"{middle:.2f}x"
+        add(f"| S1 p99 below Nchan's at {rate} events/s | medians of {len(mine['p99s'])} rounds {a} ms vs {b} ms; "
+            f"{summary} | {'yes' if middle > 1 else 'no'} |")
     trivial = latency[100]["trivial"]["median"]["p99_ms"]
     mine100 = latency[100]["sse-broker"]["median"]["p99_ms"]
-    add(f"| S1 p99 at 100 events/s within 1.5x the trivial server's | {mine100} ms vs {trivial} ms: "
-        f"{mine100 / trivial:.2f}x | {'yes' if mine100 <= 1.5 * trivial else 'no'} |")
+    ratios = paired.get(100, {}).get("broker / ceiling")
+    middle = statistics.median(ratios) if ratios else mine100 / trivial
+    summary = round_summary(ratios, "broker / ceiling", lambda r: r <= 1.5, "within 1.5x") if ratios else f"{middle:.2f}x"
+    add(f"| S1 p99 at 100 events/s within 1.5x the trivial server's | medians {mine100} ms vs {trivial} ms; "
+        f"{summary} | {'yes' if middle <= 1.5 else 'no'} |")
     if "trivial x2" in latency[100]:
         trivial2 = latency[100]["trivial x2"]["median"]["p99_ms"]
         add(f"| (for reference) the same against the ceiling writing from 2 threads | {mine100} ms vs {trivial2} ms: "
@@ -422,6 +448,11 @@ def report(results: dict, started: float) -> str:
     add("\nEvery round's p99 (ms), sorted:\n")
     for rate, entry in sorted(latency.items()):
         add(f"- {rate}/s: " + "; ".join(f"{n} {entry[n]['p99s']}" for n in names if n in entry))
+    if paired:
+        add("\nPer-round ratios of p99, sorted (each from runs of the same round, so the machine's drift over the "
+            "minutes of the scenario cancels out):\n")
+        for rate, pairs in sorted(paired.items()):
+            add(f"- {rate}/s: " + "; ".join(f"{name} {values}" for name, values in pairs.items() if values))
     add("")
 
     # ---- S1 throughput

@@ -65,14 +65,16 @@ final class LoopStreamRegistry {
 
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is
-    /// flushed once. Figures for metrics are added once per call.
+    /// flushed once. With `flushNow` single-channel streams are written and flushed in one pass
+    /// (one visit per client, and the first bytes leave at once). Figures for metrics are added
+    /// once per call.
     func deliver(_ delivery: LoopDelivery, flushNow: Bool = false) {
         eventLoop.preconditionInEventLoop()
         var delivered = 0
         var bytes = 0
         for batch in delivery.batches {
             guard let clients = byChannel[batch.channel] else { continue }
-            for client in clients.values where client.enqueue(batch) {
+            for client in clients.values where client.enqueue(batch, flushNow: flushNow) {
                 needingFlush.append(client)
             }
             delivered += clients.count * batch.events.count

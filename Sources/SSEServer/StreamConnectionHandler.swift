@@ -129,18 +129,27 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Queues a channel's batch from one read: one write when the client is live and has none of
-    /// it yet, else event by event. Returns true when this client now needs a flush.
-    func enqueue(_ batch: ChannelBatch) -> Bool {
+    /// it yet, else event by event. With `flushNow` (the last delivery queued on the loop) the
+    /// client is flushed at once too, so the first clients' bytes leave while the loop is still
+    /// writing to the rest. Returns true when this client still needs a flush.
+    func enqueue(_ batch: ChannelBatch, flushNow: Bool = false) -> Bool {
         guard let context, !isFinishing else { return false }
         let overlaps = lastDelivered.map { last in batch.firstPosition.map { $0 <= last } ?? false } ?? false
-        if pendingReplays > 0 || overlaps || batch.events.count == 1 {
+        if pendingReplays > 0 || overlaps {
             var needsFlush = false
             for event in batch.events where enqueue(event) { needsFlush = true }
+            if flushNow && needsFlush { flushPending(); return false }
             return needsFlush
         }
         guard hasRoom(context) else { return false }
-        write(batch.bytes(chunked: isChunked), context: context)
         if let last = batch.lastPosition { lastDelivered = last }
+        if flushNow {
+            hasPendingWrites = false
+            unflushedBytes = 0
+            context.writeAndFlush(wrapOutboundOut(batch.bytes(chunked: isChunked)), promise: nil)
+            return false
+        }
+        write(batch.bytes(chunked: isChunked), context: context)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
     }
