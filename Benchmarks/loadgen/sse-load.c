@@ -82,43 +82,42 @@ static void die(const char *format_text, ...) {
 }
 
 // ---- server resource readings from /proc ----
-static long read_rss_kb(void) {
-    long total = 0;
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", pids);
-    for (char *pid = strtok(copy, ","); pid; pid = strtok(NULL, ",")) {
-        char file[64], line[256];
-        snprintf(file, sizeof file, "/proc/%s/status", pid);
-        FILE *f = fopen(file, "r");
-        if (!f) continue;
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "VmRSS:", 6)) total += atol(line + 6);
-        fclose(f);
-    }
-    return total;
-}
-
-static double read_cpu_seconds(void) {
+// Reads /proc/PID/NAME of every server pid (--pids, comma-separated) and adds up what `parse`
+// takes from each file.
+static double sum_over_pids(const char *name, double (*parse)(char *text)) {
     double total = 0;
     char copy[256];
     snprintf(copy, sizeof copy, "%s", pids);
     for (char *pid = strtok(copy, ","); pid; pid = strtok(NULL, ",")) {
-        char file[64], buffer[1024];
-        snprintf(file, sizeof file, "/proc/%s/stat", pid);
+        char file[64], text[4096];
+        snprintf(file, sizeof file, "/proc/%s/%s", pid, name);
         FILE *f = fopen(file, "r");
         if (!f) continue;
-        size_t n = fread(buffer, 1, sizeof buffer - 1, f);
+        size_t n = fread(text, 1, sizeof text - 1, f);
         fclose(f);
-        buffer[n] = 0;
-        char *p = strrchr(buffer, ')');
-        if (!p) continue;
-        unsigned long utime = 0, stime = 0;
-        // fields after ")": state(3) ... utime(14) stime(15)
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
-        total += (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+        text[n] = 0;
+        total += parse(text);
     }
     return total;
 }
+
+static double rss_kb_of(char *status) {
+    char *line = strstr(status, "VmRSS:");
+    return line ? atof(line + 6) : 0;
+}
+
+static double cpu_seconds_of(char *stat) {
+    char *p = strrchr(stat, ')');
+    if (!p) return 0;
+    unsigned long utime = 0, stime = 0;
+    // fields after ")": state(3) ... utime(14) stime(15)
+    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+static long read_rss_kb(void) { return (long)sum_over_pids("status", rss_kb_of); }
+
+static double read_cpu_seconds(void) { return sum_over_pids("stat", cpu_seconds_of); }
 
 // ---- receiving ----
 static void on_data_line(Conn *c, const char *line, int len) {

@@ -33,6 +33,7 @@ REQUIREMENTS=(
 )
 START_TIMEOUT=20   # seconds
 STOP_TIMEOUT=10    # seconds
+PROCESS_NAME=gunicorn   # what is_running looks for in the pid's command line
 
 log() { echo "flask-sse: $*"; }
 die() { echo "flask-sse: error: $*" >&2; exit 1; }
@@ -70,18 +71,6 @@ app.config["REDIS_URL"] = "redis://127.0.0.1:$REDIS_PORT/0"
 app.register_blueprint(sse, url_prefix="/stream")
 APP
 }
-
-is_running() {
-    local pid
-    [ -s "$PID_FILE" ] || return 1
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "gunicorn" || return 1
-    echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 do_start() {
     mkdir -p "$PEER_DIR"

@@ -16,8 +16,23 @@ stop_tree() {
     done
 }
 
-# do_stop: stop the peer whose pid `is_running` prints (each script defines is_running, PID_FILE,
-# STOP_TIMEOUT and log), then forget its pid file.
+# is_running: prints the pid in PID_FILE when that process is alive and its command line names
+# PROCESS_NAME (each script sets both), so a recycled pid is never taken for the peer.
+is_running() {
+    local pid
+    [ -s "$PID_FILE" ] || return 1
+    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$PROCESS_NAME" || return 1
+    echo "$pid"
+}
+
+# port_open: whether something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+# do_stop: stop the peer whose pid `is_running` prints (each script sets PID_FILE, PROCESS_NAME,
+# STOP_TIMEOUT and defines log), then forget its pid file.
 do_stop() {
     local pid
     if ! pid="$(is_running)"; then

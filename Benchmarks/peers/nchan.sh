@@ -24,6 +24,7 @@ CONF="$PEER_DIR/nginx.conf"
 LOG_DIR="$PEER_DIR/logs"
 START_TIMEOUT=15   # seconds
 STOP_TIMEOUT=10    # seconds
+PROCESS_NAME=nginx   # what is_running looks for in the pid's command line
 
 log() { echo "nchan: $*"; }
 die() { echo "nchan: error: $*" >&2; exit 1; }
@@ -60,18 +61,6 @@ ensure_installed() {
     [ -x "$NGINX_BIN" ] || die "$NGINX_BIN not found after install"
     [ -f "$(module_path)" ] || die "nchan module not found at $(module_path)"
 }
-
-is_running() {
-    local pid
-    [ -s "$PID_FILE" ] || return 1
-    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "nginx" || return 1
-    echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 write_conf() {
     local user_line="" listen_options=""
