@@ -347,10 +347,14 @@ def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> str:
     return f"{value:.2f}x"
 
 
-def round_summary(ratios: list[float], name: str, passes, passing: str) -> str:
-    """The median of per-round ratios, their range, and in how many rounds the target held."""
-    return (f"{name} per round: median {statistics.median(ratios):.2f}x, {min(ratios):.2f}-{max(ratios):.2f}x, "
-            f"{passing} in {sum(1 for r in ratios if passes(r))} of {len(ratios)}")
+def paired_verdict(ratios: list[float], name: str, passes, passing: str) -> tuple[str, bool]:
+    """The median of per-round ratios, their range and in how many rounds the target held; the
+    target counts as met when it holds for the median."""
+    if not ratios:
+        return f"{name}: no round where both were lossless", False
+    middle = statistics.median(ratios)
+    return (f"{name} per round: median {middle:.2f}x, {min(ratios):.2f}-{max(ratios):.2f}x, "
+            f"{passing} in {sum(1 for r in ratios if passes(r))} of {len(ratios)}", passes(middle))
 
 
 def latency_cell(entry: dict | None) -> str:
@@ -389,24 +393,19 @@ def report(results: dict, started: float) -> str:
         value = ours["best"]["deliveries_per_second"] / nchan_best["deliveries_per_second"]
         add(f"| S1 lossless deliveries/s at least 3x Nchan's | {ours['best']['deliveries_per_second'] / 1e6:.2f}M vs "
             f"{nchan_best['deliveries_per_second'] / 1e6:.2f}M: {value:.1f}x | {'yes' if value >= 3 else 'no'} |")
-    paired = {int(rate): value for rate, value in s1r.get("paired", {}).items()}
+    paired = {int(rate): value for rate, value in s1r["paired"].items()}
     for rate, entry in sorted(latency.items()):
         mine, theirs = entry.get("sse-broker"), entry.get("Nchan")
         if not mine or not theirs or theirs["median"]["lost"]:
             continue
-        a, b = mine["median"]["p99_ms"], theirs["median"]["p99_ms"]
-        ratios = paired.get(rate, {}).get("Nchan / broker")
-        middle = statistics.median(ratios) if ratios else b / a
-        summary = round_summary(ratios, "Nchan / broker", lambda r: r > 1, "ours lower") if ratios else f"{middle:.2f}x"
-        add(f"| S1 p99 below Nchan's at {rate} events/s | medians of {len(mine['p99s'])} rounds {a} ms vs {b} ms; "
-            f"{summary} | {'yes' if middle > 1 else 'no'} |")
+        summary, met = paired_verdict(paired[rate]["Nchan / broker"], "Nchan / broker", lambda r: r > 1, "ours lower")
+        add(f"| S1 p99 below Nchan's at {rate} events/s | medians of {len(mine['p99s'])} rounds "
+            f"{mine['median']['p99_ms']} ms vs {theirs['median']['p99_ms']} ms; {summary} | {'yes' if met else 'no'} |")
     trivial = latency[100]["trivial"]["median"]["p99_ms"]
     mine100 = latency[100]["sse-broker"]["median"]["p99_ms"]
-    ratios = paired.get(100, {}).get("broker / ceiling")
-    middle = statistics.median(ratios) if ratios else mine100 / trivial
-    summary = round_summary(ratios, "broker / ceiling", lambda r: r <= 1.5, "within 1.5x") if ratios else f"{middle:.2f}x"
+    summary, met = paired_verdict(paired[100]["broker / ceiling"], "broker / ceiling", lambda r: r <= 1.5, "within 1.5x")
     add(f"| S1 p99 at 100 events/s within 1.5x the trivial server's | medians {mine100} ms vs {trivial} ms; "
-        f"{summary} | {'yes' if middle <= 1.5 else 'no'} |")
+        f"{summary} | {'yes' if met else 'no'} |")
     if "trivial x2" in latency[100]:
         trivial2 = latency[100]["trivial x2"]["median"]["p99_ms"]
         add(f"| (for reference) the same against the ceiling writing from 2 threads | {mine100} ms vs {trivial2} ms: "
@@ -448,11 +447,10 @@ def report(results: dict, started: float) -> str:
     add("\nEvery round's p99 (ms), sorted:\n")
     for rate, entry in sorted(latency.items()):
         add(f"- {rate}/s: " + "; ".join(f"{n} {entry[n]['p99s']}" for n in names if n in entry))
-    if paired:
-        add("\nPer-round ratios of p99, sorted (each from runs of the same round, so the machine's drift over the "
-            "minutes of the scenario cancels out):\n")
-        for rate, pairs in sorted(paired.items()):
-            add(f"- {rate}/s: " + "; ".join(f"{name} {values}" for name, values in pairs.items() if values))
+    add("\nPer-round ratios of p99, sorted (each from runs of the same round, so the machine's drift over the "
+        "minutes of the scenario cancels out):\n")
+    for rate, pairs in sorted(paired.items()):
+        add(f"- {rate}/s: " + "; ".join(f"{name} {values}" for name, values in pairs.items() if values))
     add("")
 
     # ---- S1 throughput

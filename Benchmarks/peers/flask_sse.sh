@@ -33,10 +33,8 @@ REQUIREMENTS=(
 )
 START_TIMEOUT=20   # seconds
 STOP_TIMEOUT=10    # seconds
+PEER_NAME=flask-sse   # how log and die name this script
 PROCESS_NAME=gunicorn   # what is_running looks for in the pid's command line
-
-log() { echo "flask-sse: $*"; }
-die() { echo "flask-sse: error: $*" >&2; exit 1; }
 
 set_paths() {
     VENV="$PEER_DIR/venv"

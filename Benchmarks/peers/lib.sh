@@ -1,4 +1,8 @@
-# Shared by nchan.sh and flask_sse.sh (sourced, not run).
+# Shared by nchan.sh and flask_sse.sh (sourced, not run). Each sets PEER_NAME, PID_FILE,
+# PROCESS_NAME and STOP_TIMEOUT.
+
+log() { echo "$PEER_NAME: $*"; }
+die() { echo "$PEER_NAME: error: $*" >&2; exit 1; }
 
 # stop_tree PID TIMEOUT: SIGTERM the master, wait (bounded), SIGKILL if it lingers, and make sure
 # none of its workers survive it.
@@ -17,7 +21,7 @@ stop_tree() {
 }
 
 # is_running: prints the pid in PID_FILE when that process is alive and its command line names
-# PROCESS_NAME (each script sets both), so a recycled pid is never taken for the peer.
+# PROCESS_NAME, so a recycled pid is never taken for the peer.
 is_running() {
     local pid
     [ -s "$PID_FILE" ] || return 1
@@ -31,8 +35,7 @@ is_running() {
 # port_open: whether something accepts connections on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
-# do_stop: stop the peer whose pid `is_running` prints (each script sets PID_FILE, PROCESS_NAME,
-# STOP_TIMEOUT and defines log), then forget its pid file.
+# do_stop: stop the peer whose pid `is_running` prints, then forget its pid file.
 do_stop() {
     local pid
     if ! pid="$(is_running)"; then

@@ -24,10 +24,8 @@ CONF="$PEER_DIR/nginx.conf"
 LOG_DIR="$PEER_DIR/logs"
 START_TIMEOUT=15   # seconds
 STOP_TIMEOUT=10    # seconds
+PEER_NAME=nchan   # how log and die name this script
 PROCESS_NAME=nginx   # what is_running looks for in the pid's command line
-
-log() { echo "nchan: $*"; }
-die() { echo "nchan: error: $*" >&2; exit 1; }
 
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive
