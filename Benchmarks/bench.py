@@ -322,6 +322,7 @@ def s4(redis: Redis) -> dict:
         out["Nchan"] = s4_run(redis, peer, channels, size)
     except RuntimeError as error:
         log(f"  Nchan S4 failed: {error}")
+        out["Nchan"] = {"error": str(error)}
     finally:
         peer.stop()
     return out
@@ -364,6 +365,28 @@ def latency_cell(entry: dict | None) -> str:
     if run["lost"]:
         return f"lossy: {run['lost']} of {run['expected']} lost"
     return f"{run['p50_ms']} / {run['p99_ms']} / {run['p999_ms']}"
+
+
+def add_time_split(add, entry: dict, names: list[str]) -> None:
+    """Where the time goes at 100 events/s: per event, when its first and its last client got it,
+    and the server's CPU per delivery, from each server's median run."""
+    runs = {name: entry[name]["median"] for name in names if name in entry and not entry[name]["median"]["lost"]}
+    if not runs or any("first_receipt_p50_ms" not in run for run in runs.values()):
+        return
+    add("### Where the time goes at 100 events/s\n")
+    add("Per event, when its first and its last client got it (p50 / p99 over the events of the run above), and the "
+        "server's CPU per delivery. The first receipt is the way to the server's first write: none for the ceiling, "
+        "which stamps each event as it writes it; for the broker and Nchan, the publish through Redis and their own "
+        "hand-offs. From there to the last receipt is the fan-out to every client, on the cores the reader shares.\n")
+    add("| server | first client p50 / p99 (ms) | last client p50 / p99 (ms) | server CPU per delivery |")
+    add("| --- | --- | --- | ---: |")
+    shown = {"trivial": "ceiling, 1 thread", "trivial x2": "ceiling, 2 threads"}
+    for name, run in runs.items():
+        deliveries_per_second = run["rate"] * run["connections"]
+        add(f"| {shown.get(name, name)} | {run['first_receipt_p50_ms']} / {run['first_receipt_p99_ms']} | "
+            f"{run['last_receipt_p50_ms']} / {run['last_receipt_p99_ms']} | "
+            f"{run['server_cpu_percent'] * 10_000 / deliveries_per_second:.1f} µs |")
+    add("")
 
 
 def report(results: dict, started: float) -> str:
@@ -452,6 +475,7 @@ def report(results: dict, started: float) -> str:
     for rate, pairs in sorted(paired.items()):
         add(f"- {rate}/s: " + "; ".join(f"{name} {values}" for name, values in pairs.items() if values))
     add("")
+    add_time_split(add, latency[100], names)
 
     # ---- S1 throughput
     add("### Highest lossless rate\n")
@@ -525,6 +549,9 @@ def report(results: dict, started: float) -> str:
         add("| server | connections | events/s | deliveries/s | lost | p50 / p99 / p99.9 (ms) | connect time (s) |")
         add("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
         for name, result in s4r.items():
+            if "error" in result:
+                add(f"| {name} | failed: {result['error'].splitlines()[0][:160]} | | | | | |")
+                continue
             add(f"| {name} | {result['connections']} | {result['rate']:.0f} | {result['deliveries_per_second']:.0f} | "
                 f"{result['lost']} | {result['p50_ms']} / {result['p99_ms']} / {result['p999_ms']} | {result['connect_seconds']} |")
         add("")

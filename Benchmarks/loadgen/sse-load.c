@@ -7,6 +7,10 @@
 // With --processes P the connections are shared out over P reader processes (connection i goes
 // to process i % P), so one run can hold more streams than one process may open files; the
 // parent publishes once every reader is connected and sums their counts and histograms.
+//
+// Per event it also notes when the first and the last of its clients got it, which splits the
+// latency into the way to the server's first write (for a broker: Redis and its hand-offs) and
+// the fan-out to every client.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,6 +67,8 @@ static Conn *conns;
 static uint64_t *histogram;             // latency in 10-microsecond buckets, up to 60 s
 enum { BUCKET_US = 10, BUCKETS = 6000000 };
 static uint64_t overflow, max_latency_us, samples;
+// Per event sequence number, this reader's first and last receipt (latency in us + 1; 0: none).
+static uint32_t *first_receipt, *last_receipt;
 static long published, publish_errors;
 static double publish_seconds;          // from the first publish to the last: the rate achieved
 
@@ -136,6 +142,11 @@ static void on_data_line(Conn *c, const char *line, int len) {
     if (us / BUCKET_US < BUCKETS) histogram[us / BUCKET_US]++; else overflow++;
     if (us > max_latency_us) max_latency_us = us;
     samples++;
+    if (seq >= 0 && seq < events) {
+        uint32_t mark = us < UINT32_MAX - 1 ? (uint32_t)us + 1 : UINT32_MAX;
+        if (!first_receipt[seq] || mark < first_receipt[seq]) first_receipt[seq] = mark;
+        if (mark > last_receipt[seq]) last_receipt[seq] = mark;
+    }
     if (seq == c->next) { c->received++; c->next += channels; }
     else if (seq > c->next) { c->lost += (seq - c->next) / channels; c->received++; c->next = seq + channels; }
     else c->dups++;
@@ -471,6 +482,37 @@ static void check_children(void) {
 }
 
 // ---- main ----
+static int compare_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+// p50 and p99 over the events any client got of when their first and their last client got them.
+static void event_receipts(uint32_t *receipts, double first[2], double last[2]) {
+    uint32_t *firsts = calloc((size_t)events + 1, sizeof(uint32_t)), *lasts = calloc((size_t)events + 1, sizeof(uint32_t));
+    if (!firsts || !lasts) die("out of memory");
+    long n = 0;
+    for (long seq = 0; seq < events; seq++) {
+        uint32_t low = 0, high = 0;
+        for (int k = 0; k < processes; k++) {
+            uint32_t *part = receipts + (size_t)k * 2 * (size_t)events;
+            if (part[seq] && (!low || part[seq] < low)) low = part[seq];
+            if (part[events + seq] > high) high = part[events + seq];
+        }
+        if (low) { firsts[n] = low - 1; lasts[n] = high - 1; n++; }
+    }
+    qsort(firsts, (size_t)n, sizeof(uint32_t), compare_u32);
+    qsort(lasts, (size_t)n, sizeof(uint32_t), compare_u32);
+    double at[2] = {0.5, 0.99};
+    for (int p = 0; p < 2; p++) {
+        long index = n ? (long)(at[p] * (double)(n - 1)) : 0;
+        first[p] = n ? firsts[index] / 1000.0 : 0;
+        last[p] = n ? lasts[index] / 1000.0 : 0;
+    }
+    free(firsts);
+    free(lasts);
+}
+
 static void usage(void) {
     fprintf(stderr,
         "sse-load --port P | --ports P1,P2 [--path '/stream?channel=%%s%%d'] [--connections N] [--sources S] [--channels K]\n"
@@ -516,13 +558,16 @@ int main(int argc, char **argv) {
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
-    if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || rate <= 0) usage();
+    if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || events < 1 || rate <= 0) usage();
     if (processes < 1 || processes > MAX_PROCESSES || processes > connections) usage();
     shared = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     // One histogram per reader; pages are only backed once touched.
     uint64_t *histograms = mmap(NULL, (size_t)processes * BUCKETS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED || histograms == MAP_FAILED) die("mmap: %s", strerror(errno));
+    // Per reader, per event: first and last receipt.
+    uint32_t *receipts = mmap(NULL, (size_t)processes * 2 * (size_t)events * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED || histograms == MAP_FAILED || receipts == MAP_FAILED) die("mmap: %s", strerror(errno));
     memset(shared, 0, sizeof *shared);
 
     long rss_before = read_rss_kb();
@@ -534,6 +579,8 @@ int main(int argc, char **argv) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);   // never outlive the run
             if (getppid() != parent) _exit(1);
             histogram = histograms + (size_t)k * BUCKETS;
+            first_receipt = receipts + (size_t)k * 2 * (size_t)events;
+            last_receipt = first_receipt + events;
             run_part(k);
             _exit(0);
         }
@@ -619,17 +666,20 @@ int main(int argc, char **argv) {
             if (seen > want) { value[p] = (double)(bucket * BUCKET_US) / 1000.0; break; }
         }
     }
+    double first[2], last[2];
+    event_receipts(receipts, first, last);
     printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, \"processes\": %d, "
            "\"published\": %ld, \"publish_errors\": %ld, \"achieved_rate\": %.0f, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
            "\"lossy_connections\": %ld, \"closed_connections\": %ld, \"seconds\": %.3f, \"deliveries_per_second\": %.0f, "
            "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"connect_seconds\": %.2f, "
            "\"server_rss_kb_before\": %ld, \"server_rss_kb_connected\": %ld, \"server_rss_kb_after\": %ld, "
-           "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f}\n",
+           "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f, "
+           "\"first_receipt_p50_ms\": %.3f, \"first_receipt_p99_ms\": %.3f, \"last_receipt_p50_ms\": %.3f, \"last_receipt_p99_ms\": %.3f}\n",
            label, connections, channels, events, rate, size, processes, published, publish_errors,
            publish_seconds > 0 ? (double)published / publish_seconds : 0, received, expected_total, lost, dups,
            lossy, closed, elapsed, elapsed > 0 ? (double)received / elapsed : 0, value[0], value[1], value[2],
            (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,
            connections ? (double)(rss_connected - rss_before) * 1024.0 / connections : 0,
-           elapsed > 0 ? (cpu_after - cpu_before) / elapsed * 100.0 : 0);
+           elapsed > 0 ? (cpu_after - cpu_before) / elapsed * 100.0 : 0, first[0], first[1], last[0], last[1]);
     return 0;
 }
