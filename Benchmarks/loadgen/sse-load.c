@@ -482,6 +482,9 @@ static void check_children(void) {
 }
 
 // ---- main ----
+// Reader k's receipts in the shared block: first receipts of every event, then last receipts.
+static uint32_t *receipts_of(uint32_t *receipts, int k) { return receipts + (size_t)k * 2 * (size_t)events; }
+
 static int compare_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
@@ -495,7 +498,7 @@ static void event_receipts(uint32_t *receipts, double first[2], double last[2]) 
     for (long seq = 0; seq < events; seq++) {
         uint32_t low = 0, high = 0;
         for (int k = 0; k < processes; k++) {
-            uint32_t *part = receipts + (size_t)k * 2 * (size_t)events;
+            uint32_t *part = receipts_of(receipts, k);
             if (part[seq] && (!low || part[seq] < low)) low = part[seq];
             if (part[events + seq] > high) high = part[events + seq];
         }
@@ -579,7 +582,7 @@ int main(int argc, char **argv) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);   // never outlive the run
             if (getppid() != parent) _exit(1);
             histogram = histograms + (size_t)k * BUCKETS;
-            first_receipt = receipts + (size_t)k * 2 * (size_t)events;
+            first_receipt = receipts_of(receipts, k);
             last_receipt = first_receipt + events;
             run_part(k);
             _exit(0);

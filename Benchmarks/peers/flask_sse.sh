@@ -110,7 +110,6 @@ do_start() {
     log "started (pid $pid, $WORKERS gevent workers) on 127.0.0.1:$PORT, redis 127.0.0.1:$REDIS_PORT"
 }
 
-
 case "${1:-}" in
     start) do_start ;;
     stop)  do_stop ;;

@@ -32,5 +32,4 @@ static inline int CHiredis_takeBufferedReply(redisContext *context, redisReply *
     return redisReaderGetReply(context->reader, (void **)reply);
 }
 
-
 #endif

@@ -160,7 +160,6 @@ final class RedisConnection {
         var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, 0) != 0
     }
-
 }
 
 extension RedisReply {

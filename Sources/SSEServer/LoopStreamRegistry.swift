@@ -131,8 +131,7 @@ final class LoopStreamRegistry {
         isFlushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             isFlushScheduled = false
-            for client in needingFlush { client.flushPending() }
-            needingFlush.removeAll(keepingCapacity: true)
+            flushTouchedNow()
         }
     }
 

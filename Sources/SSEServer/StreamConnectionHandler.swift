@@ -144,8 +144,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard hasRoom(context) else { return false }
         if let last = batch.lastPosition { lastDelivered = last }
         if flushNow {
-            hasPendingWrites = false
-            unflushedBytes = 0
+            markFlushed()
             context.writeAndFlush(wrapOutboundOut(batch.bytes(chunked: isChunked)), promise: nil)
             return false
         }
@@ -186,9 +185,13 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Flushes what `enqueue` queued.
     func flushPending() {
+        markFlushed()
+        context?.flush()
+    }
+
+    private func markFlushed() {
         hasPendingWrites = false
         unflushedBytes = 0
-        context?.flush()
     }
 
     /// Starts holding live events until `completeReplay`; events at or before `position` are

@@ -240,7 +240,6 @@ final class StreamHub: RedisSubscriberDelegate {
     /// Open streams on this node.
     var connectedCount: Int { connected.withLock { $0 } }
 
-
     /// Clients of `channel` on this node.
     func clientCount(for channel: String) -> Int {
         table.withLock { $0.clientCount(for: channel) }
@@ -307,20 +306,4 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
-}
-
-
-/// Deliveries handed to one event loop and not yet run: the subscriber thread counts up, the
-/// loop counts down, and the loop flushes at once when it runs the last one.
-final class QueuedCounter: Sendable {
-    private let value = Atomic<Int>(0)
-
-    func increment() {
-        value.add(1, ordering: .sequentiallyConsistent)
-    }
-
-    /// Counts one down; true when none is left.
-    func decrementReachesZero() -> Bool {
-        value.subtract(1, ordering: .sequentiallyConsistent).newValue == 0
-    }
 }
