@@ -6,8 +6,8 @@ import Musl
 import Darwin
 #endif
 
-/// Starts a detached POSIX thread that the Redis layer owns, for blocking hiredis calls.
-enum OwnedThread {
+/// Starts a detached POSIX thread the broker owns, for blocking calls (hiredis, `accept`).
+package enum OwnedThread {
     private final class Body {
         let run: () -> Void
         init(run: @escaping () -> Void) {
@@ -16,7 +16,7 @@ enum OwnedThread {
     }
 
     /// Runs `body` on a new thread; returns false if the system refused to create one.
-    static func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
+    package static func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Body(run: body))
         let result = pthread_create(&thread, nil, { raw in

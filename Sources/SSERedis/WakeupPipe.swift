@@ -9,12 +9,12 @@ import Darwin
 /// A self-pipe that lets any thread wake a thread blocked in `poll()`.
 ///
 /// `signal()` is safe from any thread; `drain()` only from the polling thread.
-final class WakeupPipe: Sendable {
+package final class WakeupPipe: Sendable {
     /// Read end, polled for `POLLIN`.
-    let readDescriptor: Int32
+    package let readDescriptor: Int32
     private let writeDescriptor: Int32
 
-    init() throws(RedisError) {
+    package init() throws(RedisError) {
         var descriptors: [Int32] = [-1, -1]
         guard pipe(&descriptors) == 0 else {
             throw RedisError(.connectionFailed, "cannot create a wake-up pipe (errno \(errno))")
@@ -33,13 +33,13 @@ final class WakeupPipe: Sendable {
     }
 
     /// Wakes the poller. A full pipe already means a wake-up is pending, so EAGAIN is fine.
-    func signal() {
+    package func signal() {
         var byte: UInt8 = 1
         _ = write(writeDescriptor, &byte, 1)
     }
 
     /// Empties the pipe after a wake-up.
-    func drain() {
+    package func drain() {
         var buffer = [UInt8](repeating: 0, count: 64)
         while read(readDescriptor, &buffer, buffer.count) > 0 {}
     }

@@ -9,8 +9,8 @@ import SSERedis
 import ServiceLifecycle
 import Synchronization
 
-/// One broker node: an HTTP server on SwiftNIO event loops, one Redis subscriber thread,
-/// one Redis publisher thread.
+/// One broker node: an HTTP server on SwiftNIO event loops (connections accepted by a
+/// ``SocketListener`` thread), one Redis subscriber thread, one Redis publisher thread.
 ///
 /// Nodes share nothing but Redis, so any number can run behind a load balancer. As a
 /// swift-service-lifecycle `Service`, it runs until a graceful shutdown (SIGTERM, SIGINT), then
@@ -24,7 +24,7 @@ public final class BrokerServer: Service, Sendable {
     private let services: BrokerServices
     private let connections: ConnectionRegistry
     private let history: HistoryStore?
-    private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let listener = Mutex<SocketListener?>(nil)
     private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
     private let demoTask = Mutex<Task<Void, Never>?>(nil)
 
@@ -84,28 +84,34 @@ public final class BrokerServer: Service, Sendable {
             limits.maxHeaderListSize = maxHeadBytes
             return limits
         }()
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    guard connections.admit(channel) else {
-                        try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
-                        return
+        let group = self.group
+        let logger = self.logger
+        let listener = try SocketListener(host: configuration.host, port: configuration.port)
+        try listener.start(logger: logger) { socket in
+            ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        guard connections.admit(channel) else {
+                            try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
+                            return
+                        }
+                        try pipeline.configureHTTPServerPipeline(
+                            withErrorHandling: false,
+                            withEncoderConfiguration: .init(),
+                            withDecoderLimitConfiguration: limits
+                        )
+                        try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
+                        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket))
                     }
-                    try pipeline.configureHTTPServerPipeline(
-                        withErrorHandling: false,
-                        withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
-                    try pipeline.addHandler(HTTPRequestHandler(services: services))
                 }
-            }
-        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        serverChannel.withLock { $0 = channel }
+                .withConnectedSocket(socket)
+                .whenFailure { error in
+                    logger.warning("could not set up an accepted connection", metadata: ["error": "\(error)"])
+                }
+        }
+        self.listener.withLock { $0 = listener }
         services.hub.subscriber.start(delegate: services.hub)
         if let demo = services.demo {
             demoTask.withLock { $0 = Task { await demo.run() } }
@@ -119,7 +125,7 @@ public final class BrokerServer: Service, Sendable {
         logger.info(
             "sse-broker listening",
             metadata: [
-                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "address": "\(configuration.host):\(listener.port)",
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
                 "node": "\(configuration.nodeName)",
@@ -133,7 +139,7 @@ public final class BrokerServer: Service, Sendable {
 
     /// The port actually bound (useful with port 0).
     public var localPort: Int? {
-        serverChannel.withLock { $0?.localAddress?.port }
+        listener.withLock { $0?.port }
     }
 
     /// Whether the node's Redis subscription is up.
@@ -163,9 +169,7 @@ public final class BrokerServer: Service, Sendable {
     private func drain() async {
         let started = ContinuousClock.now
         demoTask.withLock { $0?.cancel() }
-        if let channel = serverChannel.withLock({ $0 }) {
-            try? await channel.close()
-        }
+        listener.withLock { $0 }?.stop()
         services.hub.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()

@@ -38,10 +38,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let services: BrokerServices
+    /// The connection's socket, for a stream's direct writes.
+    private let socket: Int32?
     private var state = State.idle
 
-    init(services: BrokerServices) {
+    init(services: BrokerServices, socket: Int32?) {
         self.services = services
+        self.socket = socket
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -299,7 +302,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             preamble: preamble.bytes(chunked: isChunked),
             expiresAt: expiresAt,
             hub: services.hub,
-            clientBufferBytes: services.configuration.clientBufferBytes
+            clientBufferBytes: services.configuration.clientBufferBytes,
+            socket: socket
         )
         let pipeline = context.pipeline.syncOperations
         do {

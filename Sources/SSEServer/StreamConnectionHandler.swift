@@ -2,6 +2,12 @@ import NIOCore
 import NIOHTTP1
 import SSEWire
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// A connection after it became an event stream: the HTTP handlers are gone, only this remains.
 ///
 /// It writes the node's shared preamble once, then the shared pre-framed bytes of each event.
@@ -9,6 +15,12 @@ import SSEWire
 /// discarded (an EventSource sends nothing after its request), but reading continues so a
 /// disconnect is noticed at once. A client whose unsent backlog passes `--client-buffer` when
 /// the next event arrives is cut off: it can never slow the others or grow the server's memory.
+///
+/// Events go straight to the socket (one `send`) while SwiftNIO holds nothing unsent for this
+/// client, which is the usual case for a client that keeps up: it skips the channel's write
+/// machinery, the larger part of a write's cost. Whatever the kernel does not take, and
+/// everything after it until SwiftNIO has sent it, goes through the channel as before, so order,
+/// backpressure and the `--client-buffer` cut-off are unchanged.
 ///
 /// While a history replay is pending (a resume, or catching up after Redis came back), live
 /// events are held, bounded by the same buffer; when the replay arrives it is written first,
@@ -28,6 +40,10 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private let expiresAt: Double?
     private let hub: StreamHub
     private let clientBufferBytes: Int
+    /// The connection's socket while the channel is open, for direct writes.
+    private var socket: Int32?
+    /// SwiftNIO may hold unsent bytes for this client: direct writes wait until it does not.
+    private var nioMayHoldBytes = true
     private var context: ChannelHandlerContext?
     private var options: NIOSynchronousChannelOptions?
     /// Mirrors the channel's writability: its high-water mark is `--client-buffer`, so while it
@@ -54,7 +70,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         preamble: ByteBuffer,
         expiresAt: Double?,
         hub: StreamHub,
-        clientBufferBytes: Int
+        clientBufferBytes: Int,
+        socket: Int32? = nil
     ) {
         self.channels = channels
         self.resumeFrom = resumeFrom
@@ -63,6 +80,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         self.expiresAt = expiresAt
         self.hub = hub
         self.clientBufferBytes = clientBufferBytes
+        self.socket = socket
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -85,6 +103,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        socket = nil
         unregister()
         self.context = nil
     }
@@ -100,6 +119,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // SwiftNIO has closed the descriptor; its number may soon belong to another connection.
+        socket = nil
         unregister()
         context.fireChannelInactive()
     }
@@ -143,12 +164,11 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
         guard hasRoom(context) else { return false }
         if let last = batch.lastPosition { lastDelivered = last }
+        guard write(batch.bytes(chunked: isChunked), context: context) else { return false }
         if flushNow {
-            markFlushed()
-            context.writeAndFlush(wrapOutboundOut(batch.bytes(chunked: isChunked)), promise: nil)
+            flushPending()
             return false
         }
-        write(batch.bytes(chunked: isChunked), context: context)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
     }
@@ -160,8 +180,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             if let lastDelivered, position <= lastDelivered { return false }
             lastDelivered = position
         }
-        guard hasRoom(context) else { return false }
-        write(event.bytes(chunked: isChunked), context: context)
+        guard hasRoom(context), write(event.bytes(chunked: isChunked), context: context) else { return false }
         defer { hasPendingWrites = true }
         return !hasPendingWrites
     }
@@ -178,9 +197,42 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         return false
     }
 
-    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+    /// Sends `bytes` directly if it can, else queues them on the channel; returns true when
+    /// they were queued (and need a flush).
+    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
+        if writeDirectly(bytes, context: context) { return false }
         unflushedBytes += bytes.readableBytes
+        nioMayHoldBytes = true
         context.write(wrapOutboundOut(bytes), promise: nil)
+        return true
+    }
+
+    /// Sends `bytes` straight to the socket if SwiftNIO holds nothing unsent for this client;
+    /// returns false when they must go through the channel instead. What the kernel does not
+    /// take right away goes through the channel, after what was sent.
+    private func writeDirectly(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
+        guard let socket, nioHoldsNothing() else { return false }
+        let sent = bytes.withUnsafeReadableBytes { pointer in
+            send(socket, pointer.baseAddress, pointer.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if sent == bytes.readableBytes { return true }
+        // Nothing sent: a full socket buffer, or an error the channel's own write meets and
+        // handles (closing the connection).
+        guard sent > 0 else { return false }
+        var rest = bytes
+        rest.moveReaderIndex(forwardBy: sent)
+        nioMayHoldBytes = true
+        context.writeAndFlush(wrapOutboundOut(rest), promise: nil)
+        return true
+    }
+
+    /// Whether SwiftNIO has sent everything it was given for this client (asked only after the
+    /// channel was used, so a client that keeps up never pays for the question).
+    private func nioHoldsNothing() -> Bool {
+        guard nioMayHoldBytes else { return true }
+        guard !hasPendingWrites, (try? options?.getOption(.bufferedWritableBytes)) == 0 else { return false }
+        nioMayHoldBytes = false
+        return true
     }
 
     /// Flushes what `enqueue` queued.

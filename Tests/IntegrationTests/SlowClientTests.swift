@@ -47,6 +47,48 @@ struct SlowClientTests {
         #expect(try await broker.stop() == 0)
     }
 
+    @Test("a client that stops reading, within its buffer, gets every event in order when it reads again, and after")
+    func pausedClientCatchesUp() async throws {
+        let redis = try await RedisServerProcess()
+        let broker = try await BrokerProcess(redisURL: redis.url(), arguments: ["--client-buffer", String(64 << 20), "--heartbeat", "0"])
+        let paused = try await CountingStreamClient.open(port: broker.port, channel: "backlog", receiveBuffer: 4096)
+        let steady = try await CountingStreamClient.open(port: broker.port, channel: "backlog")
+        try await redis.waitForSubscribers("backlog", count: 1)
+        try await paused.pause()
+
+        // 16 MB: more than the kernel's socket buffers hold, so most of it waits in the broker
+        // and the stream's direct writes give way to the channel, then come back.
+        let padding = String(repeating: "x", count: 4096)
+        let publisher = RedisCommandClient(redis: try redis.configuration, logger: .init(label: "test"))
+        defer { publisher.shutdown() }
+        let answered = Mutex(0)
+        func publish(_ sequences: Range<Int>) {
+            for sequence in sequences {
+                let payload = Array(#"{"data": "\#(sequence) \#(padding)"}"#.utf8)
+                publisher.send([Array("PUBLISH".utf8), Array("backlog".utf8), payload]) { _ in answered.withLock { $0 += 1 } }
+            }
+        }
+        publish(0..<4000)
+        try await eventually(timeout: .seconds(60), "all publishes answered") { answered.withLock { $0 } == 4000 }
+        try await eventually(timeout: .seconds(60), "the steady reader to get every event") { steady.snapshot.events == 4000 }
+        #expect(paused.snapshot.events < 4000, "the paused client should not have everything yet")
+
+        try await paused.resume()
+        try await eventually(timeout: .seconds(60), "the paused client to catch up") { paused.snapshot.events == 4000 }
+        publish(4000..<4100)
+        try await eventually(timeout: .seconds(60), "both to get the later events") {
+            paused.snapshot.events == 4100 && steady.snapshot.events == 4100
+        }
+        for client in [paused, steady] {
+            let tally = client.snapshot
+            #expect(tally.outOfOrder == 0)
+            #expect(tally.error == nil)
+            #expect(!tally.closed)
+            await client.close()
+        }
+        #expect(try await broker.stop() == 0)
+    }
+
     /// Reads the stalled connection now: the server must have closed it (EOF after its backlog).
     private func stalledWasCutOff(_ connection: TestConnection, broker: BrokerProcess) async throws {
         let drainer = Task {

@@ -25,15 +25,20 @@ final class CountingStreamClient: Sendable {
 
     var snapshot: Tally { counter.tally.withLock { $0 } }
 
-    static func open(port: Int, channel name: String) async throws -> CountingStreamClient {
+    /// Opens a stream; `receiveBuffer` sets a small socket receive buffer, so a paused client
+    /// soon fills the server's socket buffer.
+    static func open(port: Int, channel name: String, receiveBuffer: Int? = nil) async throws -> CountingStreamClient {
         let counter = Counter()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(counter)
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        let channel = try await bootstrap.connect(host: "127.0.0.1", port: port).get()
         let client = CountingStreamClient(channel: channel, counter: counter)
         try await channel.writeAndFlush(ByteBuffer(string: "GET /stream?channel=\(name) HTTP/1.1\r\nHost: x\r\n\r\n"))
         try await eventually("stream head") { client.snapshot.headSeen }
@@ -42,6 +47,17 @@ final class CountingStreamClient: Sendable {
 
     func close() async {
         try? await channel.close()
+    }
+
+    /// Stops reading from the socket.
+    func pause() async throws {
+        try await channel.setOption(.autoRead, value: false).get()
+    }
+
+    /// Reads again.
+    func resume() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
     }
 
     /// Parses the response head, then chunks (each one whole event or comment from our server,

@@ -1,0 +1,158 @@
+import Logging
+import NIOCore
+import SSERedis
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The node's listening socket, accepted on one thread of its own.
+///
+/// Each accepted socket goes to `handOff` with its descriptor, which becomes a SwiftNIO channel
+/// on an event loop (`ClientBootstrap.withConnectedSocket`). The broker accepts for itself,
+/// rather than through `ServerBootstrap`, because a stream writes an event straight to its
+/// socket while SwiftNIO holds nothing for it (see ``StreamConnectionHandler``), and only the
+/// accepting side knows the descriptor. Running out of descriptors pauses accepting for a
+/// moment (the connection waits in the backlog) instead of spinning.
+final class SocketListener: Sendable {
+    /// The port actually bound (useful with port 0).
+    let port: Int
+    private let descriptor: Int32
+    private let wakeup: WakeupPipe
+    private let stopping = Mutex(false)
+    private let finished = Mutex(false)
+    private let started = Mutex(false)
+
+    /// Binds and listens on `host:port`; nothing is accepted before `start`.
+    init(host: String, port: Int, backlog: Int32 = 4096) throws {
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        let family: Int32
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        case .unixDomainSocket: throw SocketListenerError("cannot listen on a unix socket address: \(host)")
+        }
+        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw SocketListenerError("socket() failed (errno \(errno))") }
+        var one: Int32 = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = address.withSockAddr { pointer, size in bind(descriptor, pointer, socklen_t(size)) }
+        guard bound == 0, listen(descriptor, backlog) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw SocketListenerError("cannot listen on \(host):\(port): \(String(cString: strerror(code)))")
+        }
+        do {
+            self.wakeup = try WakeupPipe()
+        } catch {
+            close(descriptor)
+            throw SocketListenerError("\(error)")
+        }
+        self.descriptor = descriptor
+        self.port = Self.boundPort(of: descriptor) ?? port
+    }
+
+    private static func boundPort(of descriptor: Int32) -> Int? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0 else { return nil }
+        return withUnsafePointer(to: &storage) { pointer -> Int? in
+            switch Int32(pointer.pointee.ss_family) {
+            case AF_INET:
+                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+            case AF_INET6:
+                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            default:
+                nil
+            }
+        }
+    }
+
+    /// Starts the accepting thread; every accepted socket (non-blocking) goes to `handOff`, which
+    /// then owns it.
+    func start(logger: Logger, handOff: @escaping @Sendable (Int32) -> Void) throws {
+        let first = started.withLock { started in
+            defer { started = true }
+            return !started
+        }
+        guard first else { return }
+        let spawned = OwnedThread.spawn { [self] in
+            acceptLoop(logger: logger, handOff: handOff)
+            finished.withLock { $0 = true }
+        }
+        guard spawned else {
+            finished.withLock { $0 = true }
+            throw SocketListenerError("cannot start the accepting thread")
+        }
+    }
+
+    /// Stops accepting and closes the listening socket; returns once the thread has exited.
+    /// New connections are refused from then on.
+    func stop() {
+        let wasStarted = started.withLock { $0 }
+        let alreadyStopping = stopping.withLock { stopping in
+            defer { stopping = true }
+            return stopping
+        }
+        guard !alreadyStopping else { return }
+        wakeup.signal()
+        if wasStarted {
+            while !finished.withLock({ $0 }) { usleep(1000) }
+        }
+        _ = close(descriptor)
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    private func acceptLoop(logger: Logger, handOff: @Sendable (Int32) -> Void) {
+        var lastWarning = ContinuousClock.now - .seconds(60)
+        while !isStopping {
+            var descriptors = [
+                pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeup.readDescriptor, events: Int16(POLLIN), revents: 0),
+            ]
+            _ = poll(&descriptors, 2, -1)
+            if descriptors[1].revents != 0 { wakeup.drain() }
+            acceptPending: while !isStopping {
+                let client = accept(descriptor, nil, nil)
+                if client >= 0 {
+                    _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+                    _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                    handOff(client)
+                    continue
+                }
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO:
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // Out of descriptors or memory: the connection waits in the backlog until
+                    // some close. Pause instead of spinning on a socket that stays readable.
+                    if lastWarning.duration(to: .now) > .seconds(10) {
+                        lastWarning = .now
+                        logger.warning("cannot accept a connection, pausing", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                    }
+                    var wake = pollfd(fd: wakeup.readDescriptor, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&wake, 1, 50)
+                    break acceptPending
+                default:
+                    break acceptPending
+                }
+            }
+        }
+    }
+}
+
+/// Why the listening socket could not be set up.
+struct SocketListenerError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
