@@ -16,9 +16,11 @@ import Musl
 /// disconnect is noticed at once. A client whose unsent backlog passes `--client-buffer` when
 /// the next event arrives is cut off: it can never slow the others or grow the server's memory.
 ///
-/// Events go straight to the socket (one `send`) while SwiftNIO holds nothing unsent for this
-/// client, which is the usual case for a client that keeps up: it skips the channel's write
-/// machinery, the larger part of a write's cost. Whatever the kernel does not take, and
+/// An event that is written and flushed at once (the last delivery queued on the loop: at
+/// ordinary rates, every one) goes straight to the socket with one `send` while SwiftNIO holds
+/// nothing unsent for this client, the usual case for a client that keeps up: it skips the
+/// channel's write machinery, the larger part of a write's cost. Deliveries that pile up while
+/// the loop is busy are queued on the channel and leave together in one `writev` at the flush. Whatever the kernel does not take, and
 /// everything after it until SwiftNIO has sent it, goes through the channel as before, so order,
 /// backpressure and the `--client-buffer` cut-off are unchanged.
 ///
@@ -164,11 +166,15 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
         guard hasRoom(context) else { return false }
         if let last = batch.lastPosition { lastDelivered = last }
-        guard write(batch.bytes(chunked: isChunked), context: context) else { return false }
+        let bytes = batch.bytes(chunked: isChunked)
         if flushNow {
-            flushPending()
+            if !writeDirectly(bytes, context: context) {
+                queue(bytes, context: context)
+                flushPending()
+            }
             return false
         }
+        queue(bytes, context: context)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
     }
@@ -180,7 +186,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             if let lastDelivered, position <= lastDelivered { return false }
             lastDelivered = position
         }
-        guard hasRoom(context), write(event.bytes(chunked: isChunked), context: context) else { return false }
+        guard hasRoom(context) else { return false }
+        queue(event.bytes(chunked: isChunked), context: context)
         defer { hasPendingWrites = true }
         return !hasPendingWrites
     }
@@ -197,14 +204,12 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         return false
     }
 
-    /// Sends `bytes` directly if it can, else queues them on the channel; returns true when
-    /// they were queued (and need a flush).
-    private func write(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
-        if writeDirectly(bytes, context: context) { return false }
+    /// Queues `bytes` on the channel, to leave at the next flush (with whatever else piles up
+    /// before it, in one `writev`).
+    private func queue(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         unflushedBytes += bytes.readableBytes
         nioMayHoldBytes = true
         context.write(wrapOutboundOut(bytes), promise: nil)
-        return true
     }
 
     /// Sends `bytes` straight to the socket if SwiftNIO holds nothing unsent for this client;
