@@ -39,10 +39,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let services: BrokerServices
     /// The connection's socket, for a stream's direct writes.
-    private let socket: Int32?
+    private let socket: Int32
     private var state = State.idle
 
-    init(services: BrokerServices, socket: Int32?) {
+    init(services: BrokerServices, socket: Int32) {
         self.services = services
         self.socket = socket
     }

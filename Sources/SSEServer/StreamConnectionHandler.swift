@@ -20,9 +20,10 @@ import Musl
 /// ordinary rates, every one) goes straight to the socket with one `send` while SwiftNIO holds
 /// nothing unsent for this client, the usual case for a client that keeps up: it skips the
 /// channel's write machinery, the larger part of a write's cost. Deliveries that pile up while
-/// the loop is busy are queued on the channel and leave together in one `writev` at the flush. Whatever the kernel does not take, and
-/// everything after it until SwiftNIO has sent it, goes through the channel as before, so order,
-/// backpressure and the `--client-buffer` cut-off are unchanged.
+/// the loop is busy are queued on the channel and leave together in one `writev` at the flush.
+/// Whatever the kernel does not take, and everything after it until SwiftNIO has sent it, goes
+/// through the channel as before, so order, backpressure and the `--client-buffer` cut-off are
+/// unchanged.
 ///
 /// While a history replay is pending (a resume, or catching up after Redis came back), live
 /// events are held, bounded by the same buffer; when the replay arrives it is written first,
@@ -73,7 +74,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         expiresAt: Double?,
         hub: StreamHub,
         clientBufferBytes: Int,
-        socket: Int32? = nil
+        socket: Int32
     ) {
         self.channels = channels
         self.resumeFrom = resumeFrom
@@ -168,8 +169,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         if let last = batch.lastPosition { lastDelivered = last }
         let bytes = batch.bytes(chunked: isChunked)
         if flushNow {
-            if !writeDirectly(bytes, context: context) {
-                queue(bytes, context: context)
+            if let rest = writeDirectly(bytes) {
+                queue(rest, context: context)
                 flushPending()
             }
             return false
@@ -213,22 +214,18 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Sends `bytes` straight to the socket if SwiftNIO holds nothing unsent for this client;
-    /// returns false when they must go through the channel instead. What the kernel does not
-    /// take right away goes through the channel, after what was sent.
-    private func writeDirectly(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> Bool {
-        guard let socket, nioHoldsNothing() else { return false }
+    /// returns what is left for the channel to send after it (all of it when nothing went out:
+    /// no direct write now, a full socket buffer, or an error the channel's own write meets and
+    /// handles by closing), nil when the kernel took everything.
+    private func writeDirectly(_ bytes: ByteBuffer) -> ByteBuffer? {
+        guard let socket, nioHoldsNothing() else { return bytes }
         let sent = bytes.withUnsafeReadableBytes { pointer in
             send(socket, pointer.baseAddress, pointer.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
         }
-        if sent == bytes.readableBytes { return true }
-        // Nothing sent: a full socket buffer, or an error the channel's own write meets and
-        // handles (closing the connection).
-        guard sent > 0 else { return false }
+        guard sent < bytes.readableBytes else { return nil }
         var rest = bytes
-        rest.moveReaderIndex(forwardBy: sent)
-        nioMayHoldBytes = true
-        context.writeAndFlush(wrapOutboundOut(rest), promise: nil)
-        return true
+        rest.moveReaderIndex(forwardBy: max(0, sent))
+        return rest
     }
 
     /// Whether SwiftNIO has sent everything it was given for this client (asked only after the

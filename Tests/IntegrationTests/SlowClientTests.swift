@@ -17,17 +17,9 @@ struct SlowClientTests {
         try await redis.waitForSubscribers("firehose", count: 1)
 
         let total = 20_000
-        let padding = String(repeating: "x", count: 200)
-        let publisher = RedisCommandClient(redis: try redis.configuration, logger: .init(label: "test"))
+        let publisher = try NumberedPublisher(redis: redis, channel: "firehose", padding: 200)
         defer { publisher.shutdown() }
-        let answered = Mutex(0)
-        for sequence in 0..<total {
-            let payload = Array(#"{"data": "\#(sequence) \#(padding)"}"#.utf8)
-            publisher.send([Array("PUBLISH".utf8), Array("firehose".utf8), payload]) { _ in
-                answered.withLock { $0 += 1 }
-            }
-        }
-        try await eventually(timeout: .seconds(60), "all publishes answered") { answered.withLock { $0 } == total }
+        try await publisher.publish(0..<total)
         try await eventually(timeout: .seconds(60), "every reader to get every event") {
             readers.allSatisfy { $0.snapshot.events == total }
         }
@@ -58,24 +50,15 @@ struct SlowClientTests {
 
         // 16 MB: more than the kernel's socket buffers hold, so most of it waits in the broker
         // and the stream's direct writes give way to the channel, then come back.
-        let padding = String(repeating: "x", count: 4096)
-        let publisher = RedisCommandClient(redis: try redis.configuration, logger: .init(label: "test"))
+        let publisher = try NumberedPublisher(redis: redis, channel: "backlog", padding: 4096)
         defer { publisher.shutdown() }
-        let answered = Mutex(0)
-        func publish(_ sequences: Range<Int>) {
-            for sequence in sequences {
-                let payload = Array(#"{"data": "\#(sequence) \#(padding)"}"#.utf8)
-                publisher.send([Array("PUBLISH".utf8), Array("backlog".utf8), payload]) { _ in answered.withLock { $0 += 1 } }
-            }
-        }
-        publish(0..<4000)
-        try await eventually(timeout: .seconds(60), "all publishes answered") { answered.withLock { $0 } == 4000 }
+        try await publisher.publish(0..<4000)
         try await eventually(timeout: .seconds(60), "the steady reader to get every event") { steady.snapshot.events == 4000 }
         #expect(paused.snapshot.events < 4000, "the paused client should not have everything yet")
 
         try await paused.resume()
         try await eventually(timeout: .seconds(60), "the paused client to catch up") { paused.snapshot.events == 4000 }
-        publish(4000..<4100)
+        try await publisher.publish(4000..<4100)
         try await eventually(timeout: .seconds(60), "both to get the later events") {
             paused.snapshot.events == 4100 && steady.snapshot.events == 4100
         }
@@ -97,5 +80,35 @@ struct SlowClientTests {
         connection.startReading()
         try await drainer.value
         #expect(connection.isClosed)
+    }
+}
+
+/// Publishes events `data: N xxx…` (Flask-SSE payloads, N the sequence number) on one channel,
+/// pipelined, and waits until Redis has answered every PUBLISH.
+private final class NumberedPublisher: Sendable {
+    private let client: RedisCommandClient
+    private let channel: String
+    private let padding: String
+    private let answered = Mutex(0)
+
+    init(redis: RedisServerProcess, channel: String, padding: Int) throws {
+        client = RedisCommandClient(redis: try redis.configuration, logger: .init(label: "test"))
+        self.channel = channel
+        self.padding = String(repeating: "x", count: padding)
+    }
+
+    func publish(_ sequences: Range<Int>) async throws {
+        let expected = answered.withLock { $0 } + sequences.count
+        for sequence in sequences {
+            let payload = Array(#"{"data": "\#(sequence) \#(padding)"}"#.utf8)
+            client.send([Array("PUBLISH".utf8), Array(channel.utf8), payload]) { _ in
+                self.answered.withLock { $0 += 1 }
+            }
+        }
+        try await eventually(timeout: .seconds(60), "all publishes answered") { answered.withLock { $0 } >= expected }
+    }
+
+    func shutdown() {
+        client.shutdown()
     }
 }
