@@ -87,9 +87,14 @@ public final class BrokerServer: Service, Sendable {
         let group = self.group
         let logger = self.logger
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
-        try listener.start(logger: logger) { socket in
-            ClientBootstrap(group: group)
+        // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline.
+        @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
+            ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // SwiftNIO keeps each connection's last read buffer for the next read. A
+                // stream reads its request head and then next to nothing, so start small
+                // (the default is 2 KB) and let larger heads and bodies grow it.
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
@@ -110,6 +115,13 @@ public final class BrokerServer: Service, Sendable {
                 .whenFailure { error in
                     logger.warning("could not set up an accepted connection", metadata: ["error": "\(error)"])
                 }
+        }
+        try listener.start(logger: logger) { socket in
+            // The channel and its pipeline are made on the loop that will own them, so they
+            // sit in that thread's heap beside the rest of the connection's state; made on the
+            // accepting thread, a burst of connections left about 1 KB more per connection.
+            let loop = group.next()
+            loop.execute { adopt(socket, on: loop) }
         }
         self.listener.withLock { $0 = listener }
         services.hub.subscriber.start(delegate: services.hub)

@@ -140,6 +140,25 @@ struct LimitsAndBadInputTests {
         await node.shutdown()
     }
 
+    @Test("a request head several times the first read (a browser's, with cookies) streams as usual")
+    func headLargerThanFirstRead() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let connection = try await TestConnection.connect(port: node.port)
+        let cookies = (0..<40).map { "c\($0)=\(String(repeating: "v", count: 60))" }.joined(separator: "; ")
+        let head = "GET /stream?channel=big-head HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nCookie: \(cookies)\r\n\r\n"
+        #expect(head.utf8.count > 2048)
+        try await connection.send(head)
+        try await redis.waitForSubscribers("big-head", count: 1)
+        _ = try await redis.command("PUBLISH", "big-head", "arrived")
+        let text = String(decoding: try await connection.waitFor("the event") { bytes in
+            String(decoding: bytes, as: UTF8.self).contains("data:arrived\n\n")
+        }, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK"))
+        await connection.close()
+        await node.shutdown()
+    }
+
     @Test("HEAD /stream answers the stream's headers with no body and keeps the connection")
     func headStream() async throws {
         let redis = try await RedisServerProcess()
