@@ -127,6 +127,17 @@ http {
 CONF
 }
 
+# subscription_status: the HTTP status a new subscription to a probe channel gets.
+subscription_status() {
+    local line=""
+    exec 4<>"/dev/tcp/127.0.0.1/$PORT" || return 0
+    printf 'GET /sub/ready-probe HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n' >&4
+    IFS= read -r -t 2 line <&4 || true
+    exec 4<&- 4>&-
+    line="${line#* }"
+    echo "${line%% *}"
+}
+
 do_start() {
     mkdir -p "$PEER_DIR"
     PEER_DIR="$(cd "$PEER_DIR" && pwd)"
@@ -150,6 +161,14 @@ do_start() {
         sleep 0.1
     done
     pid="$(is_running)" || die "nginx exited after start (see $LOG_DIR/error.log)"
+    # Each worker answers subscriptions with 503 until its own Redis connection is up, and the
+    # port opens before that: wait until subscriptions on fresh connections (spread over the
+    # workers) all get 200.
+    local ok=0
+    until [ "$ok" -ge $((WORKERS * 8)) ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "subscriptions still refused after ${START_TIMEOUT}s (see $LOG_DIR/error.log)"
+        if [ "$(subscription_status)" = 200 ]; then ok=$((ok + 1)); else ok=0; sleep 0.1; fi
+    done
     log "started (pid $pid) on 127.0.0.1:$PORT, redis 127.0.0.1:$REDIS_PORT"
 }
 
