@@ -73,7 +73,8 @@ public final class BrokerServer: Service, Sendable {
     }
 
     /// Binds the listening socket and starts the Redis subscriber. Streams are served even
-    /// while Redis is down; the subscriber keeps reconnecting.
+    /// while Redis is down; the subscriber keeps reconnecting. A node starts once: a second call,
+    /// or one after `shutdown()` has begun, throws ``BrokerServerError``.
     public func start() async throws {
         let services = self.services
         let connections = self.connections
@@ -87,6 +88,20 @@ public final class BrokerServer: Service, Sendable {
         let group = self.group
         let logger = self.logger
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
+        // Kept before it accepts, so a shutdown that begins from here on stops it; refused once a
+        // shutdown has begun or when the node already listens.
+        let refusal: BrokerServerError? = shutdownTask.withLock { shutdown in
+            if shutdown != nil { return BrokerServerError("the node is shutting down") }
+            return self.listener.withLock { current in
+                if current != nil { return BrokerServerError("the node has already started") }
+                current = listener
+                return nil
+            }
+        }
+        if let refusal {
+            listener.stop()
+            throw refusal
+        }
         // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline.
         @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
             ClientBootstrap(group: loop)
@@ -116,14 +131,19 @@ public final class BrokerServer: Service, Sendable {
                     logger.warning("could not set up an accepted connection", metadata: ["error": "\(error)"])
                 }
         }
-        try listener.start(logger: logger) { socket in
-            // The channel and its pipeline are made on the loop that will own them, so they
-            // sit in that thread's heap beside the rest of the connection's state; made on the
-            // accepting thread, a burst of connections left about 1 KB more per connection.
-            let loop = group.next()
-            loop.execute { adopt(socket, on: loop) }
+        do {
+            try listener.start(logger: logger) { socket in
+                // The channel and its pipeline are made on the loop that will own them, so they
+                // sit in that thread's heap beside the rest of the connection's state; made on
+                // the accepting thread, a burst of connections left about 1 KB more per connection.
+                let loop = group.next()
+                loop.execute { adopt(socket, on: loop) }
+            }
+        } catch {
+            listener.stop()
+            self.listener.withLock { $0 = nil }
+            throw error
         }
-        self.listener.withLock { $0 = listener }
         services.hub.subscriber.start(delegate: services.hub)
         if let demo = services.demo {
             demoTask.withLock { $0 = Task { await demo.run() } }

@@ -41,6 +41,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The connection's socket, for a stream's direct writes.
     private let socket: Int32
     private var state = State.idle
+    /// A graceful shutdown asked this connection to finish.
+    private var quiesceRequested = false
 
     init(services: BrokerServices, socket: Int32) {
         self.services = services
@@ -82,6 +84,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             services.logger.error("unexpected request part order; closing the connection")
             context.close(promise: nil)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // SwiftNIO's pipelining handler holds a shutdown's request to finish while a request is
+        // in flight, and passes it on when it is removed: for a request that becomes a stream,
+        // that is in the middle of `becomeStream`, before the stream handler is there to get it.
+        if event is ChannelShouldQuiesceEvent { quiesceRequested = true }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -305,6 +315,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             clientBufferBytes: services.configuration.clientBufferBytes,
             socket: socket
         )
+        // Requests pipelined behind the stream, which SwiftNIO passes on as its handlers leave,
+        // are never answered: the stream never ends, and its head must be the first thing sent.
+        state = .closing
         let pipeline = context.pipeline.syncOperations
         do {
             try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
@@ -314,6 +327,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             try removeHandler(ByteToMessageHandler<HTTPRequestDecoder>.self, from: pipeline)
             try pipeline.addHandler(stream)
             pipeline.removeHandler(context: context, promise: nil)
+            if quiesceRequested { stream.finish() }
         } catch {
             services.logger.error("cannot turn a connection into a stream", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -122,6 +122,8 @@ final class SocketListener: Sendable {
             acceptPending: while !isStopping {
                 let client = accept(descriptor, nil, nil)
                 if client >= 0 {
+                    // accept4 is not in Swift's Glibc module; the node never forks or execs, so
+                    // the moment before FD_CLOEXEC is set does not matter.
                     _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
                     _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                     handOff(client)

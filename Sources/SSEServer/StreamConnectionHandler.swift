@@ -63,6 +63,8 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var pendingReplays = 0
     private var held: [EncodedEvent] = []
     private var heldBytes = 0
+    /// The check that ends the stream when its token expires.
+    private var expiry: Scheduled<Void>?
     /// This stream's place in its loop's heartbeat ring.
     var ringSlot = -1
 
@@ -96,18 +98,28 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard context.channel.isActive else { return }
         isRegistered = true
         hub.register(self, on: context.eventLoop)
-        if let expiresAt {
-            // The token's lifetime ends the stream; the client must come back with a fresh one.
-            let remaining = max(0, expiresAt - WallClock.seconds())
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(remaining * 1e9))) { [self] in
-                finish()
-            }
+        if expiresAt != nil { scheduleExpiry(on: context.eventLoop) }
+    }
+
+    /// Ends the stream when its token expires; the client must come back with a fresh one. A
+    /// far-off expiry (some issuers use the year 9999 for "never") is checked again every day
+    /// rather than turned into a delay that does not fit in a `TimeAmount`.
+    private func scheduleExpiry(on loop: any EventLoop) {
+        guard let expiresAt else { return }
+        let remaining = expiresAt - WallClock.seconds()
+        guard remaining > 0 else {
+            finish()
+            return
+        }
+        let day = 86_400.0
+        let delay = remaining.isFinite ? min(remaining, day) : day
+        expiry = loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [weak self] in
+            self?.scheduleExpiry(on: loop)
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        socket = nil
-        unregister()
+        release()
         self.context = nil
     }
 
@@ -122,10 +134,19 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        release()
+        context.fireChannelInactive()
+    }
+
+    /// Lets go of what the open stream held, once the connection is closed.
+    private func release() {
         // SwiftNIO has closed the descriptor; its number may soon belong to another connection.
         socket = nil
         unregister()
-        context.fireChannelInactive()
+        expiry?.cancel()
+        expiry = nil
+        held = []
+        heldBytes = 0
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

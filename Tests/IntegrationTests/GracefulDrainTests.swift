@@ -1,4 +1,5 @@
 import Foundation
+import SSEServer
 import Testing
 
 @Suite("Graceful drain", .timeLimit(.minutes(2)))
@@ -32,6 +33,44 @@ struct GracefulDrainTests {
         #expect(try await broker.stop(signal: SIGTERM, timeout: .seconds(10)) == 0)
         print("drain with a stuck request took \(started.duration(to: .now)) (drain timeout 1 s)")
         try await stuck.waitForClose()
+    }
+
+    @Test("a stream request still in flight when the drain begins becomes a stream that ends at once")
+    func drainDuringStreamRequest() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration) { $0.drainTimeoutSeconds = 30 }
+        let connection = try await TestConnection.connect(port: node.port)
+        // The request does not end until its one-byte body arrives, so the shutdown's request to
+        // finish comes while it is in flight.
+        try await connection.send("GET /stream?channel=late HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(100))
+        let drain = Task { await node.shutdown() }
+        try await eventually("the node to stop listening") { !((try? FreePort.isListening(node.port)) ?? true) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await connection.send("x")
+        // Well before the 30 s drain timeout: the stream starts, then ends cleanly.
+        try await connection.waitForClose(timeout: .seconds(10))
+        let response = try #require(try HTTPResponse.parse(connection.received))
+        #expect(response.status == 200)
+        #expect(response.chunkedComplete)
+        await drain.value
+    }
+
+    @Test("start() twice, or after shutdown(), is refused and leaves no socket listening")
+    func startRefusals() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        await #expect(throws: BrokerServerError.self) { try await node.server.start() }
+        #expect(try await node.request("GET", "/healthz").status == 200)
+        await node.shutdown()
+        #expect(!(try FreePort.isListening(node.port)))
+        let port = try FreePort.next()
+        var configuration = node.server.configuration
+        configuration.port = port
+        let stopped = try await BrokerServer(configuration: configuration, logger: .init(label: "test"))
+        await stopped.shutdown()
+        await #expect(throws: BrokerServerError.self) { try await stopped.start() }
+        #expect(!(try FreePort.isListening(port)))
     }
 
     @Test("an in-process node drains its streams on shutdown()")

@@ -60,6 +60,46 @@ struct SecurityAndMetricsTests {
         await node.shutdown()
     }
 
+    @Test("a token that expires in thousands of years (an issuer's 'never') streams as usual")
+    func farFutureExpiry() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.securedNode(redis)
+        let token = try await Self.token(subscribe: ["far"], expiresIn: 8_000 * 365 * 86_400)
+        let client = try await StreamClient.open(port: node.port, "/stream?channel=far&token=\(token)")
+        #expect(try await client.head().status == 200)
+        try await redis.waitForSubscribers("far", count: 1)
+        _ = try await redis.command("PUBLISH", "far", "still streaming")
+        #expect(try await client.waitForEvents(1) == ["data:still streaming\n\n"])
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("requests pipelined behind a stream waiting for its token check are never answered; the stream's head goes first")
+    func pipelinedBehindCheckedStream() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.securedNode(redis)
+        let token = try await Self.token(subscribe: ["piped"])
+        let body = #"{"data": "piped"}"#
+        let connection = try await TestConnection.connect(port: node.port)
+        try await connection.send(
+            "GET /stream?channel=piped&token=\(token) HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "POST /publish?channel=piped HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer static-key-for-tests\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        try await redis.waitForSubscribers("piped", count: 1)
+        _ = try await redis.command("PUBLISH", "piped", "live")
+        let text = String(decoding: try await connection.waitFor("the live event") { bytes in
+            String(decoding: bytes, as: UTF8.self).contains("data:live\n\n")
+        }, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"), "\(text.debugDescription)")
+        #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "more than one response: \(text.debugDescription)")
+        #expect(!text.contains("\"status\""), "the pipelined health check was answered")
+        #expect(!text.contains("receivers"), "the pipelined publish was answered")
+        await connection.close()
+        await node.shutdown()
+    }
+
     @Test("publishing needs sse.publish for the channel or the publish key")
     func publishAuth() async throws {
         let redis = try await RedisServerProcess()
