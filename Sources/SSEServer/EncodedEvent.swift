@@ -38,8 +38,16 @@ struct EncodedEvent: Sendable {
             default: break
             }
         }
+        stamp = stamp.flatMap(Self.plausibleStamp)
         let event = message.event
         self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, publishedAt: stamp, allocator: allocator)
+    }
+
+    /// A publisher's `publishedAt` is anyone's number: only a finite, positive stamp before the
+    /// year 5000 (in Unix milliseconds) is observed; anything else (`1e300`, `-Infinity`, `-1`)
+    /// is simply not measured.
+    static func plausibleStamp(_ milliseconds: Double) -> Double? {
+        milliseconds.isFinite && milliseconds > 0 && milliseconds < 95_617_584_000_000 ? milliseconds : nil
     }
 
     init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {

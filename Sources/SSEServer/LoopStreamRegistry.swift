@@ -95,7 +95,10 @@ final class LoopStreamRegistry {
             guard let stamp = routed.event.publishedAtMilliseconds else { continue }
             let current = now ?? WallClock.seconds() * 1000
             now = current
-            metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
+            // Both are plausible Unix milliseconds (see `EncodedEvent.plausibleStamp`), so the
+            // difference fits; the checked conversion keeps it that way whatever changes upstream.
+            guard let nanoseconds = Int64(exactly: (max(0, current - stamp) * 1_000_000).rounded(.down)) else { continue }
+            metrics.deliveryDelay.recordNanoseconds(nanoseconds)
         }
         if flushNow { flushTouchedNow() } else { flushTouched() }
         metrics.eventsDelivered.increment(by: delivered)
