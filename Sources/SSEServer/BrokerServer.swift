@@ -42,7 +42,12 @@ public final class BrokerServer: Service, Sendable {
         self.history = history
         let metrics = BrokerMetrics()
         let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
-        let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
+        let publisher = SSEPublisher(
+            redis: configuration.redis,
+            history: configuration.history,
+            logger: logger,
+            watermark: history?.watermark ?? HistoryWatermark()
+        )
         let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
         let demo = configuration.demo
             ? DemoPublisher(
@@ -217,6 +222,7 @@ public final class BrokerServer: Service, Sendable {
         services.hub.subscriber.shutdown()
         services.publisher.shutdown()
         history?.shutdown()
+        services.hub.shutdown()
         try? await group.shutdownGracefully()
         logger.info(
             "drained",
