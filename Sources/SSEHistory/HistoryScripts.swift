@@ -42,7 +42,8 @@ enum HistoryScripts {
     /// its key sorts, so the pub/sub payload is exactly what `sse.publish(..., id=POSITION)` writes.
     ///
     /// A new epoch starts when the epoch or the counter is gone (first use, or Redis lost it) or
-    /// the counter has moved back to or below what the publisher already saw in this epoch.
+    /// the counter has moved back to or below what the publisher already saw in this epoch, or
+    /// below the channel's own last position.
     static let publish = RedisScript(
         epochFunctions + """
 
@@ -64,9 +65,15 @@ enum HistoryScripts {
           epoch = newEpoch(epoch, digits(sequence - 1), seenSequence)
           sequence = redis.call('INCR', KEYS[2])
         end
+        local previous = redis.call('GET', KEYS[4]) or ''
+        local previousEpoch, previousSequence = string.match(previous, '^(%d+)%-(%d+)$')
+        if previousEpoch == epoch and not isGreater(digits(sequence), previousSequence) then
+          -- The channel's own last position is at or past the counter: it moved backwards.
+          epoch = newEpoch(epoch, digits(sequence - 1), previousSequence)
+          sequence = redis.call('INCR', KEYS[2])
+        end
         local id = epoch .. '-' .. digits(sequence)
         local payload = ARGV[2] .. ', "id": "' .. id .. '"' .. ARGV[3]
-        local previous = redis.call('GET', KEYS[4]) or ''
         redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[4], id, 'p', payload, 'prev', previous)
         redis.call('EXPIRE', KEYS[5], ARGV[5])
         redis.call('SET', KEYS[4], id, 'EX', ARGV[6])

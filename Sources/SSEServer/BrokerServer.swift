@@ -190,6 +190,9 @@ public final class BrokerServer: Service, Sendable {
     /// Open connections (streams and plain HTTP).
     public var connectionCount: Int { connections.count }
 
+    /// Channels this node has stream clients of (and so subscribes).
+    public var channelCount: Int { services.hub.channelCount }
+
     /// Stops accepting, ends every stream cleanly, waits (up to the drain timeout) for
     /// connections to close, then stops the Redis threads and the event loops.
     /// Safe to call more than once and from several tasks: all of them wait for the one shutdown.
