@@ -142,7 +142,7 @@ final class StreamHub: RedisSubscriberDelegate {
     /// reaches the node live; that event is where a catch-up for this channel would start.
     private func learnPosition(of channel: String) {
         guard let history else { return }
-        subscriber.whenSubscribed([channel]) { [self] in
+        subscriber.whenSubscribed([channel]) { [self] _ in
             history.lastPosition(of: channel) { [self] result in
                 guard case .success(let position) = result else { return }
                 advance(channel, to: position ?? HistoryPosition(epoch: 0, sequence: 0))
@@ -178,7 +178,7 @@ final class StreamHub: RedisSubscriberDelegate {
         }
         let allocator = self.allocator
         let logger = self.logger
-        subscriber.whenSubscribed(Set(channels)) { [self] in
+        subscriber.whenSubscribed(Set(channels)) { [self] _ in
             history.replay(channels: channels, after: position) { result in
                 let events: [EncodedEvent]
                 let gap: EncodedEvent?
