@@ -120,8 +120,8 @@ public final class RedisCommandClient: Sendable {
     }
 
     /// Convenience for textual arguments.
-    public func send(_ arguments: String...) async throws(RedisError) -> RedisReply {
-        try await send(arguments.map { Array($0.utf8) })
+    public func send(_ arguments: String..., lane: Int = 0) async throws(RedisError) -> RedisReply {
+        try await send(arguments.map { Array($0.utf8) }, lane: lane)
     }
 
     /// Fails everything queued with `.shutdown` and stops the thread (after the batch in
@@ -224,8 +224,7 @@ public final class RedisCommandClient: Sendable {
             }
             return nil
         } catch {
-            let code: RedisError.Code = error.code == .timedOut ? .timedOut : .connectionLost
-            fail(batch[answered...], RedisError(code, error.message))
+            fail(batch[answered...], error)
             return error
         }
     }
