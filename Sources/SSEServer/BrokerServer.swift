@@ -78,13 +78,6 @@ public final class BrokerServer: Service, Sendable {
     public func start() async throws {
         let services = self.services
         let connections = self.connections
-        let maxHeadBytes = configuration.maxHeadBytes
-        let limits = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = maxHeadBytes
-            limits.maxHeaderListSize = maxHeadBytes
-            return limits
-        }()
         let group = self.group
         let logger = self.logger
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
@@ -117,13 +110,7 @@ public final class BrokerServer: Service, Sendable {
                             try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
                             return
                         }
-                        try pipeline.configureHTTPServerPipeline(
-                            withErrorHandling: false,
-                            withEncoderConfiguration: .init(),
-                            withDecoderLimitConfiguration: limits
-                        )
-                        try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
-                        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket))
+                        try HTTPPipeline.configure(pipeline, services: services, socket: socket)
                     }
                 }
                 .withConnectedSocket(socket)
