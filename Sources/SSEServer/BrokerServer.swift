@@ -43,12 +43,13 @@ public final class BrokerServer: Service, Sendable {
         let metrics = BrokerMetrics()
         let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
         let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
-        let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
+        let access = try await AccessController(configuration: configuration.access)
         let demo = configuration.demo
             ? DemoPublisher(
                 publisher: publisher,
                 redis: configuration.redis,
                 nodeName: configuration.nodeName,
+                maxTasks: configuration.maxDemoTasks,
                 streams: { hub.connectedCount },
                 logger: logger
             )
@@ -136,10 +137,14 @@ public final class BrokerServer: Service, Sendable {
             demoTask.withLock { $0 = Task { await demo.run() } }
         }
         if configuration.heartbeatSeconds > 0 {
-            services.hub.startHeartbeats(every: .nanoseconds(Int64(configuration.heartbeatSeconds * 1_000_000_000)))
+            services.hub.startHeartbeats(every: BrokerConfiguration.timeAmount(seconds: configuration.heartbeatSeconds))
         }
-        if !configuration.access.publishingNeedsCredentials, !configuration.listensOnLoopbackOnly, !configuration.access.allowOpenPublish {
-            logger.warning("POST /publish is refused: this node listens beyond loopback without --jwt-secret, --jwt-public-key, --publish-key or --allow-open-publish")
+        if !configuration.access.publishingNeedsCredentials {
+            logger.notice(
+                configuration.access.allowOpenPublish
+                    ? "POST /publish is open to every client (--allow-open-publish)"
+                    : "POST /publish without credentials is open to loopback clients only (no proxy headers, a loopback Host)"
+            )
         }
         logger.info(
             "sse-broker listening",
@@ -192,7 +197,7 @@ public final class BrokerServer: Service, Sendable {
         services.hub.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()
-        let deadline = started + .nanoseconds(Int64(configuration.drainTimeoutSeconds * 1_000_000_000))
+        let deadline = started + .nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
         while connections.count > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }

@@ -10,6 +10,8 @@ final class BrokerServices: Sendable {
     let publisher: SSEPublisher
     let access: AccessController
     let cors: CORSPolicy
+    /// Who may publish, from the request head and the peer.
+    let publishPolicy: PublishPolicy
     let metrics: BrokerMetrics
     /// The demo's publisher, with `--demo`.
     let demo: DemoPublisher?
@@ -30,9 +32,10 @@ final class BrokerServices: Sendable {
         self.publisher = publisher
         self.access = access
         self.cors = CORSPolicy(origins: configuration.corsOrigins)
+        self.publishPolicy = PublishPolicy(cors: cors, cookieName: configuration.access.cookieName)
         self.metrics = metrics
         self.demo = demo
-        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes)
+        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes, maximumChannels: configuration.maxChannelsPerStream)
         self.logger = logger
     }
 }

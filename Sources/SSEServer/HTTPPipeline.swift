@@ -1,8 +1,9 @@
 import NIOCore
 import NIOHTTP1
 
-/// The handlers of one admitted HTTP connection, in order: SwiftNIO's HTTP/1 server codec
-/// with the node's head limits, the broker's protocol-error answers, and the request router.
+/// The handlers of one admitted HTTP connection, in order: the request and idle timeouts,
+/// SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error
+/// answers, and the request router.
 ///
 /// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
 /// an `EmbeddedChannel` to drive the request path with bytes in, bytes out.
@@ -19,7 +20,14 @@ enum HTTPPipeline {
     /// request that becomes a stream writes to directly; pass `-1` where there is none (an
     /// `EmbeddedChannel`): a stream then writes through the channel only.
     static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices, socket: Int32) throws {
-        let maxHeadBytes = services.configuration.maxHeadBytes
+        let configuration = services.configuration
+        let maxHeadBytes = configuration.maxHeadBytes
+        try pipeline.addHandler(
+            RequestTimeoutHandler(
+                requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
+                idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
+            )
+        )
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false,
             withEncoderConfiguration: .init(),
