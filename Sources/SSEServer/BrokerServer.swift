@@ -34,35 +34,9 @@ public final class BrokerServer: Service, Sendable {
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.group = group
-        let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
-        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
-        let history = configuration.history.isEnabled
-            ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
-            : nil
+        let (services, history) = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
+        self.services = services
         self.history = history
-        let metrics = BrokerMetrics()
-        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
-        let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
-        let access = try await AccessController(configuration: configuration.access)
-        let demo = configuration.demo
-            ? DemoPublisher(
-                publisher: publisher,
-                redis: configuration.redis,
-                nodeName: configuration.nodeName,
-                maxTasks: configuration.maxDemoTasks,
-                streams: { hub.connectedCount },
-                logger: logger
-            )
-            : nil
-        self.services = BrokerServices(
-            configuration: configuration,
-            hub: hub,
-            publisher: publisher,
-            access: access,
-            metrics: metrics,
-            demo: demo,
-            logger: logger
-        )
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
 

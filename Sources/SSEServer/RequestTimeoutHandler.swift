@@ -51,7 +51,7 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        run(machine.bytesReceived(now: .now()), context: context)
+        run(machine.bytesReceived(now: context.eventLoop.now), context: context)
         context.fireChannelRead(data)
     }
 
@@ -64,7 +64,7 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .requestEnded:
             run(machine.requestEnded(), context: context)
         case .responseEnded:
-            run(machine.responseEnded(now: .now()), context: context)
+            run(machine.responseEnded(now: context.eventLoop.now), context: context)
         case .becameStream:
             run(machine.finish(), context: context)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -75,7 +75,7 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func start(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        run(machine.connected(now: .now()), context: context)
+        run(machine.connected(now: context.eventLoop.now), context: context)
     }
 
     private func run(_ action: RequestTimeoutStateMachine.Action, context: ChannelHandlerContext) {
@@ -86,7 +86,7 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
             timer?.cancel()
             timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
                 timer = nil
-                run(machine.timerFired(now: .now()), context: context)
+                run(machine.timerFired(now: context.eventLoop.now), context: context)
             }
         case .cancelTimer:
             timer?.cancel()
