@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// The handlers of one admitted HTTP connection, in order: the request and idle timeouts,
-/// SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error
+/// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error
 /// answers, and the request router.
 ///
 /// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
@@ -28,6 +28,9 @@ enum HTTPPipeline {
                 idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
             )
         )
+        // No reading while responses cannot be written: a client that pipelines requests and
+        // never reads the answers stops being read instead of growing the node's memory.
+        try pipeline.addHandler(BackPressureHandler())
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false,
             withEncoderConfiguration: .init(),

@@ -52,6 +52,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum State {
         case idle
         case receiving(Receiving)
+        /// A request that ended while earlier answers were still unsent; it proceeds once the
+        /// channel is writable again.
+        case parked(Receiving)
         /// A publish whose body is all here, waiting for the decision its head started.
         case awaitingPublishCheck(HTTPRequestHead, channel: String, body: ByteBuffer)
         /// An answer went out before the request ended (body too large, publish refused); the
@@ -115,16 +118,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             break
         case (.end, .receiving(let request)):
             context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
-            switch (request.route, request.publishCheck) {
-            case (.publish(let channel), .pending?):
-                state = .awaitingPublishCheck(request.head, channel: channel, body: request.body ?? ByteBuffer())
-            case (.publish(let channel), .allowed?):
-                state = .idle
-                publish(context: context, request: request.head, channel: channel, body: request.body ?? ByteBuffer(), cors: cors(request.head))
-            default:
-                state = .idle
-                dispatch(context: context, head: request.head, route: request.route)
+            guard context.channel.isWritable else {
+                // Earlier answers are still unsent (a client pipelining without reading): this
+                // one waits, and with it every request behind it, instead of piling up.
+                state = .parked(request)
+                return
             }
+            proceed(context: context, with: request)
         case (_, .closing):
             break
         case (.head, _), (.end, _):
@@ -132,6 +132,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             services.logger.error("unexpected request part order; closing the connection")
             context.close(promise: nil)
         }
+    }
+
+    /// A request that ended: published, waiting for its publish check, or dispatched.
+    private func proceed(context: ChannelHandlerContext, with request: Receiving) {
+        switch (request.route, request.publishCheck) {
+        case (.publish(let channel), .pending?):
+            state = .awaitingPublishCheck(request.head, channel: channel, body: request.body ?? ByteBuffer())
+        case (.publish(let channel), .allowed?):
+            state = .idle
+            publish(context: context, request: request.head, channel: channel, body: request.body ?? ByteBuffer(), cors: cors(request.head))
+        default:
+            state = .idle
+            dispatch(context: context, head: request.head, route: request.route)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .parked(let request) = state {
+            proceed(context: context, with: request)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -296,6 +317,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch decision {
             case .allowed:
                 switch state {
+                case .parked(var request):
+                    request.publishCheck = .allowed
+                    state = .parked(request)
                 case .receiving(var request):
                     request.publishCheck = .allowed
                     state = .receiving(request)
@@ -315,7 +339,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 refusal = HTTPError(.forbidden, message)
             }
             switch state {
-            case .receiving, .awaitingPublishCheck:
+            case .receiving, .awaitingPublishCheck, .parked:
                 refuseEarly(context: context, head: head, refusal, extraHeaders: cors(head))
             case .idle, .closing, .waiting:
                 break
@@ -439,6 +463,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         do {
             try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
+            try removeHandler(BackPressureHandler.self, from: pipeline)
             try removeHandler(HTTPProtocolErrorResponder.self, from: pipeline)
             try removeHandler(NIOHTTPResponseHeadersValidator.self, from: pipeline)
             try removeHandler(HTTPResponseEncoder.self, from: pipeline)

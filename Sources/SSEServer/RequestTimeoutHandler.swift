@@ -16,7 +16,9 @@ enum HTTPConnectionEvent: Sendable {
 ///
 /// Sits first in the pipeline, so it sees every received byte before the HTTP decoder does. A
 /// request that did not arrive in time is answered 408 with `Connection: close` when part of it
-/// came; a connection that sent nothing, or nothing since its last response, is closed quietly.
+/// came; a connection that sent nothing, or nothing since its last response, is closed quietly,
+/// and so is one whose answer has made no progress for `--idle-timeout` (a peer that does not
+/// read).
 final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -62,7 +64,7 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         switch event {
         case .requestEnded:
-            run(machine.requestEnded(), context: context)
+            run(machine.requestEnded(now: context.eventLoop.now), context: context)
         case .responseEnded:
             run(machine.responseEnded(now: context.eventLoop.now), context: context)
         case .becameStream:
@@ -101,9 +103,10 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
             var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
             buffer.writeString(head)
             buffer.writeBytes(body)
-            context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            // Closed at once, not when the write completes: a client that does not read would
+            // otherwise keep the connection. A writable socket has taken the answer by then.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.close(promise: nil)
         }
     }
 }

@@ -4,8 +4,9 @@ import NIOCore
 /// state machine: it is told what happened and answers with what to do about the timer.
 ///
 /// - From accept, the first request (head and body) must arrive within `--request-timeout`.
-/// - Once a request has ended and its answer is being made, no timer runs (a publish waits for
-///   Redis, an access check for its key).
+/// - Once a request has ended and its answer is being made, only a stall guard runs: an answer
+///   that makes no progress for `--idle-timeout` (a client that never reads its responses, so
+///   they cannot be written) closes the connection, which would otherwise hold its slot forever.
 /// - After a keep-alive response, the connection may stay idle for `--idle-timeout`; the first
 ///   byte of the next request starts its `--request-timeout`, which later bytes do not extend,
 ///   so a head or body trickled a byte at a time (slowloris) is cut off all the same.
@@ -20,7 +21,7 @@ struct RequestTimeoutStateMachine {
         /// Part of a request received.
         case receiving(deadline: NIODeadline)
         /// Requests ended and being answered; `bytesSince` when more bytes came meanwhile.
-        case answering(inFlight: Int, bytesSince: Bool)
+        case answering(inFlight: Int, bytesSince: Bool, deadline: NIODeadline)
         /// A stream, or closing: no timer.
         case finished
     }
@@ -62,23 +63,24 @@ struct RequestTimeoutStateMachine {
             let deadline = now + requestTimeout
             phase = .receiving(deadline: deadline)
             return .schedule(deadline)
-        case .answering(let inFlight, _):
-            phase = .answering(inFlight: inFlight, bytesSince: true)
+        case .answering(let inFlight, _, let deadline):
+            phase = .answering(inFlight: inFlight, bytesSince: true, deadline: deadline)
             return .none
         case .receiving, .finished:
             return .none
         }
     }
 
-    /// A request ended (or an answer started before it ended): its handling is not timed.
-    mutating func requestEnded() -> Action {
+    /// A request ended (or an answer started before it ended): from now on only the stall guard.
+    mutating func requestEnded(now: NIODeadline) -> Action {
+        let deadline = now + idleTimeout
         switch phase {
         case .awaitingFirstRequest, .idle, .receiving:
-            phase = .answering(inFlight: 1, bytesSince: false)
-            return .cancelTimer
-        case .answering(let inFlight, _):
-            phase = .answering(inFlight: inFlight + 1, bytesSince: false)
-            return .none
+            phase = .answering(inFlight: 1, bytesSince: false, deadline: deadline)
+            return .schedule(deadline)
+        case .answering(let inFlight, _, _):
+            phase = .answering(inFlight: inFlight + 1, bytesSince: false, deadline: deadline)
+            return .schedule(deadline)
         case .finished:
             return .none
         }
@@ -86,10 +88,11 @@ struct RequestTimeoutStateMachine {
 
     /// A response ended and the connection stays open for the next request.
     mutating func responseEnded(now: NIODeadline) -> Action {
-        guard case .answering(let inFlight, let bytesSince) = phase else { return .none }
+        guard case .answering(let inFlight, let bytesSince, _) = phase else { return .none }
         if inFlight > 1 {
-            phase = .answering(inFlight: inFlight - 1, bytesSince: bytesSince)
-            return .none
+            let deadline = now + idleTimeout
+            phase = .answering(inFlight: inFlight - 1, bytesSince: bytesSince, deadline: deadline)
+            return .schedule(deadline)
         }
         if bytesSince {
             // Part of the next request is already here: its time runs from now.
@@ -112,7 +115,7 @@ struct RequestTimeoutStateMachine {
     /// The timer armed for some deadline fired at `now`.
     mutating func timerFired(now: NIODeadline) -> Action {
         switch phase {
-        case .awaitingFirstRequest(let deadline), .idle(let deadline):
+        case .awaitingFirstRequest(let deadline), .idle(let deadline), .answering(_, _, let deadline):
             guard now >= deadline else { return .schedule(deadline) }
             phase = .finished
             return .close
@@ -120,7 +123,7 @@ struct RequestTimeoutStateMachine {
             guard now >= deadline else { return .schedule(deadline) }
             phase = .finished
             return .requestTimeout
-        case .answering, .finished:
+        case .finished:
             return .none
         }
     }

@@ -106,6 +106,21 @@ struct TimeoutTests {
         await node.shutdown()
     }
 
+    @Test("a client that pipelines requests and never reads its answers is no longer read, and is closed after --idle-timeout")
+    func pipelinerThatDoesNotRead() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.node(redis, request: 5, idle: 1)
+        let connection = try await TestConnection.connect(port: node.port, autoRead: false, receiveBuffer: 4096)
+        let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        let flood = String(repeating: request, count: 100_000)  // 4 MB of requests, about 100x that in answers
+        let sender = Task { try? await connection.send(flood) }
+        try await eventually("the connection to be admitted") { node.server.connectionCount == 1 }
+        try await eventually(timeout: .seconds(10), "the node to close the stalled connection") { node.server.connectionCount == 0 }
+        sender.cancel()
+        await connection.close()
+        await node.shutdown()
+    }
+
     @Test("accepted sockets have TCP keepalive on (a stream's dead peer is found even with --heartbeat 0)")
     func tcpKeepalive() async throws {
         let redis = try await RedisServerProcess()

@@ -134,6 +134,19 @@ struct HTTPPipelineTests {
         #expect(!channel.isActive)
     }
 
+    @Test("pipelined requests wait while the channel is not writable, and are answered in order once it is")
+    func parkedWhileUnwritable() async throws {
+        let channel = try await Self.channel()
+        channel.isWritable = false
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", count: 3)))
+        #expect(try Self.output(channel).isEmpty)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        let text = try Self.output(channel)
+        #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(text)")
+        _ = try? channel.finish()
+    }
+
     @Test("more than --max-channels channels: 400 with a JSON body")
     func maxChannels() async throws {
         let channel = try await Self.channel { $0.maxChannelsPerStream = 2 }

@@ -33,13 +33,13 @@ struct RequestTimeoutStateMachineTests {
         #expect(machine.timerFired(now: start + .seconds(5)) == .schedule(start + .seconds(10)))
     }
 
-    @Test("answering is untimed; after the response the idle timeout runs; the next byte starts a request timeout that later bytes do not extend")
+    @Test("answering has only the stall guard; after the response the idle timeout runs; the next byte starts a request timeout that later bytes do not extend")
     func keepAliveCycle() {
         var machine = machine()
         _ = machine.connected(now: start)
         _ = machine.bytesReceived(now: start)
-        #expect(machine.requestEnded() == .cancelTimer)
-        #expect(machine.timerFired(now: start + .seconds(100)) == .none)
+        #expect(machine.requestEnded(now: start + .seconds(1)) == .schedule(start + .seconds(61)))
+        #expect(machine.timerFired(now: start + .seconds(20)) == .schedule(start + .seconds(61)))
         let answered = start + .seconds(20)
         #expect(machine.responseEnded(now: answered) == .schedule(answered + .seconds(60)))
         let next = answered + .seconds(30)
@@ -52,8 +52,16 @@ struct RequestTimeoutStateMachineTests {
     func idle() {
         var machine = machine()
         _ = machine.connected(now: start)
-        _ = machine.requestEnded()
+        _ = machine.requestEnded(now: start)
         _ = machine.responseEnded(now: start)
+        #expect(machine.timerFired(now: start + .seconds(60)) == .close)
+    }
+
+    @Test("an answer that makes no progress for idle-timeout (a peer that does not read) closes the connection")
+    func stalledAnswer() {
+        var machine = machine()
+        _ = machine.connected(now: start)
+        _ = machine.requestEnded(now: start)
         #expect(machine.timerFired(now: start + .seconds(60)) == .close)
     }
 
@@ -61,9 +69,9 @@ struct RequestTimeoutStateMachineTests {
     func pipelined() {
         var machine = machine()
         _ = machine.connected(now: start)
-        _ = machine.requestEnded()
-        #expect(machine.requestEnded() == .none)
-        #expect(machine.responseEnded(now: start) == .none)
+        _ = machine.requestEnded(now: start)
+        #expect(machine.requestEnded(now: start) == .schedule(start + .seconds(60)))
+        #expect(machine.responseEnded(now: start) == .schedule(start + .seconds(60)))
         _ = machine.bytesReceived(now: start)
         #expect(machine.responseEnded(now: start + .seconds(1)) == .schedule(start + .seconds(11)))
         #expect(machine.timerFired(now: start + .seconds(11)) == .requestTimeout)
@@ -73,7 +81,7 @@ struct RequestTimeoutStateMachineTests {
     func stream() {
         var machine = machine()
         _ = machine.connected(now: start)
-        _ = machine.requestEnded()
+        _ = machine.requestEnded(now: start)
         #expect(machine.finish() == .cancelTimer)
         #expect(machine.bytesReceived(now: start) == .none)
         #expect(machine.responseEnded(now: start) == .none)
