@@ -227,7 +227,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             respond(context: context, request: head, status: .ok, json: ["status": "ok"])
         case .ready:
             if services.hub.subscriber.isConnected {
-                respond(context: context, request: head, status: .ok, json: ["status": "ready"])
+                // Channels Redis refuses (an ACL) are a misconfiguration to see, not a reason to
+                // take every node out of the load balancer: ready, with the count.
+                let refused = services.hub.refusedChannelCount
+                var answer: JSONObject = ["status": "ready"]
+                if refused > 0 { answer["refusedChannels"] = .integer(JSONInteger(refused)) }
+                respond(context: context, request: head, status: .ok, json: answer)
             } else {
                 respond(context: context, request: head, status: .serviceUnavailable, json: ["status": "redis subscription down"])
             }
@@ -267,6 +272,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .refuse(let error):
             respond(context: context, request: head, error: error, extraHeaders: cors)
         case .stream(let channels):
+            let refused = services.hub.refusedChannels(among: channels)
+            guard refused.isEmpty else {
+                let error = HTTPError(.serviceUnavailable, "Redis refuses to subscribe channel \(refused[0]) (access control)")
+                respond(context: context, request: head, error: error, extraHeaders: cors)
+                return
+            }
             authorize(context: context, request: head, cors: cors, check: { access, credentials in
                 await access.authorizeStream(channels: channels, credentials: credentials)
             }, fastPath: !services.access.configuration.streamsNeedToken) { [self] expiresAt in

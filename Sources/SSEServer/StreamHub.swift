@@ -55,6 +55,10 @@ final class StreamHub: RedisSubscriberDelegate {
     /// How far past the last counter read an id may be and still count as a position while
     /// Redis cannot be asked.
     static let unverifiedSlack: UInt64 = 100_000
+    /// How long a refused channel is answered 503 without asking Redis again.
+    static let refusalMemory = Duration.seconds(30)
+    /// Channels Redis refused, and until when that is remembered.
+    private let refusedRecently = Mutex<[ChannelName: ContinuousClock.Instant]>([:])
 
     init(
         group: any EventLoopGroup,
@@ -453,6 +457,60 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
+
+    /// Redis refused to subscribe `channels` (an ACL user without access to them): only these
+    /// channels are affected. Their open streams get a `subscription-refused` event and end, so
+    /// an EventSource reconnects and is then answered 503 while the refusal lasts (the node
+    /// keeps retrying, since an ACL can change); `/readyz` and the metrics list them.
+    func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {
+        let until = ContinuousClock.now + Self.refusalMemory
+        let count = refusedRecently.withLock { remembered in
+            for channel in channels { remembered[ChannelName(channel)] = until }
+            return remembered.count
+        }
+        metrics.subscriptionRefusals.increment(by: channels.count)
+        metrics.channelsRefused.record(count)
+        logger.error("Redis refused to subscribe channels", metadata: ["channels": "\(channels)", "error": "\(error)"])
+        let refused = Set(channels.map { ChannelName($0) })
+        let data: JSONValue = [
+            "channels": .array(channels.sorted().map { .string($0) }),
+            "error": "Redis refused the subscription (access control); the node keeps retrying",
+        ]
+        let notice = EncodedEvent(
+            ServerSentEvent(data: String(decoding: PythonJSONEncoder.encode(data), as: UTF8.self), type: "subscription-refused"),
+            position: nil,
+            allocator: allocator
+        )
+        for registry in registries {
+            registry.eventLoop.execute {
+                for client in registry.value.clients where client.channels.contains(where: refused.contains) {
+                    client.finish(after: notice)
+                }
+            }
+        }
+    }
+
+    /// The channels among `channels` that Redis refused to subscribe within `refusalMemory`
+    /// (or refuses now): a stream of them is answered 503 rather than opened, ended and
+    /// reopened by its EventSource again and again.
+    func refusedChannels(among channels: [String]) -> [String] {
+        let remembered = currentRefusals()
+        guard !remembered.isEmpty else { return [] }
+        return channels.filter { remembered.contains(ChannelName($0)) }
+    }
+
+    /// Channels refused within `refusalMemory`.
+    var refusedChannelCount: Int { currentRefusals().count }
+
+    private func currentRefusals() -> Set<ChannelName> {
+        let now = ContinuousClock.now
+        let (remembered, count) = refusedRecently.withLock { remembered in
+            remembered = remembered.filter { $0.value > now }
+            return (Set(remembered.keys), remembered.count)
+        }
+        metrics.channelsRefused.record(count)
+        return remembered
+    }
 }
 
 /// Streams that catch up together: same channels, same start.
