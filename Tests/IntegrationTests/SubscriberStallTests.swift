@@ -71,13 +71,20 @@ struct SubscriberStallTests {
         subscriber.start(delegate: RecordingSubscriberDelegate())
         try await eventually("connected") { subscriber.isConnected }
         let padding = String(repeating: "q", count: 110)
+        let returned = SharedValue(false)
         let elapsed = await whileStopped(pid) {
             for index in 0..<100_000 { subscriber.subscribe("stop:\(padding):\(index)") }
             try? await Task.sleep(for: .milliseconds(300))
             let start = ContinuousClock.now
-            subscriber.shutdown()
+            // On a thread of its own, so a shutdown that hangs fails the test instead of hanging it.
+            Thread {
+                subscriber.shutdown()
+                returned.set(true)
+            }.start()
+            try? await eventually(timeout: .seconds(5), "shutdown returned") { returned.get() }
             return start.duration(to: .now)
         }
-        #expect(elapsed < .seconds(1), "shutdown took \(elapsed)")
+        #expect(returned.get(), "shutdown did not return within 5 s")
+        #expect(elapsed < .seconds(5), "shutdown took \(elapsed)")
     }
 }
