@@ -36,13 +36,10 @@ public final class RedisCommandClient: Sendable {
     }
 
     private struct Shared {
-        var lanes: [PendingQueue<Pending>]
-        var nextLane = 0
+        var queue: LaneQueues<Pending>
         var stopping = false
         var started = false
         var available = true
-
-        var isEmpty: Bool { lanes.allSatisfy(\.isEmpty) }
     }
 
     private let redis: RedisConfiguration
@@ -50,7 +47,6 @@ public final class RedisCommandClient: Sendable {
     private let maximumPending: Int
     private let maximumBatch: Int
     private let retryIntervalMilliseconds: Int
-    private let laneCount: Int
     private let shared: Mutex<Shared>
     private let wakeup = DispatchSemaphore(value: 0)
 
@@ -73,32 +69,29 @@ public final class RedisCommandClient: Sendable {
         self.maximumPending = max(1, maximumPending)
         self.maximumBatch = max(1, maximumBatch)
         self.retryIntervalMilliseconds = retryIntervalMilliseconds
-        self.laneCount = max(1, lanes)
-        self.shared = Mutex(Shared(lanes: Array(repeating: PendingQueue(), count: max(1, lanes))))
+        self.shared = Mutex(Shared(queue: LaneQueues(lanes: lanes, capacity: maximumPending)))
     }
 
     /// Whether the last attempt to reach Redis succeeded.
     public var isAvailable: Bool { shared.withLock { $0.available } }
 
     /// Commands queued, not yet sent.
-    public var pendingCount: Int { shared.withLock { $0.lanes.reduce(0) { $0 + $1.count } } }
+    public var pendingCount: Int { shared.withLock { $0.queue.count } }
 
     /// Sends one command on `lane` (0 by default; out-of-range lanes use the nearest one);
     /// `completion` runs on the command thread, or on the caller's if the command is refused.
     public func send(_ arguments: [[UInt8]], lane: Int = 0, completion: @escaping Completion) {
-        let index = min(max(lane, 0), laneCount - 1)
         let outcome: RedisError? = shared.withLock { state in
             if state.stopping { return RedisError(.shutdown, "the Redis client is shut down") }
-            if state.lanes[index].count >= maximumPending {
+            guard state.queue.append(Pending(arguments: arguments, completion: completion), lane: lane) else {
                 return RedisError(.overloaded, "\(maximumPending) commands already waiting for Redis")
             }
-            state.lanes[index].append(Pending(arguments: arguments, completion: completion))
             if !state.started {
                 state.started = true
                 let spawned = OwnedThread.spawn { [self] in run() }
                 if !spawned {
                     state.started = false
-                    _ = state.lanes[index].removeLast()
+                    state.queue.removeLast(lane: lane)
                     return RedisError(.connectionFailed, "cannot start the Redis command thread")
                 }
             }
@@ -131,29 +124,10 @@ public final class RedisCommandClient: Sendable {
         wakeup.signal()
     }
 
-    /// Takes up to `maximumBatch` commands, one per non-empty lane in turn.
+    /// Takes up to `maximumBatch` commands, one per non-empty lane in turn (all when stopping).
     private func takeBatch() -> (batch: [Pending], stopping: Bool) {
         shared.withLock { state in
-            if state.stopping {
-                var all: [Pending] = []
-                for index in state.lanes.indices {
-                    while let pending = state.lanes[index].popFirst() { all.append(pending) }
-                }
-                return (all, true)
-            }
-            var batch: [Pending] = []
-            var idle = 0
-            while batch.count < maximumBatch, idle < laneCount {
-                let index = state.nextLane
-                state.nextLane = (index + 1) % laneCount
-                if let pending = state.lanes[index].popFirst() {
-                    batch.append(pending)
-                    idle = 0
-                } else {
-                    idle += 1
-                }
-            }
-            return (batch, false)
+            state.stopping ? (state.queue.takeAll(), true) : (state.queue.take(maximum: maximumBatch), false)
         }
     }
 
