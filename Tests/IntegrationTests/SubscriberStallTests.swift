@@ -50,6 +50,7 @@ struct SubscriberStallTests {
             return start.duration(to: .now)
         }
         let error = delegate.state.withLock { $0.disconnects.first }
+        print("stall: 12 MB of SUBSCRIBE to a SIGSTOP'd Redis, connection dropped after \(elapsed) (ping interval 500 ms): \(String(describing: error))")
         #expect(error?.code == .timedOut, "\(String(describing: error))")
         #expect(elapsed < .seconds(4), "dropped within a few 500 ms liveness intervals: \(elapsed)")
         // Redis runs again: everything wanted is subscribed on the new connection.
