@@ -127,8 +127,9 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func takeInputs(force: Bool) throws(RedisError) {
-        let (wanted, waiters) = owner.takeInputs(force: force)
+        let (wanted, added, removed, waiters) = owner.takeInputs(force: force)
         if let wanted { try perform(machine.setWanted(wanted)) }
+        if !added.isEmpty || !removed.isEmpty { try perform(machine.changeWanted(added: added, removed: removed)) }
         for waiter in waiters { try perform(machine.addWaiter(waiter, channels: waiter.channels)) }
     }
 

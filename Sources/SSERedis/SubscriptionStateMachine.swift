@@ -72,7 +72,13 @@ struct SubscriptionStateMachine<Waiter> {
     private var refusedHere: Set<String> = []
     /// Wanted channels last refused and not confirmed since (survives reconnects).
     private var refusals: [String: Refusal] = [:]
-    private var waiters: [(waiter: Waiter, channels: Set<String>)] = []
+    /// Waiters by id (ids grow, so id order is arrival order), and the ids waiting on each
+    /// channel: only the waiters of channels whose state changed are checked again.
+    private var waiters: [Int: (waiter: Waiter, channels: Set<String>)] = [:]
+    private var waitersByChannel: [String: Set<Int>] = [:]
+    private var nextWaiterID = 0
+    /// Channels with waiters whose state changed since waiters were last checked.
+    private var touched: Set<String> = []
 
     init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -102,29 +108,42 @@ struct SubscriptionStateMachine<Waiter> {
 
     // MARK: Inputs
 
-    /// The set of channels the node wants changed.
+    /// The set of channels the node wants is now `newWanted`.
     mutating func setWanted(_ newWanted: Set<String>) -> [Action] {
-        let added = newWanted.subtracting(wanted)
-        let removed = wanted.subtracting(newWanted)
-        wanted = newWanted
-        for channel in removed {
+        changeWanted(added: Array(newWanted.subtracting(wanted)), removed: Array(wanted.subtracting(newWanted)))
+    }
+
+    /// The node wants `added` too and no longer wants `removed` (cost in proportion to the
+    /// change, not to the wanted set).
+    mutating func changeWanted(added: [String], removed: [String]) -> [Action] {
+        var toSubscribe: [String] = []
+        var toUnsubscribe: [String] = []
+        for channel in added where wanted.insert(channel).inserted {
+            if isConnected, !subscribed.contains(channel) { toSubscribe.append(channel) }
+        }
+        for channel in removed where wanted.remove(channel) != nil {
             refusals.removeValue(forKey: channel)
             refusedHere.remove(channel)
+            touch(channel)
+            if isConnected, subscribed.contains(channel) || confirmed.contains(channel) {
+                subscribed.remove(channel)
+                toUnsubscribe.append(channel)
+            }
         }
-        guard isConnected else { return satisfiedWaiters() }
-        var actions: [Action] = []
-        let toSubscribe = added.filter { !subscribed.contains($0) }
-        let toUnsubscribe = removed.filter { subscribed.contains($0) || confirmed.contains($0) }
-        subscribed.subtract(toUnsubscribe)
-        actions += send(.subscribe, Array(toSubscribe))
-        actions += send(.unsubscribe, Array(toUnsubscribe))
+        let actions = send(.subscribe, toSubscribe) + send(.unsubscribe, toUnsubscribe)
         return actions + satisfiedWaiters()
     }
 
     /// Someone waits for `channels` to be answered.
     mutating func addWaiter(_ waiter: Waiter, channels: Set<String>) -> [Action] {
-        waiters.append((waiter, channels))
-        return satisfiedWaiters()
+        if channels.allSatisfy({ answered($0) }) {
+            return [.runWaiter(waiter, refused: refusedAmong(channels))]
+        }
+        let id = nextWaiterID
+        nextWaiterID += 1
+        waiters[id] = (waiter, channels)
+        for channel in channels { waitersByChannel[channel, default: []].insert(id) }
+        return []
     }
 
     /// A new connection is up (authenticated, database selected): subscribe everything wanted.
@@ -293,6 +312,15 @@ struct SubscriptionStateMachine<Waiter> {
     private mutating func release(_ channel: String) {
         guard let count = pending[channel] else { return }
         pending[channel] = count > 1 ? count - 1 : nil
+        touch(channel)
+    }
+
+    private mutating func touch(_ channel: String) {
+        if waitersByChannel[channel] != nil { touched.insert(channel) }
+    }
+
+    private func refusedAmong(_ channels: Set<String>) -> Set<String> {
+        channels.filter { wanted.contains($0) && refusedHere.contains($0) }
     }
 
     private mutating func popHead() {
@@ -314,19 +342,24 @@ struct SubscriptionStateMachine<Waiter> {
         return confirmed.contains(channel) || refusedHere.contains(channel)
     }
 
+    /// Runs the waiters of the touched channels that are now fully answered, in arrival order.
     private mutating func satisfiedWaiters() -> [Action] {
-        guard !waiters.isEmpty else { return [] }
+        guard !touched.isEmpty else { return [] }
+        var candidates: Set<Int> = []
+        for channel in touched {
+            if let ids = waitersByChannel[channel] { candidates.formUnion(ids) }
+        }
+        touched.removeAll(keepingCapacity: true)
         var actions: [Action] = []
-        var remaining: [(waiter: Waiter, channels: Set<String>)] = []
-        for entry in waiters {
-            if entry.channels.allSatisfy({ answered($0) }) {
-                let refused = entry.channels.filter { wanted.contains($0) && refusedHere.contains($0) }
-                actions.append(.runWaiter(entry.waiter, refused: refused))
-            } else {
-                remaining.append(entry)
+        for id in candidates.sorted() {
+            guard let entry = waiters[id], entry.channels.allSatisfy({ answered($0) }) else { continue }
+            actions.append(.runWaiter(entry.waiter, refused: refusedAmong(entry.channels)))
+            waiters.removeValue(forKey: id)
+            for channel in entry.channels {
+                waitersByChannel[channel]?.remove(id)
+                if waitersByChannel[channel]?.isEmpty == true { waitersByChannel.removeValue(forKey: channel) }
             }
         }
-        waiters = remaining
         return actions
     }
 }

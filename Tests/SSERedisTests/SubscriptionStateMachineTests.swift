@@ -181,6 +181,18 @@ struct SubscriptionStateMachineTests {
         #expect(machine.nextRetry == nil)
     }
 
+    @Test("incremental changes act like the whole set: only what changed is sent")
+    func incremental() {
+        var (machine, order) = connected(["a", "b"])
+        for channel in order { _ = machine.subscribeConfirmed(channel) }
+        #expect(sends(machine.changeWanted(added: ["c", "a"], removed: ["b", "zzz"])) == [.subscribe(["c"]), .unsubscribe(["b"])])
+        #expect(machine.wanted == ["a", "c"])
+        #expect(machine.addWaiter(1, channels: ["a", "c"]).isEmpty)
+        #expect(waitersRun(machine.subscribeConfirmed("c")) == [1: []])
+        #expect(machine.unsubscribeConfirmed("b").isEmpty)
+        #expect(machine.commandsInFlight == 0)
+    }
+
     @Test("seeded random traffic: every waiter runs exactly once, with the channels Redis refused")
     func seededRandom() {
         var generator = SeededGenerator(seed: 15)
