@@ -113,7 +113,7 @@ public final class HistoryStore: Sendable {
                     switch reply {
                     case .null: return .success(nil)
                     case .bulkString: return .success(reply.string.flatMap(HistoryPosition.init))
-                    case .error(let message): return .failure(RedisError(.serverError, message))
+                    case .error(let message): return .failure(RedisError(serverReply: message))
                     default: return .failure(RedisError(.serverError, "unexpected reply to GET"))
                     }
                 }
