@@ -180,7 +180,7 @@ final class StreamHub: RedisSubscriberDelegate {
     private func learnPosition(of channel: ChannelName) {
         guard let history else { return }
         subscriber.whenSubscribed([channel.text]) { [self] _ in
-            history.lastPosition(of: channel.text) { [self] result in
+            history.lastPosition(of: channel.text, lane: HistoryLane.positions) { [self] result in
                 guard case .success(let position?) = result else { return }
                 table.withLock { $0.advance(channel, to: position) }
             }
