@@ -75,12 +75,16 @@ test-deps: deps
 		python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -r Tests/Interop/requirements.txt; \
 	fi
 
+## TEST_WIDTH: tests run at once. Each integration test starts its own redis-server and nodes; on
+## 2 cores an unbounded width starts them all at once and they starve each other.
+TEST_WIDTH ?= 6
+
 ## test: the full suite. Each test starts its own throwaway redis-server (or cluster) and stops it after:
 ## the Swift tests, then the real-browser demo test through nginx and the compose-file check.
 test: test-deps
 	swift build --build-tests
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
-	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build
+	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
 
 ## screenshots: refresh docs/screenshots/demo.png from the browser test.
 screenshots: test-deps

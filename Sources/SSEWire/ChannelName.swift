@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A channel name compared as Redis compares it: byte for byte.
 ///
 /// Swift's `String` equality is canonical equivalence, so `"é"` (U+00E9) and `"e\u{301}"` are
@@ -28,12 +36,26 @@ public struct ChannelName: Sendable, Hashable, Comparable, CustomStringConvertib
     public var description: String { text }
 
     public static func == (lhs: ChannelName, rhs: ChannelName) -> Bool {
-        lhs.text.utf8.elementsEqual(rhs.text.utf8)
+        let left = lhs.text.utf8
+        let right = rhs.text.utf8
+        guard left.count == right.count else { return false }
+        // Native strings are contiguous UTF-8: compare the bytes at once.
+        let fast = left.withContiguousStorageIfAvailable { a in
+            right.withContiguousStorageIfAvailable { b in
+                guard let first = a.baseAddress, let second = b.baseAddress else { return a.count == b.count }
+                return memcmp(first, second, a.count) == 0
+            }
+        }
+        if let fast, let equal = fast { return equal }
+        return left.elementsEqual(right)
     }
 
     public func hash(into hasher: inout Hasher) {
-        var copy = text
-        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in text.utf8 { hasher.combine(byte) }
+        }
+        hasher.combine(0xFF as UInt8)  // no UTF-8 byte is 0xFF: ends the name unambiguously
     }
 
     /// Byte order (code point order), as Redis and Python sort names.
