@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps screenshots bench redis cluster cluster-down clean
+.PHONY: all deps build release run test test-deps fuzz screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -85,6 +85,15 @@ test: test-deps
 	swift build --build-tests
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
 	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
+	FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+## fuzz: libFuzzer with AddressSanitizer on each target in Fuzz/ for FUZZ_SECONDS (in .build-fuzz),
+## seeded with the golden vectors, Fuzz/Corpus and every past crash (Fuzz/Regressions).
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 4
+FUZZ_VECTORS ?= $(wildcard /work/shared/flask-sse-vectors.jsonl)
+fuzz: deps
+	FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_SECONDS)
 
 ## screenshots: refresh docs/screenshots/demo.png from the browser test.
 screenshots: test-deps

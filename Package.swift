@@ -137,3 +137,42 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Coverage-guided fuzz targets (Fuzz/), only when `SSE_FUZZ=1`: `make fuzz` builds them with
+// libFuzzer and AddressSanitizer in their own scratch path, so ordinary builds never see them.
+// Only the broker's own modules are instrumented; dependencies build as usual.
+if Context.environment["SSE_FUZZ"] == "1" {
+    let sanitizers = ["-sanitize=fuzzer,address"]
+    for target in package.targets where target.type == .regular && target.name.hasPrefix("SSE") {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(sanitizers)]
+    }
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/Sources/CLibFuzzer"))
+    package.targets.append(.target(
+        name: "FuzzSupport",
+        dependencies: ["CLibFuzzer", "SSEWire"],
+        path: "Fuzz/Sources/FuzzSupport",
+        swiftSettings: [.unsafeFlags(sanitizers)]
+    ))
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("fuzz-payload", ["SSEWire", "SSEServer", .product(name: "NIOCore", package: "swift-nio")]),
+        ("fuzz-json", ["SSEWire"]),
+        ("fuzz-query", ["SSEServer"]),
+        ("fuzz-last-event-id", ["SSEWire", "SSEServer"]),
+        ("fuzz-http", [
+            "SSEAuth", "SSERedis", "SSEServer", "SSEWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+    ]
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: target.name,
+            dependencies: ["FuzzSupport"] + target.dependencies,
+            path: "Fuzz/Sources/\(target.name)",
+            swiftSettings: [.unsafeFlags(sanitizers)],
+            linkerSettings: [.unsafeFlags(sanitizers + ["-use-ld=lld"])]
+        ))
+    }
+}
