@@ -1,69 +1,171 @@
 /// The Lua scripts that make history atomic. Redis runs a script as one step, so a publish's
 /// position, its stream entry and its pub/sub message can never disagree or interleave.
+///
+/// Every script does bounded work: a publish touches one channel; a replay page reads at most
+/// `COUNT` entries per channel (and at most the page's byte budget, but always one entry).
 enum HistoryScripts {
+    /// Lua shared by the scripts that may start a new epoch. KEYS[1..3] are epoch, sequence and
+    /// previous in every one of them.
+    ///
+    /// `newEpoch` makes the epoch the current time in milliseconds, but always past the old
+    /// epoch (a promoted replica's clock may be behind), so every new position sorts after every
+    /// old one, in Lua, in Swift and as a Redis Stream id; it records the old epoch with how it
+    /// ended and the highest position seen in it.
+    private static let epochFunctions = """
+        local function digits(n) return string.format('%d', n) end
+        local function isGreater(a, b)
+          if #a ~= #b then return #a > #b end
+          return a > b
+        end
+        local function newEpoch(oldEpoch, oldEnd, high)
+          local now = redis.call('TIME')
+          local ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+          if oldEpoch and not isGreater(ms, oldEpoch) then
+            ms = string.format('%.0f', tonumber(oldEpoch) + 1)
+          end
+          if oldEpoch then
+            redis.call('HSET', KEYS[3], 'epoch', oldEpoch, 'end', oldEnd, 'high', high)
+          end
+          redis.call('SET', KEYS[1], ms)
+          redis.call('SET', KEYS[2], '0')
+          return ms
+        end
+        """
+
     /// Assigns the next position, appends the event to the channel's stream (trimmed to its
     /// length, expiring after the TTL) with the position of the channel's previous event, records
     /// the channel's last position and publishes.
     ///
-    /// KEYS: epoch, sequence, last, stream. ARGV: channel, payload head, payload tail, length, ttl.
-    /// Returns `{position, receivers}`. The id is spliced into the Flask-SSE payload where its
-    /// key sorts, so the pub/sub payload is exactly what `sse.publish(..., id=POSITION)` writes.
+    /// KEYS: epoch, sequence, previous, last, stream. ARGV: channel, payload head, payload tail,
+    /// length, ttl, last-position ttl, seen epoch, seen sequence (the publisher's watermark, or
+    /// empty). Returns `{position, receivers}`. The id is spliced into the Flask-SSE payload where
+    /// its key sorts, so the pub/sub payload is exactly what `sse.publish(..., id=POSITION)` writes.
+    ///
+    /// A new epoch starts when the epoch or the counter is gone (first use, or Redis lost it) or
+    /// the counter has moved back to or below what the publisher already saw in this epoch, or
+    /// below the channel's own last position.
     static let publish = RedisScript(
-        """
-        local sequence = redis.call('INCR', KEYS[2])
+        epochFunctions + """
+
         local epoch = redis.call('GET', KEYS[1])
-        if (not epoch) or sequence == 1 then
-          local now = redis.call('TIME')
-          epoch = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
-          redis.call('SET', KEYS[1], epoch)
+        local hadCounter = redis.call('EXISTS', KEYS[2]) == 1
+        local sequence = redis.call('INCR', KEYS[2])
+        local seenEpoch, seenSequence = ARGV[7], ARGV[8]
+        if not epoch then
+          local known = nil
+          if seenEpoch ~= '' then known = seenEpoch end
+          epoch = newEpoch(known, '0', seenSequence)
+          sequence = redis.call('INCR', KEYS[2])
+        elseif not hadCounter then
+          local high = '9999999999999999999'
+          if seenEpoch == epoch then high = seenSequence end
+          epoch = newEpoch(epoch, '0', high)
+          sequence = redis.call('INCR', KEYS[2])
+        elseif seenEpoch == epoch and not isGreater(digits(sequence), seenSequence) then
+          epoch = newEpoch(epoch, digits(sequence - 1), seenSequence)
+          sequence = redis.call('INCR', KEYS[2])
         end
-        local id = epoch .. '-' .. sequence
+        local previous = redis.call('GET', KEYS[4]) or ''
+        local previousEpoch, previousSequence = string.match(previous, '^(%d+)%-(%d+)$')
+        if previousEpoch == epoch and not isGreater(digits(sequence), previousSequence) then
+          -- The channel's own last position is at or past the counter: it moved backwards.
+          epoch = newEpoch(epoch, digits(sequence - 1), previousSequence)
+          sequence = redis.call('INCR', KEYS[2])
+        end
+        local id = epoch .. '-' .. digits(sequence)
         local payload = ARGV[2] .. ', "id": "' .. id .. '"' .. ARGV[3]
-        local previous = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-        redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], id, 'p', payload, 'prev', previous)
-        redis.call('EXPIRE', KEYS[4], ARGV[5])
-        redis.call('HSET', KEYS[3], ARGV[1], id)
+        redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[4], id, 'p', payload, 'prev', previous)
+        redis.call('EXPIRE', KEYS[5], ARGV[5])
+        redis.call('SET', KEYS[4], id, 'EX', ARGV[6])
         return {id, redis.call('PUBLISH', ARGV[1], payload)}
         """
     )
 
-    /// Reads, in one atomic snapshot, every event after a position on several channels.
+    /// Starts a new epoch if the counter is, in the same epoch, below what a node saw: Redis
+    /// lost events (a restore, a promoted lagging replica). Another node may have done it
+    /// already; then nothing changes.
     ///
-    /// KEYS: epoch, sequence, last, then one stream per channel. ARGV: after-epoch, after-sequence,
-    /// then the channels in the same order. Returns `{epoch, sequence, {{gap, entries}, …}}` where
-    /// gap is `''`, `'trimmed'` (events after the position were cut by the length limit: the first
-    /// retained one follows an event that is after the position) or `'expired'` (the channel had
-    /// events after the position but its stream is gone).
-    static let replay = RedisScript(
-        """
-        local epoch = redis.call('GET', KEYS[1]) or ''
+    /// KEYS: epoch, sequence, previous. ARGV: seen epoch, seen sequence.
+    /// Returns `{epoch, sequence, started}` after the check.
+    static let startEpochIfBehind = RedisScript(
+        epochFunctions + """
+
+        local epoch = redis.call('GET', KEYS[1])
         local sequence = redis.call('GET', KEYS[2]) or '0'
-        local afterEpoch, afterSequence = ARGV[1], tonumber(ARGV[2])
+        if epoch and epoch == ARGV[1] and isGreater(ARGV[2], sequence) then
+          epoch = newEpoch(epoch, sequence, ARGV[2])
+          return {epoch, '0', 1}
+        end
+        return {epoch or '', sequence, 0}
+        """
+    )
+
+    /// The counter's state. KEYS: epoch, sequence, previous.
+    /// Returns `{epoch, sequence, previous epoch, previous high}` (empty strings where unset).
+    static let state = RedisScript(
+        """
+        local previous = redis.call('HMGET', KEYS[3], 'epoch', 'high')
+        return {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or '0', previous[1] or '', previous[2] or ''}
+        """
+    )
+
+    /// Reads one page of every channel's events after a cursor.
+    ///
+    /// KEYS: per channel its stream, then its last-position key. ARGV: cursor epoch, cursor
+    /// sequence, entries per channel, payload bytes per channel. Returns per channel
+    /// `{gap, entries, more}`: gap is `''`, `'trimmed'` (the first entry after the cursor follows
+    /// an event after the cursor: events in between were cut by the length limit) or `'expired'`
+    /// (the channel had events after the cursor but its stream is gone); `more` is 1 when the
+    /// channel may have entries past this page.
+    static let replayPage = RedisScript(
+        """
+        local cursorEpoch, cursorSequence = ARGV[1], ARGV[2]
+        local count, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
         local function isAfter(id)
           local e, s = string.match(id, '^(%d+)%-(%d+)$')
           if not e then return false end
-          if e == afterEpoch then return tonumber(s) > afterSequence end
-          if #e ~= #afterEpoch then return #e > #afterEpoch end
-          return e > afterEpoch
+          if e ~= cursorEpoch then
+            if #e ~= #cursorEpoch then return #e > #cursorEpoch end
+            return e > cursorEpoch
+          end
+          if #s ~= #cursorSequence then return #s > #cursorSequence end
+          return s > cursorSequence
         end
         local results = {}
-        for i = 4, #KEYS do
-          local last = redis.call('HGET', KEYS[3], ARGV[i - 1])
-          local gap, entries = '', {}
-          if last and isAfter(last) then
-            if redis.call('EXISTS', KEYS[i]) == 1 then
-              entries = redis.call('XRANGE', KEYS[i], '(' .. afterEpoch .. '-' .. ARGV[2], '+')
-              local fields = entries[1] and entries[1][2] or {}
+        for i = 1, #KEYS, 2 do
+          local gap, entries, more = '', {}, 0
+          if redis.call('EXISTS', KEYS[i]) == 1 then
+            entries = redis.call('XRANGE', KEYS[i], '(' .. cursorEpoch .. '-' .. cursorSequence, '+', 'COUNT', count)
+            if #entries == count then more = 1 end
+            local first = entries[1]
+            if first then
+              local fields = first[2]
               for j = 1, #fields, 2 do
                 if fields[j] == 'prev' and isAfter(fields[j + 1]) then gap = 'trimmed' end
               end
-            else
-              gap = 'expired'
             end
+            local used, kept = 0, 0
+            for j = 1, #entries do
+              local size = 0
+              local fields = entries[j][2]
+              for k = 1, #fields, 2 do
+                if fields[k] == 'p' then size = #fields[k + 1] end
+              end
+              if kept > 0 and used + size > budget then break end
+              used = used + size
+              kept = kept + 1
+            end
+            if kept < #entries then
+              for j = #entries, kept + 1, -1 do entries[j] = nil end
+              more = 1
+            end
+          else
+            local last = redis.call('GET', KEYS[i + 1])
+            if last and isAfter(last) then gap = 'expired' end
           end
-          results[#results + 1] = {gap, entries}
+          results[#results + 1] = {gap, entries, more}
         end
-        return {epoch, sequence, results}
+        return results
         """
     )
 }

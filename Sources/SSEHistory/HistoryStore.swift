@@ -1,15 +1,20 @@
 import SSERedis
 import SSEWire
 
-/// Publishes with history and replays it, through a `RedisCommandClient`.
+/// Publishes with history and reads it back, through a `RedisCommandClient`.
 public final class HistoryStore: Sendable {
     public let configuration: HistoryConfiguration
+    /// The highest position this process has seen Redis vouch for; see `HistoryWatermark`.
+    public let watermark: HistoryWatermark
     private let client: RedisCommandClient
 
-    public init(configuration: HistoryConfiguration, client: RedisCommandClient) {
+    public init(configuration: HistoryConfiguration, client: RedisCommandClient, watermark: HistoryWatermark = HistoryWatermark()) {
         self.configuration = configuration
         self.client = client
+        self.watermark = watermark
     }
+
+    private var counterKeys: [String] { [configuration.epochKey, configuration.sequenceKey, configuration.previousKey] }
 
     /// Publishes `message` on `channel` with a broker-assigned position as its id, appending it
     /// to the channel's history in the same atomic step. The message's own `id` is replaced.
@@ -19,37 +24,78 @@ public final class HistoryStore: Sendable {
         completion: @escaping @Sendable (Result<(position: String, receivers: Int), RedisError>) -> Void
     ) {
         let (head, tail) = message.payloadAroundID
+        let seen = watermark.position
+        let watermark = self.watermark
         HistoryScripts.publish.run(
             on: client,
-            keys: [configuration.epochKey, configuration.sequenceKey, configuration.lastKey, configuration.streamKey(channel)],
+            keys: counterKeys + [configuration.lastKey(channel), configuration.streamKey(channel)],
             arguments: [
-                Array(channel.utf8), head, tail, Array(String(configuration.length).utf8),
-                Array(String(configuration.ttlSeconds).utf8),
+                Array(channel.utf8), head, tail, Self.digits(configuration.length), Self.digits(configuration.ttlSeconds),
+                Self.digits(configuration.ttlSeconds + HistoryConfiguration.lastPositionGraceSeconds),
+                seen.map { Self.digits($0.epoch) } ?? [], seen.map { Self.digits($0.sequence) } ?? [],
             ]
         ) { result in
             completion(
                 result.flatMap { reply in
                     guard case .array(let items) = reply, items.count == 2, let position = items[0].string,
-                        let receivers = items[1].integer
-                    else { return .failure(RedisError(.serverError, "unexpected reply from the publish script: \(reply)")) }
-                    return .success((position, Int(receivers)))
+                        let receivers = items[1].integer.flatMap({ Int(exactly: $0) })
+                    else { return .failure(RedisError(.serverError, "unexpected reply from the publish script")) }
+                    if let issued = HistoryPosition(position) { watermark.observe(issued) }
+                    return .success((position, receivers))
                 }
             )
         }
     }
 
-    /// Reads every retained event after `position` on `channels`, in one atomic snapshot.
-    public func replay(
-        channels: [String],
-        after position: HistoryPosition,
-        completion: @escaping @Sendable (Result<HistoryReplay, RedisError>) -> Void
-    ) {
-        HistoryScripts.replay.run(
+    /// The counter's state: current position and previous epoch.
+    public func state(completion: @escaping @Sendable (Result<HistoryState, RedisError>) -> Void) {
+        HistoryScripts.state.run(on: client, keys: counterKeys, arguments: []) { result in
+            completion(result.flatMap(Self.decodeState))
+        }
+    }
+
+    /// Starts a new epoch if Redis's counter is below this process's watermark in the same epoch
+    /// (Redis lost events); returns the state after the check, and whether a new epoch began.
+    public func startEpochIfBehind(completion: @escaping @Sendable (Result<Bool, RedisError>) -> Void) {
+        guard let seen = watermark.position else {
+            completion(.success(false))
+            return
+        }
+        HistoryScripts.startEpochIfBehind.run(
             on: client,
-            keys: [configuration.epochKey, configuration.sequenceKey, configuration.lastKey] + channels.map(configuration.streamKey),
-            arguments: [Array(String(position.epoch).utf8), Array(String(position.sequence).utf8)] + channels.map { Array($0.utf8) }
+            keys: counterKeys,
+            arguments: [Self.digits(seen.epoch), Self.digits(seen.sequence)]
+        ) { [watermark] result in
+            completion(
+                result.flatMap { reply in
+                    guard case .array(let items) = reply, items.count == 3, let started = items[2].integer else {
+                        return .failure(RedisError(.serverError, "unexpected reply from the epoch script"))
+                    }
+                    if started == 1, let epoch = items[0].string.flatMap({ UInt64($0) }) {
+                        watermark.observe(HistoryPosition(epoch: epoch, sequence: 0))
+                    }
+                    return .success(started == 1)
+                }
+            )
+        }
+    }
+
+    /// Reads one bounded page of the events after `cursor` on `channels`.
+    public func page(
+        channels: [String],
+        after cursor: HistoryPosition,
+        completion: @escaping @Sendable (Result<HistoryPage, RedisError>) -> Void
+    ) {
+        let perChannelBytes = max(1, configuration.pageBytes / max(1, channels.count))
+        HistoryScripts.replayPage.run(
+            on: client,
+            keys: channels.flatMap { [configuration.streamKey($0), configuration.lastKey($0)] },
+            arguments: [
+                Self.digits(cursor.epoch), Self.digits(cursor.sequence), Self.digits(configuration.pageEvents),
+                Self.digits(perChannelBytes),
+            ]
         ) { result in
-            completion(result.flatMap { Self.decodeReplay($0, channels: channels, after: position) })
+            completion(result.flatMap { Self.decodePage($0, channels: channels) })
         }
     }
 
@@ -59,40 +105,71 @@ public final class HistoryStore: Sendable {
     }
 
     /// The position of the newest event published on `channel` with history (nil if none is
-    /// recorded).
+    /// recorded, or its record expired).
     public func lastPosition(of channel: String, completion: @escaping @Sendable (Result<HistoryPosition?, RedisError>) -> Void) {
-        client.send([Array("HGET".utf8), Array(configuration.lastKey.utf8), Array(channel.utf8)]) { result in
-            completion(result.map { $0.string.flatMap(HistoryPosition.init) })
+        client.send([Array("GET".utf8), Array(configuration.lastKey(channel).utf8)]) { result in
+            completion(
+                result.flatMap { reply in
+                    switch reply {
+                    case .null: return .success(nil)
+                    case .bulkString: return .success(reply.string.flatMap(HistoryPosition.init))
+                    case .error(let message): return .failure(RedisError(.serverError, message))
+                    default: return .failure(RedisError(.serverError, "unexpected reply to GET"))
+                    }
+                }
+            )
         }
     }
 
-    static func decodeReplay(_ reply: RedisReply, channels: [String], after position: HistoryPosition) -> Result<HistoryReplay, RedisError> {
-        guard case .array(let top) = reply, top.count == 3, let epochText = top[0].string, let sequenceText = top[1].string,
-            case .array(let perChannel) = top[2], perChannel.count == channels.count
-        else { return .failure(RedisError(.serverError, "unexpected reply from the replay script")) }
+    static func digits(_ value: some BinaryInteger) -> [UInt8] {
+        Array(String(value).utf8)
+    }
+
+    static func decodeState(_ reply: RedisReply) -> Result<HistoryState, RedisError> {
+        guard case .array(let items) = reply, items.count == 4, let epochText = items[0].string,
+            let sequenceText = items[1].string, let previousEpochText = items[2].string, let previousHighText = items[3].string
+        else { return .failure(RedisError(.serverError, "unexpected reply from the state script")) }
         let current = UInt64(epochText).flatMap { epoch in UInt64(sequenceText).map { HistoryPosition(epoch: epoch, sequence: $0) } }
-        if let current, position.epoch != 0, position.epoch != current.epoch || position > current {
-            return .success(HistoryReplay(events: [], gaps: channels.map { ($0, .unknown) }, current: current))
+        let previous = UInt64(previousEpochText).map { epoch in
+            HistoryState.PreviousEpoch(epoch: epoch, high: UInt64(previousHighText) ?? UInt64.max)
         }
-        var events: [(position: HistoryPosition, channel: String, payload: [UInt8])] = []
-        var gaps: [(channel: String, gap: HistoryReplay.Gap)] = []
+        return .success(HistoryState(current: current, previous: previous))
+    }
+
+    static func decodePage(_ reply: RedisReply, channels: [String]) -> Result<HistoryPage, RedisError> {
+        guard case .array(let perChannel) = reply, perChannel.count == channels.count else {
+            return .failure(RedisError(.serverError, "unexpected reply from the replay script"))
+        }
+        var reads: [HistoryPage.ChannelRead] = []
+        reads.reserveCapacity(channels.count)
         for (channel, item) in zip(channels, perChannel) {
-            guard case .array(let pair) = item, pair.count == 2, case .array(let entries) = pair[1] else {
-                return .failure(RedisError(.serverError, "unexpected channel entry from the replay script"))
-            }
-            if let gapText = pair[0].string, let gap = HistoryReplay.Gap(rawValue: gapText) {
-                gaps.append((channel, gap))
-            }
+            guard case .array(let triple) = item, triple.count == 3, case .array(let entries) = triple[1],
+                let more = triple[2].integer
+            else { return .failure(RedisError(.serverError, "unexpected channel entry from the replay script")) }
+            var decoded: [(position: HistoryPosition, payload: [UInt8])] = []
+            decoded.reserveCapacity(entries.count)
+            var last: HistoryPosition?
             for entry in entries {
                 guard case .array(let parts) = entry, parts.count == 2, let id = parts[0].string,
-                    let entryPosition = HistoryPosition(id), case .array(let fields) = parts[1],
-                    let index = stride(from: 0, to: fields.count - 1, by: 2).first(where: { fields[$0].string == "p" }),
+                    let position = HistoryPosition(id), case .array(let fields) = parts[1]
+                else { continue }
+                // The cursor must move even past an entry that is not ours.
+                last = position
+                guard let index = stride(from: 0, to: fields.count - 1, by: 2).first(where: { fields[$0].string == "p" }),
                     case .bulkString(let payload) = fields[index + 1]
                 else { continue }
-                events.append((entryPosition, channel, payload))
+                decoded.append((position, payload))
             }
+            reads.append(
+                HistoryPage.ChannelRead(
+                    channel: channel,
+                    gap: triple[0].string.flatMap(HistoryGap.init(rawValue:)),
+                    entries: decoded,
+                    last: last,
+                    more: more == 1
+                )
+            )
         }
-        events.sort { $0.position < $1.position }
-        return .success(HistoryReplay(events: events, gaps: gaps, current: current))
+        return .success(HistoryPage.merge(channels: reads))
     }
 }

@@ -28,10 +28,19 @@ public final class SSEPublisher: Sendable {
     private let history: HistoryStore?
 
     /// Creates a publisher for the Redis at `redis`.
-    public init(redis: RedisConfiguration, history: HistoryConfiguration = .default, logger: Logger = Logger(label: "sse.publisher")) {
+    ///
+    /// `watermark` is the highest position this process has seen (a broker node shares its own):
+    /// each publish passes it to Redis, so a counter that moved backwards (a restore, a promoted
+    /// lagging replica) starts a new epoch instead of re-issuing ids clients already hold.
+    public init(
+        redis: RedisConfiguration,
+        history: HistoryConfiguration = .default,
+        logger: Logger = Logger(label: "sse.publisher"),
+        watermark: HistoryWatermark = HistoryWatermark()
+    ) {
         let client = RedisCommandClient(redis: redis, logger: logger)
         self.client = client
-        self.history = history.isEnabled ? HistoryStore(configuration: history, client: client) : nil
+        self.history = history.isEnabled ? HistoryStore(configuration: history, client: client, watermark: watermark) : nil
     }
 
     /// Creates a publisher from a Redis URL (`redis://…` or `unix://…`).

@@ -42,7 +42,12 @@ public final class BrokerServer: Service, Sendable {
         self.history = history
         let metrics = BrokerMetrics()
         let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
-        let publisher = SSEPublisher(redis: configuration.redis, history: configuration.history, logger: logger)
+        let publisher = SSEPublisher(
+            redis: configuration.redis,
+            history: configuration.history,
+            logger: logger,
+            watermark: history?.watermark ?? HistoryWatermark()
+        )
         let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
         let demo = configuration.demo
             ? DemoPublisher(
@@ -185,6 +190,9 @@ public final class BrokerServer: Service, Sendable {
     /// Open connections (streams and plain HTTP).
     public var connectionCount: Int { connections.count }
 
+    /// Channels this node has stream clients of (and so subscribes).
+    public var channelCount: Int { services.hub.channelCount }
+
     /// Stops accepting, ends every stream cleanly, waits (up to the drain timeout) for
     /// connections to close, then stops the Redis threads and the event loops.
     /// Safe to call more than once and from several tasks: all of them wait for the one shutdown.
@@ -217,6 +225,7 @@ public final class BrokerServer: Service, Sendable {
         services.hub.subscriber.shutdown()
         services.publisher.shutdown()
         history?.shutdown()
+        services.hub.shutdown()
         try? await group.shutdownGracefully()
         logger.info(
             "drained",

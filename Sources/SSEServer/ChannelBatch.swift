@@ -5,7 +5,7 @@ import SSEWire
 /// into one buffer, so a client that keeps up gets the whole burst in one write (one syscall
 /// at flush) instead of one write per event.
 struct ChannelBatch: Sendable {
-    let channel: String
+    let channel: ChannelName
     /// The events, in order, for clients that need them one by one (replaying, or with a
     /// history position that overlaps the batch).
     let events: [EncodedEvent]
@@ -17,7 +17,7 @@ struct ChannelBatch: Sendable {
     let firstPosition: HistoryPosition?
     let lastPosition: HistoryPosition?
 
-    init(channel: String, events: [EncodedEvent], allocator: ByteBufferAllocator) {
+    init(channel: ChannelName, events: [EncodedEvent], allocator: ByteBufferAllocator) {
         self.channel = channel
         self.events = events
         if events.count == 1, let only = events.first {

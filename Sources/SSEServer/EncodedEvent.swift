@@ -25,10 +25,26 @@ struct EncodedEvent: Sendable {
     }
 
     /// Decodes a Redis payload (Flask-SSE's, or plain text) and encodes it once for all clients.
-    init(redisPayload: [UInt8], allocator: ByteBufferAllocator) {
+    /// Its id counts as a history position only when `trust` accepts it: positions decide what
+    /// clients drop as duplicates, so only ids Redis vouches for may be positions.
+    init(redisPayload: [UInt8], allocator: ByteBufferAllocator, trust: (HistoryPosition) -> Bool = { _ in true }) {
+        let decoded = Self.decode(redisPayload: redisPayload)
+        let position = decoded.event.historyPosition.flatMap { trust($0) ? $0 : nil }
+        self.init(decoded.event, position: position, publishedAt: decoded.publishedAt, allocator: allocator)
+    }
+
+    /// Encodes a decoded event with the position it was given (nil: delivered as is, never
+    /// deduplicated and never moving a client's position).
+    init(_ event: ServerSentEvent, position: HistoryPosition?, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
+        self.init(text: EventTextEncoder.encode(event), position: position, publishedAt: publishedAt, allocator: allocator)
+    }
+
+    /// The event for a Redis payload, parsed once, and its plausible `publishedAt` stamp.
+    static func decode(redisPayload: [UInt8]) -> (event: ServerSentEvent, publishedAt: Double?) {
         guard let message = FlaskSSEMessage(redisPayload: redisPayload) else {
-            self.init(ServerSentEvent(redisPayload: redisPayload), allocator: allocator)
-            return
+            // Not Flask-SSE's shape: plain text, as `ServerSentEvent(redisPayload:)` renders it,
+            // without parsing the payload a second time.
+            return (ServerSentEvent(data: String(decoding: redisPayload, as: UTF8.self)), nil)
         }
         var stamp: Double?
         if case .object(let data) = message.data {
@@ -38,8 +54,14 @@ struct EncodedEvent: Sendable {
             default: break
             }
         }
-        let event = message.event
-        self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, publishedAt: stamp, allocator: allocator)
+        return (message.event, stamp.flatMap(Self.plausibleStamp))
+    }
+
+    /// A publisher's `publishedAt` is anyone's number: only a finite, positive stamp before the
+    /// year 5000 (in Unix milliseconds) is observed; anything else (`1e300`, `-Infinity`, `-1`)
+    /// is simply not measured.
+    static func plausibleStamp(_ milliseconds: Double) -> Double? {
+        milliseconds.isFinite && milliseconds > 0 && milliseconds < 95_617_584_000_000 ? milliseconds : nil
     }
 
     init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {

@@ -306,7 +306,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 extraHeaders: cors
             )
         let stream = StreamConnectionHandler(
-            channels: channels,
+            channels: channels.map { ChannelName($0) },
             resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },
             isChunked: isChunked,
             preamble: preamble.bytes(chunked: isChunked),

@@ -12,9 +12,9 @@ import SSEWire
 final class LoopStreamRegistry {
     let eventLoop: any EventLoop
     /// Streams of exactly one channel: they take a channel's whole batch in one write.
-    private var byChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
+    private var byChannel: [ChannelName: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     /// Streams of several channels: they take events one by one, in publish order.
-    private var multiByChannel: [String: [ObjectIdentifier: StreamConnectionHandler]] = [:]
+    private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     private var needingFlush: [StreamConnectionHandler] = []
     private var isFlushScheduled = false
     private let heartbeat: EncodedEvent
@@ -56,12 +56,8 @@ final class LoopStreamRegistry {
         }
     }
 
-    /// Every client of this loop, grouped by the channels it streams.
-    func clientsByChannelSet() -> [(channels: [String], clients: [StreamConnectionHandler])] {
-        var groups: [[String]: [StreamConnectionHandler]] = [:]
-        for client in heartbeatRing.members { groups[client.channels, default: []].append(client) }
-        return groups.map { ($0.key, $0.value) }
-    }
+    /// Every open client of this loop.
+    var clients: [StreamConnectionHandler] { heartbeatRing.members }
 
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is
@@ -95,7 +91,10 @@ final class LoopStreamRegistry {
             guard let stamp = routed.event.publishedAtMilliseconds else { continue }
             let current = now ?? WallClock.seconds() * 1000
             now = current
-            metrics.deliveryDelay.recordNanoseconds(Int64(max(0, current - stamp) * 1_000_000))
+            // Both are plausible Unix milliseconds (see `EncodedEvent.plausibleStamp`), so the
+            // difference fits; the checked conversion keeps it that way whatever changes upstream.
+            guard let nanoseconds = Int64(exactly: (max(0, current - stamp) * 1_000_000).rounded(.down)) else { continue }
+            metrics.deliveryDelay.recordNanoseconds(nanoseconds)
         }
         if flushNow { flushTouchedNow() } else { flushTouched() }
         metrics.eventsDelivered.increment(by: delivered)
@@ -111,7 +110,7 @@ final class LoopStreamRegistry {
         }
         let elapsed = Double((now - heartbeatRoundStart).nanoseconds)
         let due = heartbeatRing.takeDue(atFraction: elapsed / Double(max(1, heartbeatInterval.nanoseconds)))
-        for client in due where client.enqueue(heartbeat) {
+        for client in due where client.enqueueHeartbeat(heartbeat) {
             needingFlush.append(client)
         }
         flushTouched()
@@ -156,6 +155,6 @@ final class LoopStreamRegistry {
 
 /// An encoded event and the channel it was published on.
 struct RoutedEvent: Sendable {
-    let channel: String
+    let channel: ChannelName
     let event: EncodedEvent
 }

@@ -26,15 +26,16 @@ import Musl
 /// unchanged.
 ///
 /// While a history replay is pending (a resume, or catching up after Redis came back), live
-/// events are held, bounded by the same buffer; when the replay arrives it is written first,
-/// then the held events. Every event with a history position at or before the last one this
-/// client got is dropped, so replay and live traffic meet with no gap and no duplicate.
+/// events are held, bounded by the same buffer; the replay is written first, page by page as
+/// the client takes it, then the held events. Every event with a history position at or
+/// before the last one this client got is dropped, so replay and live traffic meet with no gap
+/// and no duplicate. Heartbeats are never held: they keep flowing while a replay is pending.
 final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatRingMember {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// The channels this stream receives.
-    let channels: [String]
+    let channels: [ChannelName]
     /// The position this stream resumes after (`Last-Event-ID`), as the client sent it.
     let resumeFrom: String?
     private let isChunked: Bool
@@ -58,9 +59,11 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// so they do not count against the client's buffer.
     private var unflushedBytes = 0
     private var isFinishing = false
-    /// The newest history position written to this client.
-    private var lastDelivered: HistoryPosition?
+    /// The newest history position written to this client (or that it already had).
+    private(set) var lastDelivered: HistoryPosition?
     private var pendingReplays = 0
+    /// Run once when the channel becomes writable again: a replay waiting to send its next page.
+    private var onWritable: (() -> Void)?
     private var held: [EncodedEvent] = []
     private var heldBytes = 0
     /// The check that ends the stream when its token expires.
@@ -69,7 +72,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     var ringSlot = -1
 
     init(
-        channels: [String],
+        channels: [ChannelName],
         resumeFrom: String?,
         isChunked: Bool,
         preamble: ByteBuffer,
@@ -130,6 +133,10 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         isWritable = context.channel.isWritable
+        if isWritable, let waiting = onWritable {
+            onWritable = nil
+            waiting()
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -147,6 +154,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         expiry = nil
         held = []
         heldBytes = 0
+        onWritable = nil
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -159,6 +167,16 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    /// Queues a heartbeat comment, even while a replay is pending (a comment may sit between any
+    /// two events); returns true when this client now needs a flush. A client past its buffer
+    /// is cut off here as at any write.
+    func enqueueHeartbeat(_ heartbeat: EncodedEvent) -> Bool {
+        guard let context, !isFinishing, hasRoom(context) else { return false }
+        queue(heartbeat.bytes(chunked: isChunked), context: context)
+        defer { hasPendingWrites = true }
+        return !hasPendingWrites
     }
 
     /// Queues a live event; returns true when this client now needs a flush.
@@ -269,21 +287,53 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         unflushedBytes = 0
     }
 
+    /// Whether the stream is still open and taking events.
+    var isOpen: Bool { context != nil && !isFinishing }
+
+    /// Whether a replay may send this client its next page now: it took what it was sent (its
+    /// channel is writable), or it is gone.
+    var canTakeReplayPage: Bool { isWritable || !isOpen }
+
     /// Starts holding live events until `completeReplay`; events at or before `position` are
     /// treated as already delivered.
     func beginReplay(after position: HistoryPosition?) {
         pendingReplays += 1
-        if let position, lastDelivered.map({ $0 < position }) ?? true {
-            lastDelivered = position
+        if let position { raisePosition(to: position) }
+    }
+
+    /// Treats events at or before `position` as already delivered.
+    func raisePosition(to position: HistoryPosition) {
+        if lastDelivered.map({ $0 < position }) ?? true { lastDelivered = position }
+    }
+
+    /// Sets where this client stands exactly: for a resume, once it is known which ids Redis
+    /// vouches for. An id the broker never issued must not hold back later events, and an id
+    /// past the counter must not make the client drop what the counter issues next.
+    func resetPosition(to position: HistoryPosition?) {
+        lastDelivered = position
+    }
+
+    /// Runs `action` once the client has taken what it was sent (at once if it has).
+    func whenWritable(_ action: @escaping () -> Void) {
+        if canTakeReplayPage {
+            action()
+        } else {
+            onWritable = action
         }
     }
 
-    /// Writes the gap notice, the replayed events, then (once no replay is pending) the held ones.
-    func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+    /// Writes a replay page: the gap notice first, then the events this client does not have.
+    func deliverReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
         guard pendingReplays > 0 else { return }
-        pendingReplays -= 1
         if let gap { _ = deliver(gap) }
         for event in events { _ = deliver(event) }
+        flushPending()
+    }
+
+    /// Ends one replay; once none is pending, writes the held live events.
+    func completeReplay() {
+        guard pendingReplays > 0 else { return }
+        pendingReplays -= 1
         if pendingReplays == 0 {
             let release = held
             held = []
@@ -291,6 +341,19 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             for event in release { _ = deliver(event) }
         }
         flushPending()
+    }
+
+    /// Writes a whole replay at once and ends it.
+    func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+        deliverReplay(events, gap: gap)
+        completeReplay()
+    }
+
+    /// Cuts this client off as too slow: a replay waited too long for it to take a page.
+    func cutOffAsSlow() {
+        guard let context, !isFinishing else { return }
+        let backlog = (try? options?.getOption(.bufferedWritableBytes)) ?? 0
+        cutOff(context: context, backlog: backlog)
     }
 
     private func cutOff(context: ChannelHandlerContext, backlog: Int) {

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import SSEHistory
@@ -13,29 +14,38 @@ import Synchronization
 /// shared bytes hop once per batch onto each loop that has clients of that channel.
 ///
 /// With history, the hub also resumes streams (`Last-Event-ID`) and, when the subscription
-/// comes back after an outage, replays to every client what was published in between.
+/// comes back after an outage or a loop fell behind, replays to every client what was published
+/// in between (`HistoryReplaySession`). Only ids Redis vouches for count as positions (current
+/// epoch, not past the counter): any other id is delivered as is and never moves a client's
+/// position, and a counter that moved backwards starts a new epoch instead of re-issuing ids
+/// clients already hold.
 final class StreamHub: RedisSubscriberDelegate {
     let subscriber: RedisSubscriber
     /// The bytes that open every stream.
     let preamble: StreamPreamble
+    let allocator = ByteBufferAllocator()
     private let history: HistoryStore?
+    /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
+    /// behind replays.
+    private let verifier: HistoryStore?
     private let loops: [any EventLoop]
     private let registries: [NIOLoopBoundBox<LoopStreamRegistry>]
     private let loopIndex: [ObjectIdentifier: Int]
     private let table = Mutex(SubscriptionTable())
-    private let allocator = ByteBufferAllocator()
     private let logger: Logger
     /// Open streams on this node.
     private let connected = Mutex(0)
     private let metrics: BrokerMetrics
     private let maxPayloadBytes: Int
-    /// Per subscribed channel, the position of the newest event of that channel that reached
-    /// the node (or, before any did, the newest one published before the subscription was
-    /// confirmed). After an outage, that channel's clients miss exactly what comes after it.
-    private let channelPositions = Mutex<[String: HistoryPosition]>([:])
     private let hasConnected = Mutex(false)
-    /// Per loop: deliveries handed over but not yet run.
+    /// The newest counter Redis vouched for (`HistoryState.current`): live ids at or below it
+    /// in its epoch are positions without asking Redis again.
+    private let vouched = Mutex<HistoryPosition?>(nil)
+    /// Per loop: deliveries handed over but not yet run, and their bytes.
     private let queuedDeliveries: [QueuedCounter]
+    /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
+    let maxQueuedBytesPerLoop: Int
+    static let maxQueuedDeliveriesPerLoop = 100_000
 
     init(
         group: any EventLoopGroup,
@@ -47,9 +57,17 @@ final class StreamHub: RedisSubscriberDelegate {
     ) {
         self.subscriber = subscriber
         self.history = history
+        self.verifier = history.map { history in
+            HistoryStore(
+                configuration: history.configuration,
+                client: RedisCommandClient(redis: configuration.redis, logger: logger, maximumPending: 1024),
+                watermark: history.watermark
+            )
+        }
         self.metrics = metrics
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
+        self.maxQueuedBytesPerLoop = max(64 * 1024 * 1024, 16 * configuration.maxPayloadBytes)
         self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.demo ? configuration.nodeName : nil)
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
@@ -81,6 +99,11 @@ final class StreamHub: RedisSubscriberDelegate {
         }
     }
 
+    /// Stops the hub's own Redis connection.
+    func shutdown() {
+        verifier?.shutdown()
+    }
+
     private func index(of loop: any EventLoop) -> Int {
         guard let index = loopIndex[ObjectIdentifier(loop)] else {
             preconditionFailure("a connection on an event loop the hub does not know")
@@ -93,7 +116,7 @@ final class StreamHub: RedisSubscriberDelegate {
         let index = index(of: loop)
         registries[index].value.add(client)
         let (actions, channelCount) = table.withLock { table in
-            (client.channels.map { table.add(channel: $0, loop: index) }, table.channels.count)
+            (client.channels.map { table.add(channel: $0, loop: index) }, table.channelCount)
         }
         metrics.connectedClients.record(connected.withLock { count in
             count += 1
@@ -101,10 +124,9 @@ final class StreamHub: RedisSubscriberDelegate {
         })
         metrics.channelsSubscribed.record(channelCount)
         apply(actions)
-        if let resumeFrom = client.resumeFrom, history != nil {
-            let position = HistoryPosition(resumeFrom)
-            client.beginReplay(after: position)
-            replay([client], channels: client.channels, after: position, lastEventID: resumeFrom, on: loop)
+        if let resumeFrom = client.resumeFrom, let history {
+            client.beginReplay(after: nil)
+            HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: client.channels, start: .resume(lastEventID: resumeFrom)).run()
         }
     }
 
@@ -113,7 +135,7 @@ final class StreamHub: RedisSubscriberDelegate {
         let index = index(of: loop)
         registries[index].value.remove(client)
         let (actions, channelCount) = table.withLock { table in
-            (client.channels.map { table.remove(channel: $0, loop: index) }, table.channels.count)
+            (client.channels.map { table.remove(channel: $0, loop: index) }, table.channelCount)
         }
         metrics.connectedClients.record(connected.withLock { count in
             count -= 1
@@ -129,104 +151,92 @@ final class StreamHub: RedisSubscriberDelegate {
             case .none:
                 break
             case .subscribe(let channel):
-                subscriber.subscribe(channel)
+                subscriber.subscribe(channel.text)
                 learnPosition(of: channel)
             case .unsubscribe(let channel):
-                subscriber.unsubscribe(channel)
-                _ = channelPositions.withLock { $0.removeValue(forKey: channel) }
+                subscriber.unsubscribe(channel.text)
             }
         }
     }
 
     /// Once the new subscription is confirmed, everything after the channel's newest event
-    /// reaches the node live; that event is where a catch-up for this channel would start.
-    private func learnPosition(of channel: String) {
+    /// reaches the node live; that event is where a catch-up for this channel would start. (Until
+    /// then the channel stands at the newest position the node knew when it was first wanted.)
+    /// A late answer for a channel nobody wants any more leaves nothing behind.
+    private func learnPosition(of channel: ChannelName) {
         guard let history else { return }
-        subscriber.whenSubscribed([channel]) { [self] in
-            history.lastPosition(of: channel) { [self] result in
-                guard case .success(let position) = result else { return }
-                advance(channel, to: position ?? HistoryPosition(epoch: 0, sequence: 0))
+        subscriber.whenSubscribed([channel.text]) { [self] in
+            history.lastPosition(of: channel.text) { [self] result in
+                guard case .success(let position?) = result else { return }
+                table.withLock { $0.advance(channel, to: position) }
             }
         }
     }
 
-    private func advance(_ channel: String, to position: HistoryPosition) {
-        channelPositions.withLock { positions in
-            if positions[channel].map({ $0 < position }) ?? true { positions[channel] = position }
+    /// Records the counter's state from any read of it.
+    func observe(_ state: HistoryState) {
+        guard let current = state.current else { return }
+        vouched.withLock { vouched in
+            if vouched.map({ $0 < current }) ?? true { vouched = current }
         }
+        table.withLock { $0.observe(current) }
+        history?.watermark.observe(current)
     }
 
     // MARK: History replay
 
-    /// Replays history after `position` on `channels` to `clients` (all on `loop`, all already in
-    /// `beginReplay`), once Redis confirms the subscriptions, so nothing falls between the
-    /// snapshot and live traffic. A nil position (an id the broker did not issue) gets the
-    /// `unknown` notice without a query.
-    private func replay(
-        _ clients: [StreamConnectionHandler],
-        channels: [String],
-        after position: HistoryPosition?,
-        lastEventID: String,
-        on loop: any EventLoop
-    ) {
-        let bound = NIOLoopBound(clients, eventLoop: loop)
-        let clientCount = clients.count
-        guard let history, let position else {
-            let gap = gapEvent(channels.map { ($0, HistoryReplay.Gap.unknown) }, lastEventID: lastEventID)
-            for client in clients { client.completeReplay([], gap: gap) }
-            return
-        }
-        let allocator = self.allocator
-        let logger = self.logger
-        subscriber.whenSubscribed(Set(channels)) { [self] in
-            history.replay(channels: channels, after: position) { result in
-                let events: [EncodedEvent]
-                let gap: EncodedEvent?
-                switch result {
-                case .success(let replay):
-                    events = replay.events.map { EncodedEvent(ServerSentEvent(redisPayload: $0.payload), allocator: allocator) }
-                    gap = replay.gaps.isEmpty ? nil : self.gapEvent(replay.gaps, lastEventID: lastEventID)
-                    self.metrics.eventsReplayed.increment(by: events.count * clientCount)
-                case .failure(let error):
-                    logger.warning("history replay failed", metadata: ["error": "\(error)"])
-                    events = []
-                    gap = self.gapEvent(channels.map { ($0, .unavailable) }, lastEventID: lastEventID)
-                }
-                loop.execute {
-                    for client in bound.value { client.completeReplay(events, gap: gap) }
-                }
-            }
-        }
-    }
-
     /// The documented `history-gap` event: which channels cannot be resumed exactly, and why.
-    private func gapEvent(_ gaps: [(channel: String, gap: HistoryReplay.Gap)], lastEventID: String) -> EncodedEvent {
+    func gapEvent(_ gaps: [(ChannelName, HistoryGap)], lastEventID: String) -> EncodedEvent {
         let data: JSONValue = [
-            "channels": .object(JSONObject(gaps.map { ($0.channel, JSONValue.string($0.gap.rawValue)) })),
+            "channels": .object(JSONObject(gaps.map { ($0.0.text, JSONValue.string($0.1.rawValue)) })),
             "lastEventId": .string(lastEventID),
         ]
         let text = String(decoding: PythonJSONEncoder.encode(data), as: UTF8.self)
-        return EncodedEvent(ServerSentEvent(data: text, type: "history-gap"), allocator: allocator)
+        return EncodedEvent(ServerSentEvent(data: text, type: "history-gap"), position: nil, allocator: allocator)
     }
 
-    /// After the subscription came back: each client replays what its channels got since the
-    /// node last heard from them, grouped by channel set so a group costs one query and one
-    /// encoding. Clients drop what they already have, so the oldest channel position is safe.
-    private func catchUp() {
-        let positions = channelPositions.withLock { $0 }
-        for registry in registries {
-            let loop = registry.eventLoop
-            loop.execute { [self] in
-                for (channels, clients) in registry.value.clientsByChannelSet() {
-                    let known = channels.compactMap { positions[$0] }
-                    guard known.count == channels.count, let from = known.min() else {
-                        logger.warning("no history position yet for a channel; no catch-up", metadata: ["channels": "\(channels)"])
-                        continue
-                    }
-                    for client in clients { client.beginReplay(after: from) }
-                    replay(clients, channels: channels, after: from, lastEventID: from.description, on: loop)
-                }
-            }
+    func noteReplayed(_ count: Int) {
+        metrics.eventsReplayed.increment(by: count)
+    }
+
+    func noteReplayFailure(_ error: RedisError, channels: [ChannelName]) {
+        logger.warning("history replay failed", metadata: ["error": "\(error)", "channels": "\(channels.count)"])
+    }
+
+    /// Replays to every client of `loop` what its channels got since `positions` (or, for a
+    /// client that got history events, since the last one it got), grouped by channel set and
+    /// start so a group costs one read per page and one encoding. Clients drop what they
+    /// already have. Called on `loop`.
+    private func catchUp(loop index: Int, positions: [ChannelName: HistoryPosition], fallback: HistoryPosition) {
+        guard let history else { return }
+        let registry = registries[index].value
+        let loop = registry.eventLoop
+        var groups: [CatchUpKey: [StreamConnectionHandler]] = [:]
+        for client in registry.clients where client.isOpen {
+            let known = client.channels.compactMap { positions[$0] }
+            let channelStart = known.count == client.channels.count ? known.min() : nil
+            let from = client.lastDelivered ?? channelStart ?? fallback
+            groups[CatchUpKey(channels: client.channels, from: from), default: []].append(client)
+        }
+        for (key, clients) in groups {
+            for client in clients { client.beginReplay(after: key.from.epoch == 0 ? nil : key.from) }
+            HistoryReplaySession(hub: self, history: history, loop: loop, clients: clients, channels: key.channels, start: .catchUp(from: key.from)).run()
+        }
+    }
+
+    /// After the subscription came back: every loop catches up from where its channels stood.
+    private func catchUpEverywhere() {
+        let (positions, fallback) = snapshotPositions()
+        for index in registries.indices {
+            registries[index].eventLoop.execute { [self] in catchUp(loop: index, positions: positions, fallback: fallback) }
+        }
+    }
+
+    /// Every channel's position, and where a channel without one stands: the newest position the
+    /// node knew of, or the origin (every retained event) if it never knew any.
+    private func snapshotPositions() -> ([ChannelName: HistoryPosition], HistoryPosition) {
+        table.withLock { table in
+            (table.positions, table.newest ?? HistoryPosition(epoch: 0, sequence: 0))
         }
     }
 
@@ -242,21 +252,81 @@ final class StreamHub: RedisSubscriberDelegate {
 
     /// Clients of `channel` on this node.
     func clientCount(for channel: String) -> Int {
-        table.withLock { $0.clientCount(for: channel) }
+        table.withLock { $0.clientCount(for: ChannelName(channel)) }
+    }
+
+    /// Channels with clients on this node.
+    var channelCount: Int { table.withLock { $0.channelCount } }
+
+    // MARK: Vouching for ids (subscriber thread)
+
+    /// Waits, on the subscriber thread (ours to block), for the counter's state; nil if Redis
+    /// does not answer in time.
+    private func readStateNow(timeout: DispatchTimeInterval = .seconds(1)) -> HistoryState? {
+        guard let verifier else { return nil }
+        let box = Mutex<Result<HistoryState, RedisError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        verifier.state { result in
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + timeout) == .success, case .success(let state)? = box.withLock({ $0 }) else { return nil }
+        return state
+    }
+
+    /// Reads the counter; if it moved backwards below what this node saw in the same epoch,
+    /// starts a new epoch. Returns the state Redis vouches for now.
+    private func refreshCounter() -> HistoryState? {
+        guard let state = readStateNow() else { return nil }
+        if let current = state.current, let seen = history?.watermark.position, seen.epoch == current.epoch,
+            seen.sequence > current.sequence, let verifier
+        {
+            logger.error(
+                "the history counter moved backwards (Redis lost events); starting a new epoch",
+                metadata: ["seen": "\(seen)", "counter": "\(current)"]
+            )
+            let done = DispatchSemaphore(value: 0)
+            verifier.startEpochIfBehind { _ in done.signal() }
+            _ = done.wait(timeout: .now() + .seconds(1))
+            vouched.withLock { $0 = nil }
+            return readStateNow().map { fresh in
+                observe(fresh)
+                return fresh
+            }
+        }
+        vouched.withLock { $0 = nil }
+        observe(state)
+        return state
+    }
+
+    /// Decides which candidate ids of one read are positions: those Redis vouches for. One
+    /// counter read per read of the subscription at most, and none when every id is already
+    /// covered. Ids at or below what the node saw, in an epoch whose counter moved backwards,
+    /// are re-issued ones: delivered as is, never positions.
+    private func vouchedPositions(_ candidates: [HistoryPosition?]) -> [HistoryPosition?] {
+        guard history != nil else { return candidates.map { _ in nil } }
+        let known = vouched.withLock { $0 }
+        let covered: (HistoryPosition) -> Bool = { position in
+            known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence } ?? false
+        }
+        guard candidates.contains(where: { $0.map { !covered($0) } ?? false }) else { return candidates }
+        guard let state = refreshCounter() else {
+            return candidates.map { $0.flatMap { covered($0) ? $0 : nil } }
+        }
+        // After a new epoch began (the counter had moved backwards), ids of the old epoch are
+        // not vouched for: re-issued ones must reach clients that hold the same ids already.
+        return candidates.map { candidate in candidate.flatMap { state.vouches(for: $0) ? $0 : nil } }
     }
 
     // MARK: RedisSubscriberDelegate (called on the subscriber thread)
 
     func subscriber(_ subscriber: RedisSubscriber, received messages: [RedisPubSubMessage]) {
+        let channels = messages.map { ChannelName($0.channel) }
         let routes: [[Int]] = table.withLock { table in
-            messages.map { message in table.loops(for: message.channel).map(Array.init) ?? [] }
+            channels.map { table.loops(for: $0).map(Array.init) ?? [] }
         }
-        var perLoop = [LoopDelivery](repeating: LoopDelivery(), count: loops.count)
-        var byChannel: [String: [EncodedEvent]] = [:]
-        var channelOrder: [String] = []
-        var channelLoops: [String: [Int]] = [:]
-        var newest: [String: HistoryPosition] = [:]
-        for (message, loopsForMessage) in zip(messages, routes) where !loopsForMessage.isEmpty {
+        var decoded: [(index: Int, event: ServerSentEvent, publishedAt: Double?)] = []
+        for (index, message) in messages.enumerated() where !routes[index].isEmpty {
             guard message.payload.count <= maxPayloadBytes else {
                 logger.error(
                     "dropped a Redis payload larger than --max-payload",
@@ -264,46 +334,95 @@ final class StreamHub: RedisSubscriberDelegate {
                 )
                 continue
             }
-            let event = EncodedEvent(redisPayload: message.payload, allocator: allocator)
-            if let position = event.position { newest[message.channel] = position }
-            if byChannel[message.channel] == nil {
-                channelOrder.append(message.channel)
-                channelLoops[message.channel] = loopsForMessage
-            }
-            byChannel[message.channel, default: []].append(event)
-            let routed = RoutedEvent(channel: message.channel, event: event)
-            for index in loopsForMessage { perLoop[index].ordered.append(routed) }
+            let (event, stamp) = EncodedEvent.decode(redisPayload: message.payload)
+            decoded.append((index, event, stamp))
         }
-        for channel in channelOrder {
-            guard let events = byChannel[channel], let loopsForChannel = channelLoops[channel] else { continue }
+        let positions = vouchedPositions(decoded.map { $0.event.historyPosition })
+        var perLoop = [LoopDelivery](repeating: LoopDelivery(), count: loops.count)
+        var byChannel: [ChannelName: [EncodedEvent]] = [:]
+        var channelOrder: [(channel: ChannelName, route: Int)] = []
+        var newest: [ChannelName: HistoryPosition] = [:]
+        for (item, position) in zip(decoded, positions) {
+            let channel = channels[item.index]
+            let event = EncodedEvent(item.event, position: position, publishedAt: item.publishedAt, allocator: allocator)
+            if let position { newest[channel] = max(newest[channel] ?? position, position) }
+            if byChannel[channel] == nil { channelOrder.append((channel, item.index)) }
+            byChannel[channel, default: []].append(event)
+            let routed = RoutedEvent(channel: channel, event: event)
+            for index in routes[item.index] { perLoop[index].ordered.append(routed) }
+        }
+        for (channel, route) in channelOrder {
+            guard let events = byChannel[channel] else { continue }
             let batch = ChannelBatch(channel: channel, events: events, allocator: allocator)
-            for index in loopsForChannel { perLoop[index].batches.append(batch) }
+            for index in routes[route] { perLoop[index].batches.append(batch) }
         }
-        for (channel, position) in newest { advance(channel, to: position) }
+        if !newest.isEmpty {
+            table.withLock { table in
+                for (channel, position) in newest { table.advance(channel, to: position) }
+            }
+            if let top = newest.values.max() { history?.watermark.observe(top) }
+        }
         metrics.eventsReceived.increment(by: messages.count)
         for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
-            let registry = registries[index]
-            let queued = queuedDeliveries[index]
-            queued.increment()
-            registry.eventLoop.execute {
-                // The last of the deliveries queued on this loop flushes at once; earlier ones leave
-                // it to that one, so a burst still goes out in one writev per client.
-                let isLast = queued.decrementReachesZero()
-                registry.value.deliver(delivery, flushNow: isLast)
+            hand(delivery, toLoop: index)
+        }
+    }
+
+    /// Queues a delivery on a loop, unless that loop is too far behind: then its deliveries are
+    /// dropped and, once it has drained, its clients are caught up from history instead, so a
+    /// stalled loop never grows the node's memory.
+    private func hand(_ delivery: LoopDelivery, toLoop index: Int) {
+        let registry = registries[index]
+        let queued = queuedDeliveries[index]
+        let bytes = delivery.ordered.reduce(0) { $0 + $1.event.chunked.readableBytes }
+        if queued.isBehind { return }
+        if queued.bytes + bytes > maxQueuedBytesPerLoop || queued.count >= Self.maxQueuedDeliveriesPerLoop {
+            guard history != nil else {
+                logger.error("an event loop fell too far behind; dropped a delivery", metadata: ["loop": "\(index)"])
+                return
             }
+            queued.isBehind = true
+            let (positions, fallback) = snapshotPositions()
+            logger.error("an event loop fell too far behind; its clients will catch up from history", metadata: ["loop": "\(index)"])
+            registry.eventLoop.execute { [self] in
+                // Runs after everything queued before it: the loop has drained.
+                queued.isBehind = false
+                catchUp(loop: index, positions: positions, fallback: fallback)
+            }
+            return
+        }
+        queued.increment(bytes: bytes)
+        registry.eventLoop.execute {
+            // The last of the deliveries queued on this loop flushes at once; earlier ones leave
+            // it to that one, so a burst still goes out in one writev per client.
+            let isLast = queued.decrementReachesZero(bytes: bytes)
+            registry.value.deliver(delivery, flushNow: isLast)
         }
     }
 
     /// Runs before any message of the new connection is read, so the catch-up's `beginReplay`
-    /// reaches each loop ahead of the first live batch.
+    /// reaches each loop ahead of the first live batch. Reads the counter first (and starts a new
+    /// epoch if it moved backwards), so ids are vouched for against the Redis now connected.
     func subscriberDidConnect(_ subscriber: RedisSubscriber) {
         let isReconnect = hasConnected.withLock { connected in
             defer { connected = true }
             return connected
         }
         if isReconnect { metrics.redisReconnects.increment() }
-        if isReconnect, history != nil { catchUp() }
+        guard history != nil else { return }
+        if let state = refreshCounter(), state.current == nil {
+            // No history was ever written (or Redis lost all of it): every entry that appears from
+            // now on is new to every client.
+            table.withLock { $0.observe(HistoryPosition(epoch: 0, sequence: 0)) }
+        }
+        if isReconnect { catchUpEverywhere() }
     }
 
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
+}
+
+/// Streams that catch up together: same channels, same start.
+private struct CatchUpKey: Hashable {
+    let channels: [ChannelName]
+    let from: HistoryPosition
 }

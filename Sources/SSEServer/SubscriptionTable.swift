@@ -1,54 +1,96 @@
+import SSEWire
+
 /// Counts a node's stream clients per channel and per event loop; decides when the node must
-/// SUBSCRIBE (first client of a channel) and UNSUBSCRIBE (last one gone).
+/// SUBSCRIBE (first client of a channel) and UNSUBSCRIBE (last one gone), and keeps each
+/// channel's history position for as long as the channel has clients, and no longer.
 ///
 /// A pure value in the shape of postgres-nio's `ListenStateMachine`: it returns what to do
-/// and does no I/O, so the refcounting is tested without Redis.
+/// and does no I/O, so the refcounting is tested without Redis. Channels are compared as bytes
+/// (`ChannelName`), as Redis compares them.
 struct SubscriptionTable {
     /// What the caller must tell Redis.
     enum Action: Equatable {
         case none
-        case subscribe(String)
-        case unsubscribe(String)
+        case subscribe(ChannelName)
+        case unsubscribe(ChannelName)
     }
 
-    /// channel → (loop index → clients of that channel on that loop)
-    private var clients: [String: [Int: Int]] = [:]
+    private struct Entry {
+        /// loop index → clients of the channel on that loop
+        var perLoop: [Int: Int] = [:]
+        /// The newest position of the channel the node knows of: where a catch-up for its
+        /// clients starts after the subscription or a loop fell behind.
+        var position: HistoryPosition?
+    }
+
+    private var entries: [ChannelName: Entry] = [:]
+
+    /// The newest history position the node knows of on any channel, or the counter it last
+    /// read: positions are one counter for all channels, so this is a lower bound for the next
+    /// position of every channel. A channel's first client starts its channel there, so even a
+    /// channel first wanted while the subscription is down is caught up from that point.
+    private(set) var newest: HistoryPosition?
 
     /// Channels with at least one client.
-    var channels: Dictionary<String, [Int: Int]>.Keys { clients.keys }
+    var channelCount: Int { entries.count }
 
     /// Records a client of `channel` on loop `loop`.
-    mutating func add(channel: String, loop: Int) -> Action {
-        let isFirst = clients[channel] == nil
-        clients[channel, default: [:]][loop, default: 0] += 1
+    mutating func add(channel: ChannelName, loop: Int) -> Action {
+        let isFirst = entries[channel] == nil
+        entries[channel, default: Entry(position: newest)].perLoop[loop, default: 0] += 1
         return isFirst ? .subscribe(channel) : .none
     }
 
-    /// Forgets a client of `channel` on loop `loop`.
-    mutating func remove(channel: String, loop: Int) -> Action {
-        guard var perLoop = clients[channel], let count = perLoop[loop] else {
+    /// Forgets a client of `channel` on loop `loop`; the channel's state goes with its last client.
+    mutating func remove(channel: ChannelName, loop: Int) -> Action {
+        guard var entry = entries[channel], let count = entry.perLoop[loop] else {
             preconditionFailure("removing a client that was never added: \(channel) on loop \(loop)")
         }
         if count > 1 {
-            perLoop[loop] = count - 1
+            entry.perLoop[loop] = count - 1
         } else {
-            perLoop[loop] = nil
+            entry.perLoop[loop] = nil
         }
-        if perLoop.isEmpty {
-            clients[channel] = nil
+        if entry.perLoop.isEmpty {
+            entries[channel] = nil
             return .unsubscribe(channel)
         }
-        clients[channel] = perLoop
+        entries[channel] = entry
         return .none
     }
 
+    /// Moves `channel`'s position forward to `position` (never back), if the channel still has clients.
+    mutating func advance(_ channel: ChannelName, to position: HistoryPosition) {
+        observe(position)
+        guard var entry = entries[channel] else { return }
+        if entry.position.map({ $0 < position }) ?? true {
+            entry.position = position
+            entries[channel] = entry
+        }
+    }
+
+    /// Records a position Redis vouched for (the counter, or any channel's event).
+    mutating func observe(_ position: HistoryPosition) {
+        if newest.map({ $0 < position }) ?? true { newest = position }
+    }
+
+    /// Every channel's known position.
+    var positions: [ChannelName: HistoryPosition] {
+        entries.compactMapValues(\.position)
+    }
+
+    /// Where `channel` stands, if it has clients and a known position.
+    func position(of channel: ChannelName) -> HistoryPosition? {
+        entries[channel]?.position
+    }
+
     /// The loops that have clients of `channel`.
-    func loops(for channel: String) -> Dictionary<Int, Int>.Keys? {
-        clients[channel]?.keys
+    func loops(for channel: ChannelName) -> Dictionary<Int, Int>.Keys? {
+        entries[channel]?.perLoop.keys
     }
 
     /// Clients of `channel` on this node.
-    func clientCount(for channel: String) -> Int {
-        clients[channel]?.values.reduce(0, +) ?? 0
+    func clientCount(for channel: ChannelName) -> Int {
+        entries[channel]?.perLoop.values.reduce(0, +) ?? 0
     }
 }

@@ -1,3 +1,4 @@
+import SSEWire
 import Testing
 
 @testable import SSEServer
@@ -20,7 +21,7 @@ struct SubscriptionTableTests {
         #expect(table.loops(for: "a") == nil)
         #expect(table.clientCount(for: "a") == 0)
         #expect(table.remove(channel: "b", loop: 1) == .unsubscribe("b"))
-        #expect(table.channels.isEmpty)
+        #expect(table.channelCount == 0)
     }
 
     @Test("a channel that comes back subscribes again")
@@ -29,5 +30,34 @@ struct SubscriptionTableTests {
         #expect(table.add(channel: "x", loop: 0) == .subscribe("x"))
         #expect(table.remove(channel: "x", loop: 0) == .unsubscribe("x"))
         #expect(table.add(channel: "x", loop: 1) == .subscribe("x"))
+    }
+
+    @Test("canonically equivalent names are two channels, as they are two Redis channels")
+    func namesAreBytes() {
+        var table = SubscriptionTable()
+        #expect(table.add(channel: ChannelName("caf\u{E9}"), loop: 0) == .subscribe(ChannelName("caf\u{E9}")))
+        #expect(table.add(channel: ChannelName("cafe\u{301}"), loop: 0) == .subscribe(ChannelName("cafe\u{301}")))
+        #expect(table.clientCount(for: ChannelName("caf\u{E9}")) == 1)
+        #expect(table.channelCount == 2)
+    }
+
+    @Test("a channel's position lives exactly as long as the channel has clients; a new channel starts at the newest known position")
+    func positions() {
+        var table = SubscriptionTable()
+        let early = HistoryPosition(epoch: 7, sequence: 3)
+        let later = HistoryPosition(epoch: 7, sequence: 9)
+        _ = table.add(channel: "a", loop: 0)
+        #expect(table.position(of: "a") == nil)
+        table.advance("a", to: later)
+        table.advance("a", to: early)
+        #expect(table.position(of: "a") == later)
+        _ = table.add(channel: "b", loop: 1)
+        #expect(table.position(of: "b") == later)
+        #expect(table.remove(channel: "a", loop: 0) == .unsubscribe("a"))
+        // A late answer for a channel nobody wants any more leaves nothing behind.
+        table.advance("a", to: HistoryPosition(epoch: 7, sequence: 12))
+        #expect(table.position(of: "a") == nil)
+        #expect(table.channelCount == 1)
+        #expect(table.newest == HistoryPosition(epoch: 7, sequence: 12))
     }
 }

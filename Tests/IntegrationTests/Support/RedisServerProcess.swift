@@ -12,6 +12,8 @@ final class RedisServerProcess: @unchecked Sendable {
     let persistent: Bool
     private let directory: URL
     private var process: Process
+    /// Extra `redis-server` arguments for the next (re)start.
+    private var extraArguments: [String]
 
     /// `redis://127.0.0.1:PORT/DB` with the password when there is one.
     func url(database: Int = 0) -> String {
@@ -22,18 +24,23 @@ final class RedisServerProcess: @unchecked Sendable {
         get throws { try RedisConfiguration(url: url()) }
     }
 
-    init(password: String? = nil, persistent: Bool = false) async throws {
+    init(password: String? = nil, persistent: Bool = false, arguments: [String] = []) async throws {
         self.port = try FreePort.next()
         self.password = password
         self.persistent = persistent
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.socketPath = directory.appendingPathComponent("redis.sock").path
-        self.process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent)
+        self.extraArguments = arguments
+        self.process = try Self.launch(
+            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent, extra: arguments
+        )
         try await waitUntilReady()
     }
 
-    private static func launch(port: Int, socketPath: String, directory: URL, password: String?, persistent: Bool) throws -> Process {
+    private static func launch(
+        port: Int, socketPath: String, directory: URL, password: String?, persistent: Bool, extra: [String]
+    ) throws -> Process {
         let process = Process()
         process.executableURL = try Executables.find("redis-server")
         var arguments = [
@@ -42,7 +49,7 @@ final class RedisServerProcess: @unchecked Sendable {
             "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
         ]
         if let password { arguments += ["--requirepass", password] }
-        process.arguments = arguments
+        process.arguments = arguments + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -99,13 +106,19 @@ final class RedisServerProcess: @unchecked Sendable {
         }
     }
 
-    /// Starts the server again on the same port and socket.
-    func restart() async throws {
+    /// Starts the server again on the same port and socket, with `arguments` if given.
+    func restart(arguments: [String]? = nil, waitUntilReady wait: Bool = true) async throws {
         kill()
+        if let arguments { extraArguments = arguments }
         try? FileManager.default.removeItem(atPath: socketPath)
-        process = try Self.launch(port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent)
-        try await waitUntilReady()
+        process = try Self.launch(
+            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent, extra: extraArguments
+        )
+        if wait { try await waitUntilReady() }
     }
+
+    /// The process's pid, for signals a test sends itself (SIGSTOP/SIGCONT).
+    var pid: Int32 { process.processIdentifier }
 
     /// Throwaway data: no graceful shutdown needed, and SIGTERM costs seconds per test.
     func stop() {

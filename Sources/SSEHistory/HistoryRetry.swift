@@ -1,0 +1,27 @@
+import SSERedis
+
+/// Which history failures are worth retrying, and how long to wait between tries.
+public enum HistoryRetry {
+    /// Whether `error` may go away by itself: a lost or refused connection, a Redis still
+    /// loading its data after a restart (`-LOADING`), busy with a script (`-BUSY`), a replica
+    /// mid-failover (`-MASTERDOWN`, `-READONLY`), a cluster resharding (`-TRYAGAIN`,
+    /// `-CLUSTERDOWN`), or our own queue being full. Anything else (a script error, `-NOPERM`)
+    /// will fail the same way again.
+    public static func isTransient(_ error: RedisError) -> Bool {
+        if error.code == .serverError {
+            return transientPrefixes.contains { error.message.hasPrefix($0) }
+        }
+        return error.code == .connectionFailed || error.code == .connectionLost || error.code == .unavailable
+            || error.code == .overloaded
+    }
+
+    private static let transientPrefixes = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOREPLICAS"]
+
+    /// Milliseconds before retry number `attempt` (0-based): 50 ms doubling to 2 s, with up to
+    /// half of it as jitter so many streams retrying together spread out.
+    public static func delayMilliseconds(attempt: Int) -> Int {
+        let base = 50 << min(max(0, attempt), 6)
+        let capped = min(2000, base)
+        return capped / 2 + Int.random(in: 0...(capped / 2))
+    }
+}

@@ -1,0 +1,208 @@
+import NIOCore
+import SSEHistory
+import SSERedis
+import SSEWire
+
+/// One replay of history to streams on one event loop, page by page, used only on that loop.
+///
+/// A resume (`Last-Event-ID`) has one stream; a catch-up (after the subscription or the loop
+/// fell behind) has every stream of the loop with the same channels and start. The replay
+/// starts once Redis has confirmed the subscriptions, so history plus live traffic leaves no
+/// gap. It reads the counter's state, decides from it which ids count (`HistoryResumePlan`),
+/// then reads bounded pages: each page is written as the streams take it (the next one is read
+/// once every stream is writable again; one that stays full past `stallTimeout` is cut off as
+/// too slow). Transient Redis errors (`-LOADING` after a restart, a lost connection) are
+/// retried with backoff for `HistoryConfiguration.retrySeconds` before the streams are told
+/// `unavailable`. The streams hold their live events meanwhile, and get heartbeats.
+final class HistoryReplaySession {
+    /// Where the replay starts.
+    enum Start {
+        /// A client's `Last-Event-ID` (the text as sent): only a position Redis vouches for counts.
+        case resume(lastEventID: String)
+        /// A position the node itself saw (epoch 0: the node knew of no history, so every entry counts).
+        case catchUp(from: HistoryPosition)
+    }
+
+    /// How long a page may wait for a stream to take the previous one.
+    static let stallTimeout = TimeAmount.seconds(10)
+
+    private let hub: StreamHub
+    private let history: HistoryStore
+    private let loop: any EventLoop
+    private var clients: [StreamConnectionHandler]
+    private let channels: [ChannelName]
+    private let start: Start
+    private let lastEventID: String
+    private var cursor = HistoryPosition(epoch: 0, sequence: 0)
+    private var announced: Set<ChannelName> = []
+    private var attempt = 0
+    private let deadline: NIODeadline
+    private var stallCheck: Scheduled<Void>?
+
+    /// Creates the replay; each client must already be in `beginReplay`.
+    init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamConnectionHandler], channels: [ChannelName], start: Start) {
+        self.hub = hub
+        self.history = history
+        self.loop = loop
+        self.clients = clients
+        self.channels = channels
+        self.start = start
+        switch start {
+        case .resume(let id): lastEventID = id
+        case .catchUp(let from): lastEventID = from.description
+        }
+        let seconds = history.configuration.retrySeconds
+        deadline = .now() + .milliseconds(Int64(exactly: (seconds * 1000).rounded()) ?? 30_000)
+    }
+
+    /// Starts once the subscriptions of every channel are confirmed.
+    func run() {
+        loop.preconditionInEventLoop()
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        hub.subscriber.whenSubscribed(Set(channels.map(\.text))) {
+            loop.execute { bound.value.readState() }
+        }
+    }
+
+    // MARK: Steps (on the loop)
+
+    private func readState() {
+        guard pruneClients() else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        history.state { result in
+            loop.execute { bound.value.stateArrived(result) }
+        }
+    }
+
+    private func stateArrived(_ result: Result<HistoryState, RedisError>) {
+        guard pruneClients() else { return }
+        switch result {
+        case .failure(let error):
+            retryOrGiveUp(error) { $0.readState() }
+        case .success(let state):
+            attempt = 0
+            hub.observe(state)
+            let plan: HistoryResumePlan
+            switch start {
+            case .resume(let id):
+                plan = HistoryResumePlan.plan(resumingAfter: HistoryPosition(id), state: state)
+                if case .replay(let after, _) = plan {
+                    for client in clients { client.resetPosition(to: after) }
+                } else if case .unknown(let position) = plan {
+                    for client in clients { client.resetPosition(to: position) }
+                }
+            case .catchUp(let from) where from.epoch == 0:
+                plan = .replay(after: from, gap: nil)
+            case .catchUp(let from):
+                plan = HistoryResumePlan.plan(resumingAfter: from, state: state)
+            }
+            switch plan {
+            case .unknown:
+                finish(announcing: .unknown)
+            case .replay(let after, let gap):
+                cursor = after
+                if let gap { announce(channels.map { ($0, gap) }, andWrite: []) }
+                readPage()
+            }
+        }
+    }
+
+    private func readPage() {
+        guard pruneClients() else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        let allocator = hub.allocator
+        history.page(channels: channels.map(\.text), after: cursor) { result in
+            // Decoded and encoded once per page, off the loop, for every stream of the replay.
+            let encoded = result.map { page in
+                (page, page.events.map { entry in
+                    EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, allocator: allocator)
+                })
+            }
+            loop.execute { bound.value.pageArrived(encoded) }
+        }
+    }
+
+    private func pageArrived(_ result: Result<(HistoryPage, [EncodedEvent]), RedisError>) {
+        guard pruneClients() else { return }
+        switch result {
+        case .failure(let error):
+            retryOrGiveUp(error) { $0.readPage() }
+        case .success(let (page, events)):
+            attempt = 0
+            hub.noteReplayed(events.count * clients.count)
+            announce(page.gaps.map { (ChannelName($0.channel), $0.gap) }, andWrite: events)
+            guard let next = page.next else {
+                finish(announcing: nil)
+                return
+            }
+            cursor = next
+            waitForClientsThenReadPage()
+        }
+    }
+
+    /// Reads the next page once every stream took the last one; cuts off streams that do not
+    /// within `stallTimeout`.
+    private func waitForClientsThenReadPage() {
+        let waiting = clients.filter { !$0.canTakeReplayPage }
+        guard !waiting.isEmpty else {
+            readPage()
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for client in waiting {
+            client.whenWritable { bound.value.clientTookPage() }
+        }
+        stallCheck?.cancel()
+        stallCheck = loop.assumeIsolated().scheduleTask(in: Self.stallTimeout) { [self] in
+            stallCheck = nil
+            for client in clients where !client.canTakeReplayPage { client.cutOffAsSlow() }
+            clientTookPage()
+        }
+    }
+
+    private func clientTookPage() {
+        guard clients.allSatisfy(\.canTakeReplayPage) else { return }
+        stallCheck?.cancel()
+        stallCheck = nil
+        readPage()
+    }
+
+    private func retryOrGiveUp(_ error: RedisError, _ again: @escaping (HistoryReplaySession) -> Void) {
+        let delay = TimeAmount.milliseconds(Int64(HistoryRetry.delayMilliseconds(attempt: attempt)))
+        guard HistoryRetry.isTransient(error), NIODeadline.now() + delay < deadline else {
+            hub.noteReplayFailure(error, channels: channels)
+            finish(announcing: .unavailable)
+            return
+        }
+        attempt += 1
+        loop.assumeIsolated().scheduleTask(in: delay) { [self] in again(self) }
+    }
+
+    /// Writes `gaps` not announced yet (one `history-gap` event) and `events` to every stream.
+    private func announce(_ gaps: [(ChannelName, HistoryGap)], andWrite events: [EncodedEvent]) {
+        let fresh = gaps.filter { announced.insert($0.0).inserted }
+        let notice = fresh.isEmpty ? nil : hub.gapEvent(fresh, lastEventID: lastEventID)
+        guard notice != nil || !events.isEmpty else { return }
+        for client in clients { client.deliverReplay(events, gap: notice) }
+    }
+
+    /// Ends the replay: an optional notice for every channel not announced yet, then each
+    /// stream's held live events.
+    private func finish(announcing gap: HistoryGap?) {
+        if let gap { announce(channels.map { ($0, gap) }, andWrite: []) }
+        stallCheck?.cancel()
+        stallCheck = nil
+        for client in clients { client.completeReplay() }
+        clients = []
+    }
+
+    /// Drops streams that closed; false when none is left (the replay then stops: no Redis
+    /// work for streams that are gone).
+    private func pruneClients() -> Bool {
+        clients.removeAll { !$0.isOpen }
+        return !clients.isEmpty
+    }
+}
