@@ -362,7 +362,7 @@ class Client:
             return
         pos = parse_id(last_event_id)
         self.received[token] = self.received.get(token, 0) + 1
-        self.log.append((token, pos, t, self.node))
+        self.log.append((token, pos, t, f"{self.node} (stream #{len(self.connections)})"))
         if pos is not None:
             if self.last_pos is not None and pos <= self.last_pos:
                 self.out_of_order.append((t, self.node, token, last_event_id, self.last_pos))
@@ -477,9 +477,13 @@ class Soak:
         self.publishing = True
         self.in_flight = 0
 
-    def last_fault(self, t):
+    def fault_before(self, t):
         before = [f for f in self.faults if f[0] <= t]
-        return f"{before[-1][1]} at t={before[-1][0]:.1f} ({before[-1][2]})" if before else "none (before faults)"
+        return before[-1] if before else None
+
+    def last_fault(self, t):
+        fault = self.fault_before(t)
+        return f"{fault[1]} at t={fault[0]:.1f} ({fault[2]})" if fault else "none (before faults)"
 
     async def publish_one(self, channel):
         self.counter[channel] += 1
@@ -735,6 +739,18 @@ class Soak:
         print(f"foreign events      {foreign}")
         print(f"reconnects          {sum(cl.reconnects for cl in self.clients)}; streams silent past "
               f"{args.idle_timeout} s on a running node: {len(self.stalls)}")
+        blame = {}
+        for label, times in (("lost", [acked_time[token][0] for _, token, _ in lost_detail]),
+                             ("duplicate", [t for cl, token, _ in dup_detail for t in [e[2] for e in cl.log if e[0] == token][1:]]),
+                             ("out of order", [o[0] for cl in self.clients for o in cl.out_of_order]),
+                             ("history-gap", [g[0] for _, g in gaps])):
+            for t in times:
+                fault = self.fault_before(t)
+                key = fault[1] if fault else "no fault yet"
+                blame.setdefault(key, {}).setdefault(label, 0)
+                blame[key][label] += 1
+        for kind, counts in blame.items():
+            print(f"after {kind:13s} " + ", ".join(f"{label} {n}" for label, n in counts.items()))
         for note in self.harness_notes:
             print(f"note                {note}")
         failed = bool(losses or duplicates or out_of_order or channel_order or gaps or foreign or self.harness_notes)
@@ -758,6 +774,8 @@ class Soak:
             return (f"{client.name} {client.channels} lost {token[0]}#{token[1]} id {pos[0]}-{pos[1]}, acked t={t:.1f} "
                     f"by {node}; last fault {self.last_fault(t)}; client {connection_at(client, t)}; next received: {nxt}")
 
+        lost_detail.sort(key=lambda row: acked_time[row[1]][0])
+        gaps.sort(key=lambda row: row[1][0])
         show("lost", lost_detail, lost)
         show("duplicates", dup_detail, lambda r: f"{r[0].name} got {r[1]} {r[2]} times: " + ", ".join(
             f"t={t:.1f} from {n}" for tok, _, t, n in r[0].log if tok == r[1]))
