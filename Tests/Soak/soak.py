@@ -150,7 +150,7 @@ class Cluster:
         self.redis = Proc("redis", [
             "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", redis_dir,
             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-            "--loglevel", "notice"], os.path.join(directory, "redis.log"))
+            "--loglevel", "notice", "--enable-debug-command", "local"], os.path.join(directory, "redis.log"))
         self.nodes = []
         for i in range(args.nodes):
             port = free_port()
@@ -162,6 +162,7 @@ class Cluster:
             node = Proc(f"node{i}", argv, os.path.join(directory, f"node{i}.log"))
             node.port = port
             node.down = True  # killed/terminated by us and not yet listening again
+            node.streams = 0  # clients' streams open or opening to it
             self.nodes.append(node)
 
     def all_procs(self):
@@ -192,6 +193,21 @@ class Cluster:
                 pass
             await asyncio.sleep(0.05)
         raise HarnessError("redis-server did not answer PING within 30 s")
+
+    async def add_ballast(self, keys):
+        """Keys of no interest to the broker, baked into the AOF's base file, so every restart spends
+        a while answering -LOADING (about 0.85 s for 500,000 keys here)."""
+        if keys <= 0:
+            return
+        await self.redis_cli("DEBUG", "POPULATE", str(keys), "soak:ballast", "64", timeout=60)
+        await self.redis_cli("BGREWRITEAOF")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = await self.redis_cli("INFO", "persistence")
+            if "aof_rewrite_in_progress:0" in info and "aof_rewrite_scheduled:0" in info:
+                return
+            await asyncio.sleep(0.1)
+        raise HarnessError("BGREWRITEAOF of the ballast did not finish within 60 s")
 
     async def start_node(self, node):
         await node.start()
@@ -387,7 +403,10 @@ class Client:
                 live = self.soak.cluster.live_nodes()
             if not live:
                 return
-            node = self.soak.rng.choice(live)
+            # as the README's nginx (least_conn): the live node with the fewest streams, ties at random
+            fewest = min(n.streams for n in live)
+            node = self.soak.rng.choice([n for n in live if n.streams == fewest])
+            node.streams += 1
             self.node = node.name
             sent_id = self.parser.last_event_id
             record = [node.name, now(), None, None, sent_id]
@@ -402,6 +421,7 @@ class Client:
             finally:
                 record[2] = now()
                 self.connected = False
+                node.streams -= 1
 
     async def stream(self, port, last_event_id, args):
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), args.connect_timeout)
@@ -628,6 +648,7 @@ class Soak:
         c = self.cluster
         log(f"temp dir {self.dir}; redis on {c.redis_port}; nodes on " + ", ".join(str(n.port) for n in c.nodes))
         await c.start_redis()
+        await c.add_ballast(args.redis_ballast_keys)
         for node in c.nodes:
             await c.start_node(node)
         if not await c.wait_ready():
@@ -808,6 +829,8 @@ def main():
     p.add_argument("--retry-ms", type=int, default=300)
     p.add_argument("--drain-timeout", type=float, default=5)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--redis-ballast-keys", type=int, default=500000,
+                   help="keys put into Redis first, so each restart answers -LOADING for a while")
     p.add_argument("--down-seconds", type=float, default=1, help="a killed node or Redis stays down this long")
     p.add_argument("--stop-seconds", type=float, default=3, help="SIGSTOP length")
     p.add_argument("--long-stop-seconds", type=float, default=12, help="every other Redis SIGSTOP")
