@@ -568,9 +568,7 @@ class Soak:
         if tasks:
             await asyncio.wait(tasks, timeout=self.args.publish_timeout * 3)
 
-    def fault_plan(self):
-        kinds = ["node-kill", "node-term", "node-stop", "redis-restart", "redis-stop", "pubsub-kill"]
-        return kinds
+    FAULT_KINDS = ["node-kill", "node-term", "node-stop", "redis-restart", "redis-stop", "pubsub-kill"]
 
     def load(self):
         """Connected clients per node."""
@@ -665,7 +663,7 @@ class Soak:
         log(f"warm-up done: every client has an event on each of its channels")
         fault_start = now()
         end_faults = fault_start + args.seconds
-        kinds = self.fault_plan()
+        kinds = self.FAULT_KINDS
         round_index = 0
         k = 0
         while True:
@@ -752,7 +750,9 @@ class Soak:
               + f" (total {sum(self.fault_counts.values())})")
         print(f"publishes acked     {len(self.acked)}; not acknowledged (retried as new events): "
               + (", ".join(f"{k} {v}" for k, v in sorted(self.publish_failures.items())) or "none"))
-        print(f"deliveries          expected {expected}, received {received}")
+        delivered_unacked = sum(1 for token in self.unacked_tokens if any(token in cl.received for cl in self.clients))
+        print(f"deliveries          expected {expected}, received {received}; "
+              f"unacknowledged publishes that still reached clients: {delivered_unacked}")
         print(f"losses              {losses}")
         print(f"duplicates          {duplicates}")
         print(f"out of order        {out_of_order} (ids not increasing on a client), {channel_order} within a channel")
