@@ -1,6 +1,9 @@
 import SSERedis
 
 /// Which history failures are worth retrying, and how long to wait between tries.
+///
+/// Wider than `RedisError.isTransient`: a replay also waits out a full queue (`.overloaded`:
+/// it retries after a delay, not at once) and a replica that is read-only or short of replicas.
 public enum HistoryRetry {
     /// Whether `error` may go away by itself: a lost or refused connection, a Redis still
     /// loading its data after a restart (`-LOADING`), busy with a script (`-BUSY`), a replica
@@ -8,11 +11,8 @@ public enum HistoryRetry {
     /// `-CLUSTERDOWN`), or our own queue being full. Anything else (a script error, `-NOPERM`)
     /// will fail the same way again.
     public static func isTransient(_ error: RedisError) -> Bool {
-        if error.code == .serverError {
-            return transientPrefixes.contains { error.message.hasPrefix($0) }
-        }
-        return error.code == .connectionFailed || error.code == .connectionLost || error.code == .unavailable
-            || error.code == .overloaded
+        if error.isTransient || error.code == .overloaded { return true }
+        return error.code == .serverError && transientPrefixes.contains { error.message.hasPrefix($0) }
     }
 
     private static let transientPrefixes = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOREPLICAS"]

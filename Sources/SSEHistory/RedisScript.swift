@@ -49,7 +49,7 @@ final class RedisScript: Sendable {
                 self.sha.withLock { $0 = nil }
                 self.run(on: client, keys: keys, arguments: arguments, reloadsLeft: reloadsLeft - 1, completion: completion)
             case .success(.error(let message)):
-                completion(.failure(RedisError(.serverError, message)))
+                completion(.failure(RedisError(serverReply: message)))
             default:
                 completion(result)
             }

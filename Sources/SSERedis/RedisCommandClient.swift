@@ -5,10 +5,25 @@ import Synchronization
 /// Sends Redis commands from any thread, pipelined, on one dedicated thread.
 ///
 /// Callers enqueue commands and get their replies through a completion or `async`; the thread
-/// takes everything queued at once, writes it in one go and reads the replies in order, so a
-/// burst of publishes costs one round trip, not one each. While Redis is unreachable, commands
-/// fail at once with `.unavailable` (a reconnect is tried at most every
-/// `retryIntervalMilliseconds`), so callers such as `POST /publish` never hang.
+/// takes up to `maximumBatch` queued commands at once, writes them in one go and reads the
+/// replies in order, so a burst of publishes costs one round trip, not one each.
+///
+/// Every command is answered in bounded time:
+/// - While Redis is unreachable, commands fail at once with `.unavailable` (a reconnect is
+///   tried at most every `retryIntervalMilliseconds`), so callers such as `POST /publish`
+///   never hang.
+/// - A command has `RedisConfiguration.commandTimeoutMilliseconds` from `send` to its reply,
+///   queueing included. A command still queued at its deadline fails with `.timedOut` without
+///   being sent; a reply that does not arrive by its command's deadline (a SIGSTOP'd Redis, a
+///   dead path) fails it and the rest of its batch with `.timedOut` and drops the connection.
+///   A connect adds at most `connectTimeoutMilliseconds`.
+/// - The queue is bounded: each lane holds at most `maximumPending` commands; beyond that
+///   `send` fails at once with `.overloaded` (nothing waits for room).
+///
+/// Lanes keep one caller's flood from starving another: a batch takes commands from the
+/// non-empty lanes in turn, one at a time, so with k busy lanes each gets at least a k-th of
+/// every batch, and a full lane refuses only its own commands. Within a lane order is FIFO;
+/// a command waits behind at most `maximumPending - 1` others of its lane.
 public final class RedisCommandClient: Sendable {
     /// A command's outcome: Redis's reply (error replies included) or why there is none.
     public typealias Completion = @Sendable (Result<RedisReply, RedisError>) -> Void
@@ -16,46 +31,74 @@ public final class RedisCommandClient: Sendable {
     private struct Pending {
         let arguments: [[UInt8]]
         let completion: Completion
+        let deadline: ContinuousClock.Instant
     }
 
     private struct Shared {
-        var queue: [Pending] = []
+        var lanes: [PendingQueue<Pending>]
+        var nextLane = 0
         var stopping = false
         var started = false
         var available = true
+
+        var isEmpty: Bool { lanes.allSatisfy(\.isEmpty) }
     }
 
     private let redis: RedisConfiguration
     private let logger: Logger
     private let maximumPending: Int
+    private let maximumBatch: Int
     private let retryIntervalMilliseconds: Int
-    private let shared = Mutex(Shared())
+    private let laneCount: Int
+    private let shared: Mutex<Shared>
     private let wakeup = DispatchSemaphore(value: 0)
 
-    public init(redis: RedisConfiguration, logger: Logger, maximumPending: Int = 65_536, retryIntervalMilliseconds: Int = 500) {
+    /// - Parameters:
+    ///   - maximumPending: commands each lane may hold before `send` answers `.overloaded`.
+    ///   - retryIntervalMilliseconds: after a failed connect, commands fail with `.unavailable`
+    ///     for this long before the next attempt.
+    ///   - lanes: independent queues served in turn (see the type's documentation).
+    ///   - maximumBatch: most commands written in one go.
+    public init(
+        redis: RedisConfiguration,
+        logger: Logger,
+        maximumPending: Int = 65_536,
+        retryIntervalMilliseconds: Int = 500,
+        lanes: Int = 1,
+        maximumBatch: Int = 1024
+    ) {
         self.redis = redis
         self.logger = logger
-        self.maximumPending = maximumPending
+        self.maximumPending = max(1, maximumPending)
+        self.maximumBatch = max(1, maximumBatch)
         self.retryIntervalMilliseconds = retryIntervalMilliseconds
+        self.laneCount = max(1, lanes)
+        self.shared = Mutex(Shared(lanes: Array(repeating: PendingQueue(), count: max(1, lanes))))
     }
 
     /// Whether the last attempt to reach Redis succeeded.
     public var isAvailable: Bool { shared.withLock { $0.available } }
 
-    /// Sends one command; `completion` runs on the command thread.
-    public func send(_ arguments: [[UInt8]], completion: @escaping Completion) {
+    /// Commands queued, not yet sent.
+    public var pendingCount: Int { shared.withLock { $0.lanes.reduce(0) { $0 + $1.count } } }
+
+    /// Sends one command on `lane` (0 by default; out-of-range lanes use the nearest one);
+    /// `completion` runs on the command thread, or on the caller's if the command is refused.
+    public func send(_ arguments: [[UInt8]], lane: Int = 0, completion: @escaping Completion) {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(1, redis.commandTimeoutMilliseconds)))
+        let index = min(max(lane, 0), laneCount - 1)
         let outcome: RedisError? = shared.withLock { state in
             if state.stopping { return RedisError(.shutdown, "the Redis client is shut down") }
-            if state.queue.count >= maximumPending {
-                return RedisError(.overloaded, "\(maximumPending) commands already waiting")
+            if state.lanes[index].count >= maximumPending {
+                return RedisError(.overloaded, "\(maximumPending) commands already waiting for Redis")
             }
-            state.queue.append(Pending(arguments: arguments, completion: completion))
+            state.lanes[index].append(Pending(arguments: arguments, completion: completion, deadline: deadline))
             if !state.started {
                 state.started = true
                 let spawned = OwnedThread.spawn { [self] in run() }
                 if !spawned {
                     state.started = false
-                    state.queue.removeLast()
+                    _ = state.lanes[index].removeLast()
                     return RedisError(.connectionFailed, "cannot start the Redis command thread")
                 }
             }
@@ -69,28 +112,48 @@ public final class RedisCommandClient: Sendable {
     }
 
     /// Sends one command and waits for its reply without blocking the caller's thread.
-    public func send(_ arguments: [[UInt8]]) async throws(RedisError) -> RedisReply {
+    public func send(_ arguments: [[UInt8]], lane: Int = 0) async throws(RedisError) -> RedisReply {
         let result: Result<RedisReply, RedisError> = await withCheckedContinuation { continuation in
-            send(arguments) { continuation.resume(returning: $0) }
+            send(arguments, lane: lane) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
     /// Convenience for textual arguments.
-    public func send(_ arguments: String...) async throws(RedisError) -> RedisReply {
-        try await send(arguments.map { Array($0.utf8) })
+    public func send(_ arguments: String..., lane: Int = 0) async throws(RedisError) -> RedisReply {
+        try await send(arguments.map { Array($0.utf8) }, lane: lane)
     }
 
-    /// Fails everything queued with `.shutdown` and stops the thread.
+    /// Fails everything queued with `.shutdown` and stops the thread (after the batch in
+    /// flight, which its deadlines bound).
     public func shutdown() {
         shared.withLock { $0.stopping = true }
         wakeup.signal()
     }
 
-    private func takeQueue() -> (batch: [Pending], stopping: Bool) {
+    /// Takes up to `maximumBatch` commands, one per non-empty lane in turn.
+    private func takeBatch() -> (batch: [Pending], stopping: Bool) {
         shared.withLock { state in
-            defer { state.queue.removeAll(keepingCapacity: true) }
-            return (state.queue, state.stopping)
+            if state.stopping {
+                var all: [Pending] = []
+                for index in state.lanes.indices {
+                    while let pending = state.lanes[index].popFirst() { all.append(pending) }
+                }
+                return (all, true)
+            }
+            var batch: [Pending] = []
+            var idle = 0
+            while batch.count < maximumBatch, idle < laneCount {
+                let index = state.nextLane
+                state.nextLane = (index + 1) % laneCount
+                if let pending = state.lanes[index].popFirst() {
+                    batch.append(pending)
+                    idle = 0
+                } else {
+                    idle += 1
+                }
+            }
+            return (batch, false)
         }
     }
 
@@ -98,16 +161,21 @@ public final class RedisCommandClient: Sendable {
         shared.withLock { $0.available = available }
     }
 
-    /// The command thread: drain the queue, pipeline it, answer everyone, repeat.
+    /// The command thread: take a batch, pipeline it, answer everyone, repeat.
     private func run() {
         var connection: RedisConnection?
         var lastFailure: ContinuousClock.Instant?
         while true {
             wakeup.wait()
-            let (batch, stopping) = takeQueue()
+            let (taken, stopping) = takeBatch()
             if stopping {
-                for pending in batch { pending.completion(.failure(RedisError(.shutdown, "the Redis client is shut down"))) }
+                fail(taken, RedisError(.shutdown, "the Redis client is shut down"))
                 return
+            }
+            let now = ContinuousClock.now
+            let batch = taken.filter { $0.deadline > now }
+            if batch.count < taken.count {
+                fail(taken.filter { $0.deadline <= now }, RedisError(.timedOut, "no reply from Redis within \(redis.commandTimeoutMilliseconds) ms (still queued)"))
             }
             guard !batch.isEmpty else { continue }
             if let idle = connection, idle.isClosedByPeer {
@@ -128,7 +196,7 @@ public final class RedisCommandClient: Sendable {
                     lastFailure = .now
                     setAvailable(false)
                     logger.warning("Redis command connection failed", metadata: ["error": "\(error)"])
-                    fail(batch, RedisError(.unavailable, error.message))
+                    fail(batch, RedisError(.unavailable, error.message, serverCode: error.serverCode))
                     continue
                 }
             }
@@ -147,15 +215,16 @@ public final class RedisCommandClient: Sendable {
         var answered = 0
         do throws(RedisError) {
             for pending in batch { try connection.append(pending.arguments) }
-            try connection.flush()
+            let writeDeadline = batch.map(\.deadline).min() ?? .now
+            try connection.flush(deadline: writeDeadline)
             for pending in batch {
-                let reply = try connection.readReply()
+                let reply = try connection.readReply(deadline: pending.deadline)
                 answered += 1
                 pending.completion(.success(reply))
             }
             return nil
         } catch {
-            fail(batch[answered...], RedisError(.connectionLost, error.message))
+            fail(batch[answered...], error)
             return error
         }
     }

@@ -20,8 +20,13 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var database: Int
     /// How long one connection attempt may take.
     public var connectTimeoutMilliseconds: Int
-    /// How long a command may wait for its reply before the connection is considered broken.
+    /// How long a command may take, from `send` to its reply (queueing included), before it
+    /// fails with `.timedOut` and the connection is dropped; also bounds `AUTH`/`SELECT`.
     public var commandTimeoutMilliseconds: Int
+    /// Largest reply accepted (bytes of strings plus about 64 per node); a larger one, or more
+    /// unparsed input than this, fails the connection with `.protocolViolation`. Default 64 MiB;
+    /// raise it with the largest payload the node accepts if that is larger.
+    public var maximumReplyBytes: Int
 
     public init(
         endpoint: Endpoint,
@@ -29,7 +34,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         password: String? = nil,
         database: Int = 0,
         connectTimeoutMilliseconds: Int = 2000,
-        commandTimeoutMilliseconds: Int = 5000
+        commandTimeoutMilliseconds: Int = 5000,
+        maximumReplyBytes: Int = RedisConfiguration.defaultMaximumReplyBytes
     ) {
         self.endpoint = endpoint
         self.username = username
@@ -37,7 +43,14 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         self.database = database
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.commandTimeoutMilliseconds = commandTimeoutMilliseconds
+        self.maximumReplyBytes = maximumReplyBytes
     }
+
+    /// 64 MiB.
+    public static let defaultMaximumReplyBytes = 64 * 1024 * 1024
+
+    /// `maximumReplyBytes`, at least 1 KiB (room for any confirmation or error line).
+    var effectiveMaximumReplyBytes: Int { max(1024, maximumReplyBytes) }
 
     /// Parses a Redis URL.
     public init(url: String) throws(RedisConfigurationError) {

@@ -10,37 +10,66 @@ import Darwin
 
 /// One hiredis connection, used from exactly one thread that the Redis layer owns.
 ///
-/// Every call may block on the socket, so this type is deliberately not `Sendable`: it lives
-/// on the subscriber thread or the command thread and nowhere else, never on an event loop.
-/// `AUTH` and `SELECT` are done in `connect`.
+/// The socket is non-blocking once connected: every wait is a `poll()` with a deadline, so a
+/// stalled Redis (SIGSTOP, a dead network path, a full socket buffer) fails a call in bounded
+/// time instead of blocking its thread for good. hiredis only parses and buffers. Replies are
+/// bounded (`RedisConfiguration.maximumReplyBytes`, see `ReplyBudget`). The type is
+/// deliberately not `Sendable`: it lives on the subscriber thread or the command thread and
+/// nowhere else, never on an event loop. `AUTH` and `SELECT` are done in `connect`.
 final class RedisConnection {
+    /// Longest status, error or integer line accepted (hiredis rescans an unterminated line on
+    /// every read, so an endless one would also cost quadratic time).
+    static let maximumLineBytes = 64 * 1024
+    /// A bulk or multi-bulk length line is at most 21 bytes (`-9223372036854775808`).
+    static let maximumLengthLineBytes = 64
+
     private let context: UnsafeMutablePointer<redisContext>
+    private let budget: UnsafeMutablePointer<ReplyBudget>
+    private let maximumReplyBytes: Int
 
     /// The socket, for `poll()`.
     var fileDescriptor: Int32 { context.pointee.fd }
 
-    private init(context: UnsafeMutablePointer<redisContext>) {
+    /// Whether commands are queued that the socket has not taken yet.
+    private(set) var hasPendingOutput = false
+
+    /// Bytes queued that the socket has not taken yet.
+    var pendingOutputBytes: Int {
+        guard let buffer = context.pointee.obuf else { return 0 }
+        return sdslen(buffer)
+    }
+
+    private init(context: UnsafeMutablePointer<redisContext>, maximumReplyBytes: Int) {
         self.context = context
+        self.maximumReplyBytes = maximumReplyBytes
+        self.budget = UnsafeMutablePointer<ReplyBudget>.allocate(capacity: 1)
+        budget.initialize(to: ReplyBudget(limit: maximumReplyBytes))
     }
 
     deinit {
         redisFree(context)
+        budget.deinitialize(count: 1)
+        budget.deallocate()
     }
 
-    /// Connects, authenticates and selects the database.
+    /// Connects (within `connectTimeoutMilliseconds`), authenticates and selects the database
+    /// (each within `commandTimeoutMilliseconds`).
+    ///
+    /// Name resolution (`getaddrinfo`) is the one wait without a deadline; use an address or
+    /// a resolver that answers.
     static func connect(_ configuration: RedisConfiguration) throws(RedisError) -> RedisConnection {
-        let timeout = configuration.connectTimeoutMilliseconds
+        let timeout = max(1, configuration.connectTimeoutMilliseconds)
         let raw: UnsafeMutablePointer<redisContext>?
         switch configuration.endpoint {
         case .tcp(let host, let port):
-            raw = CHiredis_connectTCP(host, Int32(port), timeout)
+            raw = CHiredis_connectTCP(host, Int32(clamping: port), timeout)
         case .unixSocket(let path):
             raw = CHiredis_connectUnix(path, timeout)
         }
         guard let raw else {
             throw RedisError(.connectionFailed, "cannot allocate a Redis context")
         }
-        let connection = RedisConnection(context: raw)
+        let connection = RedisConnection(context: raw, maximumReplyBytes: configuration.effectiveMaximumReplyBytes)
         if raw.pointee.err != 0 {
             throw RedisError(.connectionFailed, "\(configuration): \(connection.errorText)")
         }
@@ -48,21 +77,44 @@ final class RedisConnection {
             // TCP keepalive notices a peer that vanished without a FIN; unix sockets refuse it.
             _ = redisEnableKeepAlive(raw)
         }
-        _ = CHiredis_setTimeout(raw, configuration.commandTimeoutMilliseconds)
-        if let password = configuration.password {
-            var arguments = ["AUTH"]
-            if let username = configuration.username { arguments.append(username) }
-            arguments.append(password)
-            if case .error(let message) = try connection.command(arguments) {
-                throw RedisError(.connectionFailed, "AUTH failed: \(message)")
+        try connection.becomeNonBlocking()
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(1, configuration.commandTimeoutMilliseconds)))
+        do throws(RedisError) {
+            if let password = configuration.password {
+                var arguments = ["AUTH"]
+                if let username = configuration.username { arguments.append(username) }
+                arguments.append(password)
+                let reply = try connection.command(arguments, deadline: deadline)
+                guard case .status = reply else {
+                    throw RedisError(.connectionFailed, "AUTH failed: \(reply.errorText ?? "unexpected reply")")
+                }
             }
-        }
-        if configuration.database != 0 {
-            if case .error(let message) = try connection.command(["SELECT", String(configuration.database)]) {
-                throw RedisError(.connectionFailed, "SELECT \(configuration.database) failed: \(message)")
+            if configuration.database != 0 {
+                let reply = try connection.command(["SELECT", String(configuration.database)], deadline: deadline)
+                guard case .status = reply else {
+                    throw RedisError(.connectionFailed, "SELECT \(configuration.database) failed: \(reply.errorText ?? "unexpected reply")")
+                }
             }
+        } catch {
+            throw RedisError(.connectionFailed, error.message, serverCode: error.serverCode)
         }
         return connection
+    }
+
+    /// Makes the socket non-blocking and tells hiredis so (then EAGAIN is not an error).
+    private func becomeNonBlocking() throws(RedisError) {
+        // Kernel timeouts are useless once every wait is a poll with a deadline.
+        _ = CHiredis_setTimeout(context, 0)
+        let flags = fcntl(fileDescriptor, F_GETFL)
+        guard flags >= 0, fcntl(fileDescriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw RedisError(.connectionFailed, "cannot make the Redis socket non-blocking (errno \(errno))")
+        }
+        context.pointee.flags &= ~Int32(REDIS_BLOCK)
+        guard let reader = context.pointee.reader, let table = BoundedReplyFunctions.table else {
+            throw RedisError(.connectionFailed, "hiredis has no reply reader")
+        }
+        reader.pointee.fn = table
+        reader.pointee.privdata = UnsafeMutableRawPointer(budget)
     }
 
     private var errorText: String {
@@ -77,23 +129,17 @@ final class RedisConnection {
         RedisError(.connectionLost, "\(doing): \(errorText)")
     }
 
-    /// Turns the read/write timeouts off: a subscription may stay silent for hours, and a
-    /// timed-out read would poison the context. Liveness is checked with PING instead.
-    func disableTimeouts() {
-        _ = CHiredis_setTimeout(context, 0)
-    }
-
-    /// Sends a command and waits for its reply.
-    func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+    /// Sends a command and waits for its reply, all before `deadline`.
+    func command(_ arguments: [String], deadline: ContinuousClock.Instant) throws(RedisError) -> RedisReply {
         try append(arguments.map { Array($0.utf8) })
-        try flush()
-        return try readReply()
+        try flush(deadline: deadline)
+        return try readReply(deadline: deadline)
     }
 
-    /// Queues a command in the output buffer (binary-safe: explicit lengths).
+    /// Queues a command in the output buffer (binary-safe: explicit lengths). No I/O.
     func append(_ arguments: [[UInt8]]) throws(RedisError) {
         var joined: [UInt8] = []
-        joined.reserveCapacity(arguments.reduce(0) { $0 + $1.count })
+        joined.reserveCapacity(arguments.reduce(0) { $0 &+ $1.count })
         var lengths: [Int] = []
         lengths.reserveCapacity(arguments.count)
         for argument in arguments {
@@ -102,6 +148,9 @@ final class RedisConnection {
         }
         // A terminating byte that no length covers keeps the buffer non-empty, so it has an address.
         joined.append(0)
+        guard let count = Int32(exactly: lengths.count) else {
+            throw RedisError(.connectionLost, "too many arguments in one command")
+        }
         let status: Int32 = joined.withUnsafeBufferPointer { buffer in
             guard let start = buffer.baseAddress else { return REDIS_ERR }
             let base = UnsafeRawPointer(start)
@@ -114,43 +163,115 @@ final class RedisConnection {
             }
             return pointers.withUnsafeMutableBufferPointer { argv in
                 lengths.withUnsafeBufferPointer { argvlen in
-                    redisAppendCommandArgv(context, Int32(lengths.count), argv.baseAddress, argvlen.baseAddress)
+                    redisAppendCommandArgv(context, count, argv.baseAddress, argvlen.baseAddress)
                 }
             }
         }
         guard status == REDIS_OK else { throw lostError("queueing a command") }
+        hasPendingOutput = true
     }
 
-    /// Writes everything queued (blocking until the kernel has taken it).
-    func flush() throws(RedisError) {
+    /// Writes what the socket takes now, without waiting; true once nothing is left.
+    @discardableResult
+    func writeAvailable() throws(RedisError) -> Bool {
+        guard hasPendingOutput else { return true }
         var done: Int32 = 0
-        while done == 0 {
-            guard redisBufferWrite(context, &done) == REDIS_OK else { throw lostError("writing to Redis") }
+        guard redisBufferWrite(context, &done) == REDIS_OK else { throw lostError("writing to Redis") }
+        hasPendingOutput = done == 0
+        return done != 0
+    }
+
+    /// Writes everything queued, waiting for the socket at most until `deadline`.
+    func flush(deadline: ContinuousClock.Instant) throws(RedisError) {
+        while try !writeAvailable() {
+            try wait(for: Int16(POLLOUT), until: deadline, doing: "writing to Redis")
         }
     }
 
-    /// Blocks until one reply is available and returns it.
-    func readReply() throws(RedisError) -> RedisReply {
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw lostError("reading from Redis") }
-        let reply = raw.assumingMemoryBound(to: redisReply.self)
-        defer { freeReplyObject(reply) }
-        return RedisReply(reply)
+    /// Waits until one reply is complete (at most until `deadline`) and returns it.
+    func readReply(deadline: ContinuousClock.Instant) throws(RedisError) -> RedisReply {
+        while true {
+            if let reply = try takeBufferedRawReply() {
+                defer { freeReplyObject(reply) }
+                return RedisReply(reply)
+            }
+            try wait(for: Int16(POLLIN), until: deadline, doing: "reading from Redis")
+            try readAvailable()
+        }
     }
 
-    /// Does one `read()` into the reply reader. Call only when `poll()` says the socket is readable.
+    /// Polls the socket for `events` until `deadline`. Readiness includes errors and hang-ups:
+    /// the read or write that follows reports them.
+    private func wait(for events: Int16, until deadline: ContinuousClock.Instant, doing: String) throws(RedisError) {
+        while true {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else {
+                throw RedisError(.timedOut, "\(doing): no progress before the deadline")
+            }
+            var descriptor = pollfd(fd: fileDescriptor, events: events, revents: 0)
+            let ready = poll(&descriptor, 1, Int32(clamping: max(1, remaining.roundedUpMilliseconds)))
+            if ready > 0 { return }
+            if ready < 0, errno != EINTR {
+                throw RedisError(.connectionLost, "\(doing): poll failed (errno \(errno))")
+            }
+        }
+    }
+
+    /// Does one `read()` into the reply reader, then checks what is buffered against the
+    /// bounds. Call when `poll()` says the socket is readable (EAGAIN is harmless).
     func readAvailable() throws(RedisError) {
         guard redisBufferRead(context) == REDIS_OK else { throw lostError("reading from Redis") }
+        try checkBufferedInput()
+    }
+
+    /// Fails when the unparsed input passes `maximumReplyBytes`, or when the item being parsed
+    /// is a line that has run past its bound without an end.
+    private func checkBufferedInput() throws(RedisError) {
+        guard let reader = context.pointee.reader else { return }
+        let position = reader.pointee.pos
+        let length = reader.pointee.len
+        guard length > position, let buffer = reader.pointee.buf else { return }
+        let buffered = length - position
+        if buffered > maximumReplyBytes {
+            throw RedisError(.protocolViolation, "Redis sent a reply larger than \(maximumReplyBytes) bytes")
+        }
+        let index = Int(reader.pointee.ridx)
+        guard index >= 0, index < 9 else { return }
+        let type = withUnsafeBytes(of: reader.pointee.rstack) { raw in
+            raw.bindMemory(to: redisReadTask.self)[index].type
+        }
+        let lineLimit: Int
+        switch type {
+        case REDIS_REPLY_STATUS, REDIS_REPLY_ERROR, REDIS_REPLY_INTEGER: lineLimit = Self.maximumLineBytes
+        case REDIS_REPLY_STRING, REDIS_REPLY_ARRAY: lineLimit = Self.maximumLengthLineBytes
+        default: return
+        }
+        guard buffered > lineLimit else { return }
+        if memchr(buffer + position, 0x0D, lineLimit) == nil {
+            throw RedisError(.protocolViolation, "Redis sent a reply line longer than \(lineLimit) bytes")
+        }
     }
 
     /// Takes the next complete reply already read, without I/O; nil when none is complete yet.
     /// The caller must free the reply with `freeReplyObject`.
     func takeBufferedRawReply() throws(RedisError) -> UnsafeMutablePointer<redisReply>? {
-        var raw: UnsafeMutablePointer<redisReply>?
-        guard CHiredis_takeBufferedReply(context, &raw) == REDIS_OK else {
-            throw RedisError(.connectionLost, "protocol error in Redis reply")
+        var raw: UnsafeMutableRawPointer?
+        guard let reader = context.pointee.reader, redisReaderGetReply(reader, &raw) == REDIS_OK else {
+            if budget.pointee.exceeded {
+                throw RedisError(.protocolViolation, "Redis sent a reply larger than \(maximumReplyBytes) bytes")
+            }
+            throw RedisError(.protocolViolation, "protocol error in Redis reply: \(readerErrorText)")
         }
-        return raw
+        return raw?.assumingMemoryBound(to: redisReply.self)
+    }
+
+    private var readerErrorText: String {
+        guard let reader = context.pointee.reader else { return "no reader" }
+        return withUnsafeBytes(of: reader.pointee.errstr) { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+            return String(decoding: bytes[..<end], as: UTF8.self)
+        }
     }
 
     /// Whether an idle connection (no replies outstanding) was closed by the server meanwhile:
@@ -163,7 +284,8 @@ final class RedisConnection {
 }
 
 extension RedisReply {
-    /// Copies a hiredis reply tree into Swift values.
+    /// Copies a hiredis reply tree into Swift values. The tree is bounded by `ReplyBudget` and
+    /// hiredis's nesting limit (7), and every count is read defensively.
     init(_ reply: UnsafeMutablePointer<redisReply>) {
         let node = reply.pointee
         switch node.type {
@@ -176,9 +298,10 @@ extension RedisReply {
         case REDIS_REPLY_STRING:
             self = .bulkString(Array(RedisReply.bytes(node)))
         case REDIS_REPLY_ARRAY:
+            let count = node.element == nil ? 0 : max(0, node.elements)
             var elements: [RedisReply] = []
-            elements.reserveCapacity(node.elements)
-            for index in 0..<node.elements {
+            elements.reserveCapacity(count)
+            for index in 0..<count {
                 if let element = node.element?[index] {
                     elements.append(RedisReply(element))
                 } else {
@@ -195,5 +318,23 @@ extension RedisReply {
     static func bytes(_ node: redisReply) -> UnsafeRawBufferPointer {
         guard let string = node.str, node.len > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: string, count: node.len)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down; saturates instead of trapping.
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return seconds < 0 ? Int.min : Int.max }
+        let (sum, overflowSum) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        guard !overflowSum else { return Int.max }
+        return Int(clamping: sum)
+    }
+
+    /// Whole milliseconds, rounded up, so a poll never wakes just before its deadline.
+    var roundedUpMilliseconds: Int {
+        let down = milliseconds
+        return self > .milliseconds(down) && down < Int.max ? down + 1 : down
     }
 }

@@ -6,4 +6,18 @@ public protocol RedisSubscriberDelegate: AnyObject, Sendable {
     func subscriberDidConnect(_ subscriber: RedisSubscriber)
     /// The subscription connection is down; the subscriber keeps retrying with backoff.
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError)
+    /// Redis refused to subscribe `channels` (an ACL user without access answers `-NOPERM`),
+    /// with Redis's error text.
+    ///
+    /// Called once when a wanted channel becomes refused, not again while it stays refused
+    /// (`RedisSubscriber.refusedChannels` lists those). The subscriber keeps retrying refused
+    /// channels (on every reconnect, and with a backoff of `refusalRetryBaseMilliseconds`
+    /// doubling up to `refusalRetryCapMilliseconds`, since an ACL can change); a channel that
+    /// is later confirmed leaves the refused set. Only the named channels are affected.
+    func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String)
+}
+
+extension RedisSubscriberDelegate {
+    /// Default: nothing (the refusal is logged by the subscriber and listed in `refusedChannels`).
+    public func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {}
 }

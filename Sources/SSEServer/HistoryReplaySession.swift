@@ -60,7 +60,7 @@ final class HistoryReplaySession {
         loop.preconditionInEventLoop()
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
-        hub.subscriber.whenSubscribed(Set(channels.map(\.text))) {
+        hub.subscriber.whenSubscribed(Set(channels.map(\.text))) { _ in
             loop.execute { bound.value.readState() }
         }
     }

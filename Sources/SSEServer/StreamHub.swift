@@ -6,6 +6,12 @@ import SSERedis
 import SSEWire
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Connects a node's one Redis subscription to its stream clients on every event loop.
 ///
 /// Clients register on their own loop; the hub counts them per channel (`SubscriptionTable`)
@@ -46,6 +52,9 @@ final class StreamHub: RedisSubscriberDelegate {
     /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
     let maxQueuedBytesPerLoop: Int
     static let maxQueuedDeliveriesPerLoop = 100_000
+    /// How far past the last counter read an id may be and still count as a position while
+    /// Redis cannot be asked.
+    static let unverifiedSlack: UInt64 = 100_000
 
     init(
         group: any EventLoopGroup,
@@ -60,7 +69,7 @@ final class StreamHub: RedisSubscriberDelegate {
         self.verifier = history.map { history in
             HistoryStore(
                 configuration: history.configuration,
-                client: RedisCommandClient(redis: configuration.redis, logger: logger, maximumPending: 1024),
+                client: RedisCommandClient(redis: configuration.redis, logger: logger, maximumPending: 1024, retryIntervalMilliseconds: 50),
                 watermark: history.watermark
             )
         }
@@ -165,7 +174,7 @@ final class StreamHub: RedisSubscriberDelegate {
     /// A late answer for a channel nobody wants any more leaves nothing behind.
     private func learnPosition(of channel: ChannelName) {
         guard let history else { return }
-        subscriber.whenSubscribed([channel.text]) { [self] in
+        subscriber.whenSubscribed([channel.text]) { [self] _ in
             history.lastPosition(of: channel.text) { [self] result in
                 guard case .success(let position?) = result else { return }
                 table.withLock { $0.advance(channel, to: position) }
@@ -260,25 +269,37 @@ final class StreamHub: RedisSubscriberDelegate {
 
     // MARK: Vouching for ids (subscriber thread)
 
-    /// Waits, on the subscriber thread (ours to block), for the counter's state; nil if Redis
-    /// does not answer in time.
-    private func readStateNow(timeout: DispatchTimeInterval = .seconds(1)) -> HistoryState? {
+    /// Waits, on the subscriber thread (ours to block), for the counter's state: a few tries
+    /// within about a second (the first command after a Redis restart may meet the old,
+    /// broken connection); nil if Redis does not answer.
+    private func readStateNow() -> HistoryState? {
         guard let verifier else { return nil }
-        let box = Mutex<Result<HistoryState, RedisError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        verifier.state { result in
-            box.withLock { $0 = result }
-            done.signal()
+        let deadline = DispatchTime.now() + .milliseconds(1200)
+        for attempt in 0..<4 {
+            let box = Mutex<Result<HistoryState, RedisError>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            verifier.state { result in
+                box.withLock { $0 = result }
+                done.signal()
+            }
+            guard done.wait(timeout: deadline) == .success else { return nil }
+            switch box.withLock({ $0 }) {
+            case .success(let state)?: return state
+            case .failure(let error)? where error.isTransient && attempt < 3: usleep(UInt32(50_000 << attempt))
+            default: return nil
+            }
         }
-        guard done.wait(timeout: .now() + timeout) == .success, case .success(let state)? = box.withLock({ $0 }) else { return nil }
-        return state
+        return nil
     }
 
     /// Reads the counter; if it moved backwards below what this node saw in the same epoch,
     /// starts a new epoch. Returns the state Redis vouches for now.
     private func refreshCounter() -> HistoryState? {
+        // What the node had seen before asking: positions seen while the read is in flight (this
+        // node's own publishes, say) may be newer than the answer without anything being wrong.
+        let seenBeforeRead = history?.watermark.position
         guard let state = readStateNow() else { return nil }
-        if let current = state.current, let seen = history?.watermark.position, seen.epoch == current.epoch,
+        if let current = state.current, let seen = seenBeforeRead, seen.epoch == current.epoch,
             seen.sequence > current.sequence, let verifier
         {
             logger.error(
@@ -311,7 +332,15 @@ final class StreamHub: RedisSubscriberDelegate {
         }
         guard candidates.contains(where: { $0.map { !covered($0) } ?? false }) else { return candidates }
         guard let state = refreshCounter() else {
-            return candidates.map { $0.flatMap { covered($0) ? $0 : nil } }
+            // Redis cannot be asked right now (the subscription delivers, the counter read does
+            // not: rare and short). Ids in the known epoch a plausible distance past the last
+            // counter read count, rather than every event of the moment becoming undeduplicated.
+            return candidates.map { candidate in
+                candidate.flatMap { position in
+                    covered(position) || known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence &+ Self.unverifiedSlack } ?? false
+                        ? position : nil
+                }
+            }
         }
         // After a new epoch began (the counter had moved backwards), ids of the old epoch are
         // not vouched for: re-issued ones must reach clients that hold the same ids already.

@@ -108,7 +108,7 @@ struct HistoryHardeningTests {
         for index in 3...4 { ids.append(try await Self.publish(node, "again", "a\(index)")) }
         #expect(try await live.waitForEvents(4).count == 4)
         try await redis.restart()  // loads the snapshot taken after event 2
-        #expect(try await redis.command("GET", "sse:history:seq").string == HistoryPosition(ids[1]).map { String($0.sequence) })
+        // (The node may already have noticed: it checks the counter as soon as it reconnects.)
         try await redis.waitForSubscribers("again", count: 1)
         let fresh = SSEPublisher(redis: try redis.configuration)
         defer { fresh.shutdown() }
@@ -126,7 +126,7 @@ struct HistoryHardeningTests {
     func pagedReplay() async throws {
         let redis = try await RedisServerProcess()
         let node = try await BrokerNode(redis: try redis.configuration) {
-            $0.history = HistoryConfiguration(length: 5000)
+            $0.history = HistoryConfiguration(length: 5000, pageBytes: 512 * 1024)
             $0.clientBufferBytes = 16 * 1024
             $0.heartbeatSeconds = 0.2
         }
@@ -141,7 +141,7 @@ struct HistoryHardeningTests {
         let events = try await reader.waitForEvents(399, timeout: .seconds(30))
         #expect(events == (1..<400).map { Self.event("\($0) \(padding)", ids[$0]) })
         let pages = try await Self.calls(redis, "xrange")
-        #expect(pages >= 399 * 32 * 1024 / (128 * 1024), "one bounded read per page of at most 128 KB")
+        #expect(pages >= 399 * 32 * 1024 / (512 * 1024), "one bounded read per page of at most 512 KB")
         await reader.close()
         _ = try await redis.command("CONFIG", "RESETSTAT")
         let stalled = try await TestConnection.connect(port: node.port, autoRead: false, receiveBuffer: 4096)
@@ -178,7 +178,7 @@ struct HistoryHardeningTests {
         let node = try await BrokerNode(redis: try redis.configuration)
         let first = try await Self.publish(node, "load", "one")
         let second = try await Self.publish(node, "load", "two")
-        _ = try await redis.command("DEBUG", "POPULATE", "3000")
+        _ = try await redis.command("EVAL", "for i = 1, 3000 do redis.call('SET', 'filler:' .. i, 'x') end", "0")
         // Into the AOF's base file, so the restart loads them.
         _ = try await redis.command("BGREWRITEAOF")
         try await eventually("the AOF rewrite") {

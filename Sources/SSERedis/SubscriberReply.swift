@@ -1,0 +1,52 @@
+import CHiredis
+
+/// What one reply on a subscription connection is (Redis pub/sub, RESP2).
+///
+/// Read straight from the hiredis node, without building the whole `RedisReply` tree; every
+/// element's presence and type is checked, so an error reply or a malformed array is never
+/// taken for a message or a confirmation.
+enum SubscriberReply: Equatable {
+    /// `["message", channel, payload]`.
+    case message(RedisPubSubMessage)
+    /// `["subscribe", channel, count]`.
+    case subscribed(String)
+    /// `["unsubscribe", channel, count]`.
+    case unsubscribed(String)
+    /// `["pong", ""]` in subscribed mode, `+PONG` with no subscription.
+    case pong
+    /// An error reply: it answers the oldest command in flight.
+    case error(String)
+    /// Anything else (nobody asked for it).
+    case unexpected(String)
+
+    init(_ node: redisReply) {
+        switch node.type {
+        case REDIS_REPLY_ERROR:
+            self = .error(String(decoding: RedisReply.bytes(node), as: UTF8.self))
+        case REDIS_REPLY_STATUS where RedisReply.bytes(node).elementsEqual("PONG".utf8):
+            self = .pong
+        case REDIS_REPLY_ARRAY:
+            self = Self.array(node)
+        default:
+            self = .unexpected("reply of type \(node.type)")
+        }
+    }
+
+    private static func array(_ node: redisReply) -> SubscriberReply {
+        guard node.elements >= 1, node.elements <= 3, let elements = node.element,
+            let kindNode = elements[0]?.pointee, kindNode.type == REDIS_REPLY_STRING
+        else { return .unexpected("malformed array") }
+        let kind = RedisReply.bytes(kindNode)
+        if kind.elementsEqual("pong".utf8) { return .pong }
+        guard node.elements == 3, let channelNode = elements[1]?.pointee, channelNode.type == REDIS_REPLY_STRING,
+            let third = elements[2]?.pointee
+        else { return .unexpected("malformed \(String(decoding: kind.prefix(32), as: UTF8.self))") }
+        let channel = String(decoding: RedisReply.bytes(channelNode), as: UTF8.self)
+        if kind.elementsEqual("message".utf8), third.type == REDIS_REPLY_STRING {
+            return .message(RedisPubSubMessage(channel: channel, payload: Array(RedisReply.bytes(third))))
+        }
+        if kind.elementsEqual("subscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .subscribed(channel) }
+        if kind.elementsEqual("unsubscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .unsubscribed(channel) }
+        return .unexpected(String(decoding: kind.prefix(32), as: UTF8.self))
+    }
+}

@@ -1,0 +1,261 @@
+import CHiredis
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The subscriber's thread: a `poll()` loop over the Redis socket and the wake-up pipe that
+/// feeds a `SubscriptionStateMachine` and carries out its actions.
+///
+/// Nothing here blocks without a deadline: connects are bounded by the connect timeout,
+/// `AUTH`/`SELECT` by the command timeout, writes are non-blocking (a stall longer than the
+/// ping interval drops the connection) and a silent connection is found by PING.
+final class SubscriberThread: @unchecked Sendable {
+    // @unchecked: after `start()` every stored property is used by the spawned thread alone.
+    private typealias Machine = SubscriptionStateMachine<SubscriptionWaiter>
+
+    private let owner: RedisSubscriber
+    private var connection: RedisConnection?
+    private var machine: Machine
+    private var backoff: ReconnectBackoff
+    private var lastTraffic = ContinuousClock.now
+    private var pingSentAt: ContinuousClock.Instant?
+    /// When the output last shrank (or became pending), while some is pending.
+    private var lastOutputProgress = ContinuousClock.now
+    private var hasReportedDown = false
+    private var publishedRefused: Set<String> = []
+
+    init(owner: RedisSubscriber) {
+        self.owner = owner
+        let tuning = owner.tuning
+        self.machine = Machine(
+            configuration: .init(
+                refusalRetryBase: .milliseconds(max(1, tuning.refusalRetryBaseMilliseconds)),
+                refusalRetryCap: .milliseconds(max(1, tuning.refusalRetryCapMilliseconds))
+            )
+        )
+        self.backoff = ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
+    }
+
+    func start() {
+        let spawned = OwnedThread.spawn { [self] in run() }
+        if !spawned {
+            owner.log.critical("cannot start the Redis subscriber thread")
+            owner.markFinished()
+        }
+    }
+
+    private var interval: Int { max(1, owner.tuning.pingIntervalMilliseconds) }
+
+    private func run() {
+        defer {
+            connection = nil
+            owner.setConnected(false)
+            owner.markFinished()
+        }
+        while !owner.isStopping {
+            if connection == nil {
+                connect()
+                continue
+            }
+            do throws(RedisError) {
+                try serviceConnection()
+            } catch {
+                drop(error)
+            }
+        }
+    }
+
+    private func connect() {
+        do throws(RedisError) {
+            try takeInputs(force: true)
+            let fresh = try RedisConnection.connect(owner.redisConfiguration)
+            connection = fresh
+            lastTraffic = .now
+            pingSentAt = nil
+            try perform(machine.connected())
+            try fresh.writeAvailable()
+            backoff.reset()
+            hasReportedDown = false
+            owner.setConnected(true)
+            owner.log.info(
+                "Redis subscription connected",
+                metadata: ["redis": "\(owner.redisConfiguration)", "channels": "\(machine.wanted.count)"]
+            )
+            owner.delegate?.subscriberDidConnect(owner)
+        } catch {
+            drop(error)
+        }
+    }
+
+    private func drop(_ error: RedisError) {
+        connection = nil
+        machine.disconnected()
+        reportDown(error)
+        waitForRetry()
+    }
+
+    private func reportDown(_ error: RedisError) {
+        owner.setConnected(false)
+        if !hasReportedDown {
+            hasReportedDown = true
+            owner.log.warning("Redis subscription down, retrying with backoff", metadata: ["error": "\(error)"])
+            owner.delegate?.subscriber(owner, didDisconnectWith: error)
+        } else {
+            owner.log.debug("Redis reconnect failed", metadata: ["error": "\(error)", "attempt": "\(backoff.failures)"])
+        }
+    }
+
+    /// Sleeps for the next backoff delay, waking early if asked to stop. Wanted-set changes
+    /// and new waiters are still taken in, so waiters for channels no longer wanted run.
+    private func waitForRetry() {
+        let delay = backoff.nextDelayMilliseconds()
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(delay))
+        while !owner.isStopping {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else { return }
+            var descriptor = pollfd(fd: owner.wakeupDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, Int32(clamping: max(1, remaining.roundedUpMilliseconds)))
+            owner.drainWakeups()
+            try? takeInputs(force: false)
+        }
+    }
+
+    private func takeInputs(force: Bool) throws(RedisError) {
+        let (wanted, waiters) = owner.takeInputs(force: force)
+        if let wanted { try perform(machine.setWanted(wanted)) }
+        for waiter in waiters { try perform(machine.addWaiter(waiter, channels: waiter.channels)) }
+    }
+
+    private func serviceConnection() throws(RedisError) {
+        guard let connection else { return }
+        var events = Int16(POLLIN)
+        if connection.hasPendingOutput { events |= Int16(POLLOUT) }
+        var descriptors = [
+            pollfd(fd: connection.fileDescriptor, events: events, revents: 0),
+            pollfd(fd: owner.wakeupDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        let timeout = pollTimeout(connection)
+        let ready = poll(&descriptors, 2, Int32(clamping: timeout))
+        if ready < 0 {
+            guard errno == EINTR else { throw RedisError(.connectionLost, "poll failed (errno \(errno))") }
+            return
+        }
+        if descriptors[1].revents != 0 {
+            owner.drainWakeups()
+        }
+        try takeInputs(force: false)
+        let socketEvents = descriptors[0].revents
+        if socketEvents & Int16(POLLIN | POLLERR | POLLHUP | POLLNVAL) != 0 {
+            try connection.readAvailable()
+            lastTraffic = .now
+            pingSentAt = nil
+            try drainReplies(connection)
+        }
+        try perform(machine.tick(now: .now))
+        try write(connection)
+        try checkLiveness(connection)
+        publishRefused()
+    }
+
+    /// Until the next deadline: the liveness check, the output stall limit, a refusal retry.
+    private func pollTimeout(_ connection: RedisConnection) -> Int {
+        let now = ContinuousClock.now
+        var deadline = (pingSentAt ?? lastTraffic).advanced(by: .milliseconds(interval))
+        if connection.hasPendingOutput { deadline = min(deadline, lastOutputProgress.advanced(by: .milliseconds(interval))) }
+        if let retry = machine.nextRetry { deadline = min(deadline, retry) }
+        return max(1, min(interval, now.duration(to: deadline).roundedUpMilliseconds))
+    }
+
+    /// Writes what the socket takes now; fails when it has taken nothing for an interval.
+    private func write(_ connection: RedisConnection) throws(RedisError) {
+        guard connection.hasPendingOutput else { return }
+        let before = connection.pendingOutputBytes
+        try connection.writeAvailable()
+        let now = ContinuousClock.now
+        if !connection.hasPendingOutput || connection.pendingOutputBytes < before {
+            lastOutputProgress = now
+        } else if lastOutputProgress.duration(to: now) > .milliseconds(interval) {
+            throw RedisError(.timedOut, "Redis took none of \(before) bytes of commands within \(interval) ms")
+        }
+    }
+
+    private func checkLiveness(_ connection: RedisConnection) throws(RedisError) {
+        let now = ContinuousClock.now
+        if let pingSentAt {
+            if pingSentAt.duration(to: now) > .milliseconds(interval) {
+                throw RedisError(.timedOut, "no answer to PING within \(interval) ms")
+            }
+        } else if lastTraffic.duration(to: now) >= .milliseconds(interval) {
+            try perform(machine.ping())
+            try write(connection)
+            pingSentAt = now
+        }
+    }
+
+    private func publishRefused() {
+        let refused = machine.refusedChannels
+        guard refused != publishedRefused else { return }
+        publishedRefused = refused
+        owner.setRefused(refused)
+    }
+
+    /// Carries out the machine's actions in order.
+    private func perform(_ actions: [SubscriptionStateMachine<SubscriptionWaiter>.Action]) throws(RedisError) {
+        for action in actions {
+            switch action {
+            case .send(let command):
+                guard let connection else { continue }
+                if !connection.hasPendingOutput { lastOutputProgress = .now }
+                try connection.append(Self.arguments(command))
+            case .reportRefused(let channels, let error):
+                owner.log.error(
+                    "Redis refused to subscribe; those channels get no live events until it accepts",
+                    metadata: ["channels": "\(channels.prefix(20))", "count": "\(channels.count)", "error": "\(error)"]
+                )
+                owner.delegate?.subscriber(owner, refused: channels, error: error)
+            case .runWaiter(let waiter, let refused):
+                waiter.action(refused)
+            case .closeConnection(let reason):
+                throw RedisError(.protocolViolation, reason)
+            }
+        }
+    }
+
+    private static func arguments(_ command: SubscriptionStateMachine<SubscriptionWaiter>.Command) -> [[UInt8]] {
+        switch command {
+        case .subscribe(let channels): return [Array("SUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }
+        case .unsubscribe(let channels): return [Array("UNSUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }
+        case .ping: return [Array("PING".utf8)]
+        }
+    }
+
+    /// Hands every complete `message` reply from the last read to the delegate, as one batch,
+    /// then acts on the confirmations and errors among them (so waiters run after the
+    /// messages that preceded them are delivered).
+    private func drainReplies(_ connection: RedisConnection) throws(RedisError) {
+        var batch: [RedisPubSubMessage] = []
+        var actions: [Machine.Action] = []
+        let now = ContinuousClock.now
+        while let reply = try connection.takeBufferedRawReply() {
+            defer { freeReplyObject(reply) }
+            switch SubscriberReply(reply.pointee) {
+            case .message(let message): batch.append(message)
+            case .subscribed(let channel): actions += machine.subscribeConfirmed(channel)
+            case .unsubscribed(let channel): actions += machine.unsubscribeConfirmed(channel)
+            case .pong: actions += machine.pong()
+            case .error(let text): actions += machine.errorReply(text, now: now)
+            case .unexpected(let what): actions.append(.closeConnection(reason: "unexpected reply on the subscription connection: \(what)"))
+            }
+        }
+        if !batch.isEmpty {
+            owner.delegate?.subscriber(owner, received: batch)
+        }
+        try perform(actions)
+    }
+}

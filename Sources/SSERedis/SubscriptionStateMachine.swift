@@ -1,0 +1,332 @@
+/// The Redis side of a node's pub/sub subscriptions, as a pure value: no I/O, no clock.
+///
+/// The shape of postgres-nio's `ListenStateMachine`: the subscriber thread feeds it what it
+/// learns (the wanted set changed, a connection came up or went down, a reply arrived, time
+/// passed) and carries out the actions it returns (send a command, report a refusal, run a
+/// waiter, drop the connection).
+///
+/// Redis answers commands in order (Redis pub/sub): a `SUBSCRIBE` of n channels gets n
+/// `subscribe` confirmations or one error reply, an `UNSUBSCRIBE` of n channels n
+/// `unsubscribe` confirmations, a `PING` one `pong`; `message`s come between commands. So a
+/// FIFO of the commands in flight maps every confirmation and every error reply to its
+/// command. An ACL refusal (`-NOPERM`) rejects a whole `SUBSCRIBE`; a refused batch is
+/// retried one channel per command to find the channels Redis actually refuses, and only
+/// those are refused: they are not subscribed, reported once, retried on every new
+/// connection and, on this one, after a backoff (an ACL can change).
+struct SubscriptionStateMachine<Waiter> {
+    /// A command for the subscription connection.
+    enum Command: Hashable {
+        case subscribe([String])
+        case unsubscribe([String])
+        case ping
+    }
+
+    /// What the thread must do, in order.
+    enum Action {
+        case send(Command)
+        /// Redis refused these wanted channels (newly: each is reported once until confirmed).
+        case reportRefused([String], error: String)
+        /// Every channel of the waiter is answered; `refused` are those Redis refused.
+        case runWaiter(Waiter, refused: Set<String>)
+        /// The replies do not match the commands: the connection cannot be trusted.
+        case closeConnection(reason: String)
+    }
+
+    /// Limits and delays.
+    struct Configuration {
+        /// Channels per SUBSCRIBE/UNSUBSCRIBE command.
+        var batchSize = 500
+        /// First retry of a refused channel on the same connection; doubles per refusal.
+        var refusalRetryBase: Duration = .seconds(5)
+        /// Longest wait between retries of a refused channel.
+        var refusalRetryCap: Duration = .seconds(30)
+    }
+
+    private struct InFlight {
+        enum Kind { case subscribe, unsubscribe, ping }
+        let kind: Kind
+        let channels: [String]
+        /// How many of `channels` Redis has answered so far.
+        var answered = 0
+    }
+
+    /// What is known about a channel Redis refused.
+    private struct Refusal {
+        var attempts: Int
+        var retryAt: ContinuousClock.Instant
+        var error: String
+    }
+
+    private let configuration: Configuration
+    private(set) var isConnected = false
+    private(set) var wanted: Set<String> = []
+    /// Channels a SUBSCRIBE was sent for on this connection and not refused or unsubscribed since.
+    private var subscribed: Set<String> = []
+    /// Channels Redis confirmed with `subscribe` on this connection (and has not unsubscribed).
+    private var confirmed: Set<String> = []
+    /// Per channel, how many commands in flight name it.
+    private var pending: [String: Int] = [:]
+    private var inFlight: [InFlight] = []
+    private var inFlightHead = 0
+    /// Wanted channels refused on this connection and not subscribed again since.
+    private var refusedHere: Set<String> = []
+    /// Wanted channels last refused and not confirmed since (survives reconnects).
+    private var refusals: [String: Refusal] = [:]
+    private var waiters: [(waiter: Waiter, channels: Set<String>)] = []
+
+    init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    // MARK: Queries
+
+    /// Wanted channels Redis refused and has not confirmed since.
+    var refusedChannels: Set<String> { Set(refusals.keys) }
+
+    /// Channels Redis has confirmed on this connection with nothing about them still in flight.
+    func isConfirmed(_ channel: String) -> Bool {
+        confirmed.contains(channel) && pending[channel] == nil
+    }
+
+    /// Commands sent whose replies have not all arrived.
+    var commandsInFlight: Int { inFlight.count - inFlightHead }
+
+    /// Waiters not yet run.
+    var waiterCount: Int { waiters.count }
+
+    /// When `tick` next has a refused channel to retry, if ever.
+    var nextRetry: ContinuousClock.Instant? {
+        guard isConnected else { return nil }
+        return refusals.filter { refusedHere.contains($0.key) }.map(\.value.retryAt).min()
+    }
+
+    // MARK: Inputs
+
+    /// The set of channels the node wants changed.
+    mutating func setWanted(_ newWanted: Set<String>) -> [Action] {
+        let added = newWanted.subtracting(wanted)
+        let removed = wanted.subtracting(newWanted)
+        wanted = newWanted
+        for channel in removed {
+            refusals.removeValue(forKey: channel)
+            refusedHere.remove(channel)
+        }
+        guard isConnected else { return satisfiedWaiters() }
+        var actions: [Action] = []
+        let toSubscribe = added.filter { !subscribed.contains($0) }
+        let toUnsubscribe = removed.filter { subscribed.contains($0) || confirmed.contains($0) }
+        subscribed.subtract(toUnsubscribe)
+        actions += send(.subscribe, Array(toSubscribe))
+        actions += send(.unsubscribe, Array(toUnsubscribe))
+        return actions + satisfiedWaiters()
+    }
+
+    /// Someone waits for `channels` to be answered.
+    mutating func addWaiter(_ waiter: Waiter, channels: Set<String>) -> [Action] {
+        waiters.append((waiter, channels))
+        return satisfiedWaiters()
+    }
+
+    /// A new connection is up (authenticated, database selected): subscribe everything wanted.
+    mutating func connected() -> [Action] {
+        resetConnection()
+        isConnected = true
+        return send(.subscribe, Array(wanted)) + satisfiedWaiters()
+    }
+
+    /// The connection is gone: nothing is subscribed any more; waiters keep waiting.
+    mutating func disconnected() {
+        resetConnection()
+        isConnected = false
+    }
+
+    /// The thread wants to check liveness.
+    mutating func ping() -> [Action] {
+        guard isConnected else { return [] }
+        return send(.ping, [])
+    }
+
+    /// Redis sent `["subscribe", channel, count]`.
+    mutating func subscribeConfirmed(_ channel: String) -> [Action] {
+        guard case .success = answer(.subscribe, channel) else {
+            return [.closeConnection(reason: "unexpected subscribe confirmation for '\(channel)'")]
+        }
+        confirmed.insert(channel)
+        refusals.removeValue(forKey: channel)
+        refusedHere.remove(channel)
+        return satisfiedWaiters()
+    }
+
+    /// Redis sent `["unsubscribe", channel, count]`.
+    mutating func unsubscribeConfirmed(_ channel: String) -> [Action] {
+        guard case .success = answer(.unsubscribe, channel) else {
+            return [.closeConnection(reason: "unexpected unsubscribe confirmation for '\(channel)'")]
+        }
+        confirmed.remove(channel)
+        return satisfiedWaiters()
+    }
+
+    /// Redis sent `["pong", ...]`.
+    mutating func pong() -> [Action] {
+        guard case .success = answer(.ping, nil) else {
+            return [.closeConnection(reason: "unexpected pong")]
+        }
+        return []
+    }
+
+    /// Redis sent an error reply: it answers the oldest command in flight.
+    mutating func errorReply(_ text: String, now: ContinuousClock.Instant) -> [Action] {
+        guard inFlightHead < inFlight.count else {
+            return [.closeConnection(reason: "error reply with no command in flight: \(text)")]
+        }
+        let entry = inFlight[inFlightHead]
+        popHead()
+        let unanswered = Array(entry.channels[entry.answered...])
+        for channel in unanswered { release(channel) }
+        switch entry.kind {
+        case .ping:
+            return []
+        case .unsubscribe:
+            // Redis keeps those channels; their messages reach a node that no longer wants
+            // them, which drops them. Nothing else to do.
+            return satisfiedWaiters()
+        case .subscribe:
+            let stillWanted = unanswered.filter { subscribed.contains($0) }
+            subscribed.subtract(stillWanted)
+            if stillWanted.count > 1 {
+                // Isolate the refused channels: one command each.
+                var actions: [Action] = []
+                for channel in stillWanted { actions += send(.subscribe, [channel]) }
+                return actions + satisfiedWaiters()
+            }
+            var newlyRefused: [String] = []
+            for channel in stillWanted {
+                var refusal = refusals[channel] ?? Refusal(attempts: 0, retryAt: now, error: text)
+                if refusals[channel] == nil { newlyRefused.append(channel) }
+                refusal.attempts += 1
+                refusal.error = text
+                refusal.retryAt = now.advanced(by: retryDelay(afterAttempts: refusal.attempts))
+                refusals[channel] = refusal
+                refusedHere.insert(channel)
+            }
+            let report: [Action] = newlyRefused.isEmpty ? [] : [.reportRefused(newlyRefused, error: text)]
+            return report + satisfiedWaiters()
+        }
+    }
+
+    /// Time passed: retry the refused channels whose backoff is over.
+    mutating func tick(now: ContinuousClock.Instant) -> [Action] {
+        guard isConnected else { return [] }
+        let due = refusedHere.filter { channel in
+            guard let refusal = refusals[channel] else { return true }
+            return refusal.retryAt <= now
+        }
+        guard !due.isEmpty else { return [] }
+        refusedHere.subtract(due)
+        return send(.subscribe, Array(due))
+    }
+
+    // MARK: Internals
+
+    private func retryDelay(afterAttempts attempts: Int) -> Duration {
+        var delay = configuration.refusalRetryBase
+        var step = 1
+        while step < attempts, delay < configuration.refusalRetryCap {
+            delay *= 2
+            step += 1
+        }
+        return min(delay, configuration.refusalRetryCap)
+    }
+
+    private mutating func resetConnection() {
+        subscribed = []
+        confirmed = []
+        pending = [:]
+        inFlight = []
+        inFlightHead = 0
+        refusedHere = []
+    }
+
+    /// Queues commands for `channels` in batches; returns the sends.
+    private mutating func send(_ kind: InFlight.Kind, _ channels: [String]) -> [Action] {
+        if kind == .ping {
+            inFlight.append(InFlight(kind: .ping, channels: []))
+            return [.send(.ping)]
+        }
+        guard !channels.isEmpty else { return [] }
+        let size = max(1, configuration.batchSize)
+        var actions: [Action] = []
+        var start = 0
+        while start < channels.count {
+            let chunk = Array(channels[start..<min(start + size, channels.count)])
+            start += size
+            for channel in chunk { pending[channel, default: 0] += 1 }
+            if kind == .subscribe { subscribed.formUnion(chunk) }
+            inFlight.append(InFlight(kind: kind, channels: chunk))
+            actions.append(.send(kind == .subscribe ? .subscribe(chunk) : .unsubscribe(chunk)))
+        }
+        return actions
+    }
+
+    private enum Answer { case success, mismatch }
+
+    /// Matches one confirmation (or pong) against the oldest command in flight.
+    private mutating func answer(_ kind: InFlight.Kind, _ channel: String?) -> Answer {
+        guard inFlightHead < inFlight.count else { return .mismatch }
+        var entry = inFlight[inFlightHead]
+        guard entry.kind == kind else { return .mismatch }
+        if let channel {
+            guard entry.answered < entry.channels.count, entry.channels[entry.answered] == channel else { return .mismatch }
+            entry.answered += 1
+            release(channel)
+            if entry.answered == entry.channels.count {
+                popHead()
+            } else {
+                inFlight[inFlightHead] = entry
+            }
+        } else {
+            popHead()
+        }
+        return .success
+    }
+
+    private mutating func release(_ channel: String) {
+        guard let count = pending[channel] else { return }
+        pending[channel] = count > 1 ? count - 1 : nil
+    }
+
+    private mutating func popHead() {
+        inFlightHead += 1
+        if inFlightHead == inFlight.count {
+            inFlight.removeAll(keepingCapacity: true)
+            inFlightHead = 0
+        } else if inFlightHead >= 64, inFlightHead * 2 >= inFlight.count {
+            inFlight.removeFirst(inFlightHead)
+            inFlightHead = 0
+        }
+    }
+
+    /// A channel is answered when it is not wanted, or, on a live connection with nothing
+    /// about it in flight, confirmed or refused.
+    private func answered(_ channel: String) -> Bool {
+        guard wanted.contains(channel) else { return true }
+        guard isConnected, pending[channel] == nil else { return false }
+        return confirmed.contains(channel) || refusedHere.contains(channel)
+    }
+
+    private mutating func satisfiedWaiters() -> [Action] {
+        guard !waiters.isEmpty else { return [] }
+        var actions: [Action] = []
+        var remaining: [(waiter: Waiter, channels: Set<String>)] = []
+        for entry in waiters {
+            if entry.channels.allSatisfy({ answered($0) }) {
+                let refused = entry.channels.filter { wanted.contains($0) && refusedHere.contains($0) }
+                actions.append(.runWaiter(entry.waiter, refused: refused))
+            } else {
+                remaining.append(entry)
+            }
+        }
+        waiters = remaining
+        return actions
+    }
+}

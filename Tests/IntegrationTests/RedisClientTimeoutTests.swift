@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+import SSERedis
+import Testing
+
+@Suite("Command client: bounded time against a stalled Redis, a clear overload error")
+struct RedisClientTimeoutTests {
+    func makeClient(_ redis: RedisServerProcess, timeout: Int, maximumPending: Int = 65_536, lanes: Int = 1) throws -> RedisCommandClient {
+        var configuration = try redis.configuration
+        configuration.commandTimeoutMilliseconds = timeout
+        return RedisCommandClient(
+            redis: configuration,
+            logger: Logger(label: "test.timeout"),
+            maximumPending: maximumPending,
+            retryIntervalMilliseconds: 200,
+            lanes: lanes
+        )
+    }
+
+    func timed(_ client: RedisCommandClient, _ arguments: String..., lane: Int = 0) async -> (Result<RedisReply, RedisError>, Duration) {
+        // Timed where the completion runs, so a loaded test machine's task scheduling does not count.
+        let start = ContinuousClock.now
+        return await withCheckedContinuation { continuation in
+            client.send(arguments.map { Array($0.utf8) }, lane: lane) { continuation.resume(returning: ($0, start.duration(to: .now))) }
+        }
+    }
+
+    @Test("commands to a SIGSTOP'd Redis fail with .timedOut within the command timeout (queueing included), and work again after SIGCONT")
+    func stopped() async throws {
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        let pid = try await redis.pid()
+        let client = try makeClient(redis, timeout: 800)
+        defer { client.shutdown() }
+        #expect(try await client.send("SET", "k", "v") == .status("OK"))
+        let outcomes = await whileStopped(pid) {
+            await withTaskGroup(of: (Result<RedisReply, RedisError>, Duration).self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try? await Task.sleep(for: .milliseconds(index * 20))
+                        return await self.timed(client, "GET", "k")
+                    }
+                }
+                var all: [(Result<RedisReply, RedisError>, Duration)] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
+        }
+        for (result, elapsed) in outcomes {
+            guard case .failure(let error) = result else {
+                Issue.record("a command to a stopped Redis succeeded: \(result)")
+                continue
+            }
+            #expect(error.isTransient, "\(error)")
+            #expect(elapsed < .milliseconds(1000), "\(error) after \(elapsed)")
+        }
+        #expect(outcomes.contains { if case .failure(let error) = $0.0 { return error.code == .timedOut } else { return false } })
+        try await eventually(timeout: .seconds(5), "commands work again") {
+            (try? await client.send("GET", "k")) == .bulkString(Array("v".utf8))
+        }
+    }
+
+    @Test("retrying rides out a busy Redis (-BUSY, transient like -LOADING after a restart) without blocking the caller")
+    func retriesLoading() async throws {
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        let client = try makeClient(redis, timeout: 1000)
+        defer { client.shutdown() }
+        // A Lua script that runs for a while makes Redis answer -BUSY to other clients.
+        let busy = try makeClient(redis, timeout: 5000)
+        defer { busy.shutdown() }
+        _ = try await busy.send("CONFIG", "SET", "busy-reply-threshold", "100")
+        busy.send([Array("EVAL".utf8), Array("local t = redis.call('TIME') while true do local n = redis.call('TIME') if (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 600000 then break end end return 1".utf8), Array("0".utf8)]) { _ in }
+        try await eventually(timeout: .seconds(2), "Redis answers -BUSY") {
+            (try? await client.send("GET", "k"))?.serverError?.serverCode == "BUSY"
+        }
+        let retried = try await client.send([Array("GET".utf8), Array("k".utf8)], retrying: RedisRetryPolicy(baseDelayMilliseconds: 50, maximumDelayMilliseconds: 200))
+        #expect(retried == .null, "\(retried)")
+    }
+
+    @Test("a full lane answers .overloaded at once; a flood on one lane does not hold up another")
+    func overloadAndLanes() async throws {
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        let pid = try await redis.pid()
+        let client = try makeClient(redis, timeout: 3000, maximumPending: 100, lanes: 2)
+        defer { client.shutdown() }
+        #expect(try await client.send("PING") == .status("PONG"))
+        let laneOne = SharedValue<Result<RedisReply, RedisError>?>(nil)
+        let refused = await whileStopped(pid) {
+            // Lane 0 floods: 100 wait in the queue, the rest are refused at once.
+            for _ in 0..<300 { client.send([Array("PING".utf8)], lane: 0) { _ in } }
+            let refused = await timed(client, "PING", lane: 0)
+            // Lane 1 still has room.
+            client.send([Array("PING".utf8)], lane: 1) { laneOne.set($0) }
+            return refused
+        }
+        guard case .failure(let error) = refused.0 else {
+            Issue.record("expected .overloaded, got \(refused.0)")
+            return
+        }
+        #expect(error.code == .overloaded)
+        #expect(refused.1 < .milliseconds(100))
+        try await eventually(timeout: .seconds(10), "lane 1 answered") { laneOne.get() != nil }
+        if case .failure(let error) = laneOne.get() { #expect(error.code != .overloaded) }
+        try await eventually(timeout: .seconds(10), "commands flow again") { (try? await client.send("PING", lane: 1)) == .status("PONG") }
+    }
+}
