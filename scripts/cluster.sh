@@ -6,7 +6,9 @@
 #   scripts/cluster.sh down   stop everything this script started, by pid
 #
 # Settings (environment): CLUSTER_DIR (.run/cluster), REDIS_PORT (6379), NODE_PORTS ("5001 5002 5003"),
-# LB_PORT (8080), BROKER (.build/debug/sse-broker), NODE_ARGS (extra sse-broker options).
+# LB_PORT (8080), BROKER (.build/debug/sse-broker), NODE_ARGS (extra sse-broker options),
+# SSE_PUBLISH_KEY (the nodes' publish key; a random one if unset, written to $CLUSTER_DIR/publish-key:
+# requests through nginx carry X-Forwarded-For, so they never publish openly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,11 +39,14 @@ up() {
         wait_for_port "$REDIS_PORT"
         echo "redis: started on $REDIS_PORT (pid $(cat "$CLUSTER_DIR/redis.pid"))"
     fi
+    local key=${SSE_PUBLISH_KEY:-}
+    if [ -z "$key" ]; then key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'); fi
+    (umask 077 && printf '%s' "$key" >"$CLUSTER_DIR/publish-key")
     local index=0 servers=""
     for port in $NODE_PORTS; do
         index=$((index + 1))
         # shellcheck disable=SC2086
-        "$BROKER" --host 127.0.0.1 --port "$port" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" \
+        SSE_PUBLISH_KEY=$key "$BROKER" --host 127.0.0.1 --port "$port" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" \
             --node-name "node$index" --demo --retry-ms 1000 $NODE_ARGS >"$CLUSTER_DIR/node$index.log" 2>&1 &
         echo $! >"$CLUSTER_DIR/node$index.pid"
         servers="$servers        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;\n"
@@ -66,9 +71,11 @@ up() {
     "$NGINX" -c "$CLUSTER_DIR/nginx.conf" -p "$CLUSTER_DIR/nginx" -e "$CLUSTER_DIR/nginx-error.log"
     wait_for_port "$LB_PORT"
     echo "nginx: http://127.0.0.1:$LB_PORT/ (pid $(cat "$CLUSTER_DIR/nginx.pid"))"
+    echo "publish key: in $CLUSTER_DIR/publish-key (Authorization: Bearer KEY; the demo page has a field for it)"
 }
 
 down() {
+    rm -f "$CLUSTER_DIR/publish-key"
     for pidfile in "$CLUSTER_DIR"/nginx.pid "$CLUSTER_DIR"/node*.pid "$CLUSTER_DIR"/redis.pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")

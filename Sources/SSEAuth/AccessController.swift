@@ -8,19 +8,18 @@ import Foundation
 
 /// Decides stream and publish access from the request's credentials.
 ///
-/// Tokens come from `Authorization: Bearer`, a cookie, or a `token` query parameter, in that
-/// order. They are verified with jwt-kit against the one configured key, so a token signed
-/// with another algorithm or key is refused.
+/// A stream's token comes from `Authorization: Bearer`, a cookie, or a `token` query
+/// parameter, in that order; a publish's from `Authorization` or the cookie only (the HTTP
+/// layer passes the cookie only from an allowed `Origin`), never the query. Tokens are
+/// verified with jwt-kit against the one configured key, so a token signed with another
+/// algorithm or key is refused.
 public final class AccessController: Sendable {
     public let configuration: AccessConfiguration
-    /// Whether the node listens on loopback only (then open publishing is safe).
-    private let listensOnLoopbackOnly: Bool
     private let keys: JWTKeyCollection?
 
     /// Loads the key. Throws a readable error for a PEM that is neither RSA nor P-256.
-    public init(configuration: AccessConfiguration, listensOnLoopbackOnly: Bool) async throws {
+    public init(configuration: AccessConfiguration) async throws {
         self.configuration = configuration
-        self.listensOnLoopbackOnly = listensOnLoopbackOnly
         switch configuration.tokenKey {
         case nil:
             keys = nil
@@ -99,15 +98,17 @@ public final class AccessController: Sendable {
         }
     }
 
-    /// May these credentials publish on `channel`?
-    public func authorizePublish(channel: String, credentials: Credentials) async -> AccessDecision {
+    /// May these credentials publish on `channel`? Without auth configured, publishing is open
+    /// unless `openPublishRefusal` says why this request may not publish openly (the HTTP
+    /// layer's verdict on its peer, proxy headers, `Host` and `Origin`); that reason is the 403.
+    public func authorizePublish(channel: String, credentials: Credentials, openPublishRefusal: String?) async -> AccessDecision {
         guard configuration.publishingNeedsCredentials else {
-            if listensOnLoopbackOnly || configuration.allowOpenPublish { return .allowed(expiresAt: nil) }
-            return .forbidden(
-                "publishing is open only on a loopback address; configure --jwt-secret, --jwt-public-key or --publish-key, or pass --allow-open-publish"
-            )
+            if let openPublishRefusal { return .forbidden(openPublishRefusal) }
+            return .allowed(expiresAt: nil)
         }
-        guard let presented = credentials.bearer ?? credentials.token(cookieName: configuration.cookieName) else {
+        // Never the query token: a link must not be able to publish.
+        let cookie = credentials.cookieHeader.flatMap { Credentials.cookie(configuration.cookieName, in: $0) }
+        guard let presented = [credentials.bearer, cookie].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
             return .unauthenticated("publishing needs a bearer token (a JWT with sse.publish, or the publish key)")
         }
         if let publishKey = configuration.publishKey, Self.constantTimeEqual(presented, publishKey) {

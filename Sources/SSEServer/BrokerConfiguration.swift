@@ -39,6 +39,15 @@ public struct BrokerConfiguration: Sendable {
     public var maxChannelNameBytes: Int
     /// Seconds a graceful shutdown may take before remaining connections are closed hard.
     public var drainTimeoutSeconds: Double
+    /// Seconds a request (head and body) may take to arrive, from its first byte (from accept
+    /// for a connection's first request); beyond it, 408 and close. Streams are not timed.
+    public var requestTimeoutSeconds: Double
+    /// Seconds a keep-alive connection may stay idle between requests before it is closed.
+    public var idleTimeoutSeconds: Double
+    /// Most channels one stream may name; beyond it, 400.
+    public var maxChannelsPerStream: Int
+    /// Most demo background tasks (`POST /demo/task`) running at once on this node; beyond, 429.
+    public var maxDemoTasks: Int
     /// Subscriber reconnect and liveness tuning.
     public var subscriber: RedisSubscriber.Configuration
     /// Event history for `Last-Event-ID` resume; `.disabled` for Flask-SSE's behaviour.
@@ -65,6 +74,10 @@ public struct BrokerConfiguration: Sendable {
         maxConnections: Int = BrokerConfiguration.defaultMaxConnections,
         maxChannelNameBytes: Int = 256,
         drainTimeoutSeconds: Double = 10,
+        requestTimeoutSeconds: Double = 10,
+        idleTimeoutSeconds: Double = 60,
+        maxChannelsPerStream: Int = 64,
+        maxDemoTasks: Int = 8,
         subscriber: RedisSubscriber.Configuration = .init(),
         history: HistoryConfiguration = .default,
         access: AccessConfiguration = .init(),
@@ -84,6 +97,10 @@ public struct BrokerConfiguration: Sendable {
         self.maxConnections = maxConnections
         self.maxChannelNameBytes = maxChannelNameBytes
         self.drainTimeoutSeconds = drainTimeoutSeconds
+        self.requestTimeoutSeconds = requestTimeoutSeconds
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.maxChannelsPerStream = maxChannelsPerStream
+        self.maxDemoTasks = maxDemoTasks
         self.subscriber = subscriber
         self.history = history
         self.access = access
@@ -99,16 +116,18 @@ public struct BrokerConfiguration: Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Whether `host` is a loopback address, where an open `POST /publish` is safe.
-    public var listensOnLoopbackOnly: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
     /// The process's open-file limit less room for Redis connections, logs and listeners, so the
     /// node answers 503 before `accept()` starts failing with EMFILE.
     public static var defaultMaxConnections: Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return 10_000 }
         return max(64, Int(clamping: limit.rlim_cur) - 128)
+    }
+
+    /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values (which the
+    /// command line refuses, but a library caller may pass) become zero or about 30 years.
+    static func timeAmount(seconds: Double) -> TimeAmount {
+        guard seconds.isFinite, seconds > 0 else { return .zero }
+        return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
     }
 }

@@ -19,6 +19,9 @@ final class BrokerMetrics: Sendable {
     let redisReconnects: Metrics.Counter
     let publishes: Metrics.Counter
     let publishErrors: Metrics.Counter
+    /// Channels Redis refused to subscribe (an ACL without access): refusals, and how many are refused now.
+    let subscriptionRefusals: Metrics.Counter
+    let channelsRefused: Metrics.Gauge
     /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms):
     /// one observation per event per event loop that writes it.
     let deliveryDelay: Metrics.Timer
@@ -39,6 +42,8 @@ final class BrokerMetrics: Sendable {
         redisReconnects = Metrics.Counter(label: "sse_redis_reconnects_total", factory: factory)
         publishes = Metrics.Counter(label: "sse_publishes_total", factory: factory)
         publishErrors = Metrics.Counter(label: "sse_publish_errors_total", factory: factory)
+        subscriptionRefusals = Metrics.Counter(label: "sse_subscription_refusals_total", factory: factory)
+        channelsRefused = Metrics.Gauge(label: "sse_channels_refused", factory: factory)
         deliveryDelay = Metrics.Timer(label: "sse_publish_to_write_seconds", factory: factory)
     }
 

@@ -34,39 +34,9 @@ public final class BrokerServer: Service, Sendable {
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.group = group
-        let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
-        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
-        let history = configuration.history.isEnabled
-            ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
-            : nil
+        let (services, history) = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
+        self.services = services
         self.history = history
-        let metrics = BrokerMetrics()
-        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
-        let publisher = SSEPublisher(
-            redis: configuration.redis,
-            history: configuration.history,
-            logger: logger,
-            watermark: history?.watermark ?? HistoryWatermark()
-        )
-        let access = try await AccessController(configuration: configuration.access, listensOnLoopbackOnly: configuration.listensOnLoopbackOnly)
-        let demo = configuration.demo
-            ? DemoPublisher(
-                publisher: publisher,
-                redis: configuration.redis,
-                nodeName: configuration.nodeName,
-                streams: { hub.connectedCount },
-                logger: logger
-            )
-            : nil
-        self.services = BrokerServices(
-            configuration: configuration,
-            hub: hub,
-            publisher: publisher,
-            access: access,
-            metrics: metrics,
-            demo: demo,
-            logger: logger
-        )
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
 
@@ -83,13 +53,6 @@ public final class BrokerServer: Service, Sendable {
     public func start() async throws {
         let services = self.services
         let connections = self.connections
-        let maxHeadBytes = configuration.maxHeadBytes
-        let limits = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = maxHeadBytes
-            limits.maxHeaderListSize = maxHeadBytes
-            return limits
-        }()
         let group = self.group
         let logger = self.logger
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
@@ -122,13 +85,7 @@ public final class BrokerServer: Service, Sendable {
                             try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
                             return
                         }
-                        try pipeline.configureHTTPServerPipeline(
-                            withErrorHandling: false,
-                            withEncoderConfiguration: .init(),
-                            withDecoderLimitConfiguration: limits
-                        )
-                        try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
-                        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket))
+                        try HTTPPipeline.configure(pipeline, services: services, socket: socket)
                     }
                 }
                 .withConnectedSocket(socket)
@@ -154,10 +111,14 @@ public final class BrokerServer: Service, Sendable {
             demoTask.withLock { $0 = Task { await demo.run() } }
         }
         if configuration.heartbeatSeconds > 0 {
-            services.hub.startHeartbeats(every: .nanoseconds(Int64(configuration.heartbeatSeconds * 1_000_000_000)))
+            services.hub.startHeartbeats(every: BrokerConfiguration.timeAmount(seconds: configuration.heartbeatSeconds))
         }
-        if !configuration.access.publishingNeedsCredentials, !configuration.listensOnLoopbackOnly, !configuration.access.allowOpenPublish {
-            logger.warning("POST /publish is refused: this node listens beyond loopback without --jwt-secret, --jwt-public-key, --publish-key or --allow-open-publish")
+        if !configuration.access.publishingNeedsCredentials {
+            logger.notice(
+                configuration.access.allowOpenPublish
+                    ? "POST /publish is open to every client (--allow-open-publish)"
+                    : "POST /publish without credentials is open to loopback clients only (no proxy headers, a loopback Host)"
+            )
         }
         logger.info(
             "sse-broker listening",
@@ -213,7 +174,7 @@ public final class BrokerServer: Service, Sendable {
         services.hub.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()
-        let deadline = started + .nanoseconds(Int64(configuration.drainTimeoutSeconds * 1_000_000_000))
+        let deadline = started + .nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
         while connections.count > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }

@@ -1,6 +1,9 @@
 import Logging
+import NIOCore
 import SSEAuth
+import SSEHistory
 import SSEPublisher
+import SSERedis
 
 /// What every connection of a node shares: configuration, the stream hub, the publisher,
 /// access control, CORS and metrics.
@@ -10,6 +13,8 @@ final class BrokerServices: Sendable {
     let publisher: SSEPublisher
     let access: AccessController
     let cors: CORSPolicy
+    /// Who may publish, from the request head and the peer.
+    let publishPolicy: PublishPolicy
     let metrics: BrokerMetrics
     /// The demo's publisher, with `--demo`.
     let demo: DemoPublisher?
@@ -30,9 +35,51 @@ final class BrokerServices: Sendable {
         self.publisher = publisher
         self.access = access
         self.cors = CORSPolicy(origins: configuration.corsOrigins)
+        self.publishPolicy = PublishPolicy(cors: cors, cookieName: configuration.access.cookieName)
         self.metrics = metrics
         self.demo = demo
-        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes)
+        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes, maximumChannels: configuration.maxChannelsPerStream)
         self.logger = logger
+    }
+
+    /// A node's shared parts for `configuration`, its streams on `group`'s loops (an
+    /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
+    /// subscriber is started. Also returns the history store, which the node shuts down.
+    /// Throws for an unusable key.
+    static func make(configuration: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
+        let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
+        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
+        let history = configuration.history.isEnabled
+            ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
+            : nil
+        let metrics = BrokerMetrics()
+        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
+        let publisher = SSEPublisher(
+            redis: configuration.redis,
+            history: configuration.history,
+            logger: logger,
+            watermark: history?.watermark ?? HistoryWatermark()
+        )
+        let access = try await AccessController(configuration: configuration.access)
+        let demo = configuration.demo
+            ? DemoPublisher(
+                publisher: publisher,
+                redis: configuration.redis,
+                nodeName: configuration.nodeName,
+                maxTasks: configuration.maxDemoTasks,
+                streams: { hub.connectedCount },
+                logger: logger
+            )
+            : nil
+        let services = BrokerServices(
+            configuration: configuration,
+            hub: hub,
+            publisher: publisher,
+            access: access,
+            metrics: metrics,
+            demo: demo,
+            logger: logger
+        )
+        return (services, history)
     }
 }

@@ -5,20 +5,29 @@
 /// category Cc) is refused with 400: such names are mistakes or attacks, never real channels.
 struct ChannelNameValidator {
     let maximumBytes: Int
+    /// Most distinct channels one stream may name (`--max-channels`).
+    var maximumChannels: Int = 64
 
     /// The channels of a stream request: every `channel` value; with none or one, Flask-SSE's
-    /// meaning (the first value, `sse` when missing or empty). Duplicates are ignored.
+    /// meaning (the first value, `sse` when missing or empty). A name repeated byte for byte
+    /// counts once (the stream gets each event once); names that differ in their bytes are
+    /// different Redis channels even when Unicode calls them equivalent. More than
+    /// `maximumChannels` distinct names: 400.
     func streamChannels(_ query: QueryParameters) throws(HTTPError) -> [String] {
         let values = query.all("channel")
         if values.count <= 1 {
             return [try validate(values.first ?? "")]
         }
-        var seen: Set<String> = []
+        var seen: Set<[UInt8]> = []
         var channels: [String] = []
         for value in values {
             guard !value.isEmpty else { throw HTTPError(.badRequest, "empty channel name in a multi-channel stream") }
             let channel = try validate(value)
-            if seen.insert(channel).inserted { channels.append(channel) }
+            guard seen.insert(Array(channel.utf8)).inserted else { continue }
+            guard channels.count < maximumChannels else {
+                throw HTTPError(.badRequest, "a stream may name at most \(maximumChannels) channels")
+            }
+            channels.append(channel)
         }
         return channels
     }

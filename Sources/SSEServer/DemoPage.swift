@@ -53,6 +53,7 @@ enum DemoPage {
         font: inherit; padding: 6px 10px; border: 1px solid var(--border); border-radius: 6px;
       }
       #board-name { width: 8.5em; }
+      #publish-key { width: 100%; margin-top: 4px; }
       #board-text { flex: 1; min-width: 8em; }
       button { background: var(--accent); color: #fff; border-color: var(--accent); cursor: pointer; }
       button:disabled { opacity: 0.6; cursor: default; }
@@ -101,6 +102,7 @@ enum DemoPage {
           <input id="board-name" placeholder="your name" maxlength="40">
           <input id="board-text" placeholder="message" required maxlength="500">
           <button id="board-send" type="submit">Send</button>
+          <input id="publish-key" type="password" placeholder="publish key (if the node has one)" maxlength="200">
         </form>
         <div id="board-error"></div>
         <ul id="board-messages"></ul>
@@ -226,6 +228,19 @@ enum DemoPage {
         }
       });
 
+      // Publishing (the form, the task button) needs the node's publish key unless it is open
+      // (no auth, reached directly on loopback); the key stays in this tab only.
+      var keyInput = $("publish-key");
+      try { keyInput.value = sessionStorage.getItem("sse-publish-key") || ""; } catch (e) {}
+      keyInput.addEventListener("change", function () {
+        try { sessionStorage.setItem("sse-publish-key", keyInput.value); } catch (e) {}
+      });
+      function publishHeaders(headers) {
+        var key = keyInput.value.trim();
+        if (key !== "") { headers["Authorization"] = "Bearer " + key; }
+        return headers;
+      }
+
       $("board-form").addEventListener("submit", function (event) {
         event.preventDefault();
         var nameInput = $("board-name");
@@ -239,7 +254,7 @@ enum DemoPage {
         sendButton.disabled = true;
         fetch("/publish?channel=demo.board", {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: publishHeaders({ "Content-Type": "application/json" }),
           body: JSON.stringify({ data: { name: name, text: text }, type: "message" })
         }).then(function (response) {
           if (response.ok) {
@@ -276,7 +291,7 @@ enum DemoPage {
         var button = $("task-start");
         var textEl = $("task-text");
         button.disabled = true;
-        fetch("/demo/task", { method: "POST" }).then(function (response) {
+        fetch("/demo/task", { method: "POST", headers: publishHeaders({}) }).then(function (response) {
           return response.text().then(function (body) {
             var data = parseJSON(body);
             if (response.ok && isObject(data) && data.task !== undefined) {

@@ -2,6 +2,7 @@ import Logging
 import SSEPublisher
 import SSERedis
 import SSEWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,8 +19,19 @@ final class DemoPublisher: Sendable {
     private let nodeName: String
     private let streams: @Sendable () -> Int
     private let logger: Logger
+    /// Most background tasks running at once; `POST /demo/task` beyond it gets 429.
+    let maxTasks: Int
+    private let runningTasks = Mutex(0)
 
-    init(publisher: SSEPublisher, redis: RedisConfiguration, nodeName: String, streams: @escaping @Sendable () -> Int, logger: Logger) {
+    init(
+        publisher: SSEPublisher,
+        redis: RedisConfiguration,
+        nodeName: String,
+        maxTasks: Int = 8,
+        streams: @escaping @Sendable () -> Int,
+        logger: Logger
+    ) {
+        self.maxTasks = maxTasks
         self.publisher = publisher
         self.redis = RedisCommandClient(redis: redis, logger: logger)
         self.nodeName = nodeName
@@ -73,12 +85,21 @@ final class DemoPublisher: Sendable {
         }
     }
 
-    /// Starts a background task that reports progress 0...100 over five seconds; returns its id.
-    func startTask() -> String {
+    /// Starts a background task that reports progress 0...100 over five seconds; returns its id,
+    /// or nil when `maxTasks` are already running. Each task publishes 21 events over five
+    /// seconds, so the limit bounds what `POST /demo/task` can make a node publish to about
+    /// `maxTasks` × 4 events a second.
+    func startTask() -> String? {
+        let admitted = runningTasks.withLock { running in
+            guard running < maxTasks else { return false }
+            running += 1
+            return true
+        }
+        guard admitted else { return nil }
         let id = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let publisher = self.publisher
         let nodeName = self.nodeName
-        Task {
+        Task { [self] in
             for step in 0...20 {
                 _ = try? await publisher.publish(
                     data: ["task": .string(id), "progress": .integer(JSONInteger(step * 5)), "node": .string(nodeName)],
@@ -87,6 +108,7 @@ final class DemoPublisher: Sendable {
                 )
                 try? await Task.sleep(for: .milliseconds(250))
             }
+            runningTasks.withLock { $0 -= 1 }
         }
         return id
     }

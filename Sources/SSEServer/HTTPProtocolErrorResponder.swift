@@ -5,7 +5,9 @@ import NIOHTTP1
 ///
 /// In the place of NIO's `HTTPServerProtocolErrorHandler`, with the broker's answers: 431 for a
 /// request head over `--max-head-bytes`, 400 for anything else malformed, each with a JSON body.
-/// Other connections are untouched.
+/// Other connections are untouched. Once a response with `Connection: close` went out (a
+/// request refused before its body came), the request cut short by that close is not answered
+/// again.
 final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -13,6 +15,8 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
     typealias OutboundOut = HTTPServerResponsePart
 
     private var hasUnterminatedResponse = false
+    /// A response said `Connection: close`: the connection ends after it, unanswered from then on.
+    private var closing = false
     private let maxHeadBytes: Int
 
     init(maxHeadBytes: Int) {
@@ -24,7 +28,7 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
             context.fireErrorCaught(error)
             return
         }
-        if !hasUnterminatedResponse {
+        if !hasUnterminatedResponse, !closing {
             let answer: HTTPError
             if case .headerOverflow = parserError {
                 answer = HTTPError(.requestHeaderFieldsTooLarge, "request head larger than \(maxHeadBytes) bytes")
@@ -50,7 +54,9 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let head) where (100..<200).contains(head.status.code) && head.status.code != 101: break
-        case .head: hasUnterminatedResponse = true
+        case .head(let head):
+            hasUnterminatedResponse = true
+            if head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "close" }) { closing = true }
         case .body: break
         case .end: hasUnterminatedResponse = false
         }

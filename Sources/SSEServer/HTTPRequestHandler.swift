@@ -9,9 +9,13 @@ import SSEWire
 /// Routes one HTTP/1.x request at a time (NIO's pipelining handler orders them) and answers it.
 ///
 /// `GET /stream` turns the connection into an event stream: the HTTP handlers leave the
-/// pipeline and a `StreamConnectionHandler` takes over. `POST /publish` hands the payload to
-/// the publisher's Redis thread and answers when Redis has, without blocking the loop. With
-/// auth configured, both wait for the access decision first (401 or 403 with a JSON body).
+/// pipeline and a `StreamConnectionHandler` takes over. `POST /publish` is authorized from its
+/// head while its body arrives (a refused one is answered 401/403 and closed without waiting
+/// for the body; `Expect: 100-continue` is answered only once the head is allowed), then hands
+/// the payload to the publisher's Redis thread and answers when Redis has, without blocking
+/// the loop. With auth configured, streams wait for the access decision first (401 or 403
+/// with a JSON body). ``RequestTimeoutHandler`` is told when a request ends, when a response
+/// ends and when the connection becomes a stream.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -28,10 +32,33 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case refuse(HTTPError)
     }
 
+    /// Where a publish's access decision, started at its head, stands.
+    private enum PublishCheck {
+        case pending
+        case allowed
+    }
+
+    /// The request whose head arrived and whose end has not.
+    private struct Receiving {
+        let head: HTTPRequestHead
+        let route: Route
+        /// A publish's body so far, at most `--max-payload`.
+        var body: ByteBuffer?
+        /// Body bytes of any other request, which are ignored, also at most `--max-payload`.
+        var ignoredBytes = 0
+        var publishCheck: PublishCheck?
+    }
+
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, Route, body: ByteBuffer?)
-        /// An answer went out before the request ended (body too large); the connection closes.
+        case receiving(Receiving)
+        /// A request that ended while earlier answers were still unsent; it proceeds once the
+        /// channel is writable again.
+        case parked(Receiving)
+        /// A publish whose body is all here, waiting for the decision its head started.
+        case awaitingPublishCheck(HTTPRequestHead, channel: String, body: ByteBuffer)
+        /// An answer went out before the request ended (body too large, publish refused); the
+        /// connection closes.
         case closing
         /// Waiting for an access decision or for Redis to answer a publish.
         case waiting
@@ -52,31 +79,52 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
-            let route = route(head)
-            var body: ByteBuffer?
-            if case .publish = route {
-                if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
+            var request = Receiving(head: head, route: route(head))
+            if case .publish(let channel) = request.route {
+                if let declared = head.headers.first(name: "content-length").map({ Int($0) ?? Int.max }),
                     declared > services.configuration.maxPayloadBytes
                 {
                     refuseEarly(context: context, head: head, payloadTooLarge())
                     return
                 }
-                body = context.channel.allocator.buffer(capacity: 0)
+                request.body = context.channel.allocator.buffer(capacity: 0)
+                request.publishCheck = .pending
+                state = .receiving(request)
+                checkPublish(context: context, head: head, channel: channel)
+            } else {
+                state = .receiving(request)
             }
-            state = .receiving(head, route, body: body)
-        case (.body(var chunk), .receiving(let head, let route, var body?)):
-            guard body.readableBytes + chunk.readableBytes <= services.configuration.maxPayloadBytes else {
-                refuseEarly(context: context, head: head, payloadTooLarge())
+        case (.body(var chunk), .receiving(var request)):
+            let limit = services.configuration.maxPayloadBytes
+            if var body = request.body {
+                guard body.readableBytes + chunk.readableBytes <= limit else {
+                    refuseEarly(context: context, head: request.head, payloadTooLarge())
+                    return
+                }
+                state = .idle  // drop the references so the append does not copy
+                request.body = nil
+                body.writeBuffer(&chunk)
+                request.body = body
+            } else {
+                // A body nobody asked for (GET with a body) is ignored, but not without end.
+                request.ignoredBytes += chunk.readableBytes
+                guard request.ignoredBytes <= limit else {
+                    refuseEarly(context: context, head: request.head, HTTPError(.payloadTooLarge, "request body larger than \(limit) bytes"))
+                    return
+                }
+            }
+            state = .receiving(request)
+        case (.body, _):
+            break
+        case (.end, .receiving(let request)):
+            context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
+            guard context.channel.isWritable else {
+                // Earlier answers are still unsent (a client pipelining without reading): this
+                // one waits, and with it every request behind it, instead of piling up.
+                state = .parked(request)
                 return
             }
-            state = .idle  // drop the reference so the append does not copy
-            body.writeBuffer(&chunk)
-            state = .receiving(head, route, body: body)
-        case (.body, _):
-            break  // a body nobody asked for (GET with a body): ignored
-        case (.end, .receiving(let head, let route, let body)):
-            state = .idle
-            dispatch(context: context, head: head, route: route, body: body)
+            proceed(context: context, with: request)
         case (_, .closing):
             break
         case (.head, _), (.end, _):
@@ -84,6 +132,27 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             services.logger.error("unexpected request part order; closing the connection")
             context.close(promise: nil)
         }
+    }
+
+    /// A request that ended: published, waiting for its publish check, or dispatched.
+    private func proceed(context: ChannelHandlerContext, with request: Receiving) {
+        switch (request.route, request.publishCheck) {
+        case (.publish(let channel), .pending?):
+            state = .awaitingPublishCheck(request.head, channel: channel, body: request.body ?? ByteBuffer())
+        case (.publish(let channel), .allowed?):
+            state = .idle
+            publish(context: context, request: request.head, channel: channel, body: request.body ?? ByteBuffer(), cors: cors(request.head))
+        default:
+            state = .idle
+            dispatch(context: context, head: request.head, route: request.route)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .parked(let request) = state {
+            proceed(context: context, with: request)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -147,14 +216,23 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route, body: ByteBuffer?) {
-        let cors = services.cors.headers(origin: head.headers.first(name: "origin"))
+    private func cors(_ head: HTTPRequestHead) -> [(String, String)] {
+        services.cors.headers(origin: head.headers.first(name: "origin"))
+    }
+
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
+        let cors = cors(head)
         switch route {
         case .health:
             respond(context: context, request: head, status: .ok, json: ["status": "ok"])
         case .ready:
             if services.hub.subscriber.isConnected {
-                respond(context: context, request: head, status: .ok, json: ["status": "ready"])
+                // Channels Redis refuses (an ACL) are a misconfiguration to see, not a reason to
+                // take every node out of the load balancer: ready, with the count.
+                let refused = services.hub.refusedChannelCount
+                var answer: JSONObject = ["status": "ready"]
+                if refused > 0 { answer["refusedChannels"] = .integer(JSONInteger(refused)) }
+                respond(context: context, request: head, status: .ok, json: answer)
             } else {
                 respond(context: context, request: head, status: .serviceUnavailable, json: ["status": "redis subscription down"])
             }
@@ -176,13 +254,30 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
         case .demoTask:
             guard let demo = services.demo else { return }
-            respond(context: context, request: head, status: .ok, json: ["task": .string(demo.startTask())])
+            let refusal = openPublishRefusal(context: context, head: head)
+            let credentials = services.publishPolicy.credentials(head)
+            authorize(context: context, request: head, cors: cors, check: { access, _ in
+                await access.authorizePublish(channel: "demo.task", credentials: credentials, openPublishRefusal: refusal)
+            }, fastPath: false) { [self] _ in
+                guard let task = demo.startTask() else {
+                    let busy = HTTPError(.tooManyRequests, "\(demo.maxTasks) demo tasks are already running; retry shortly", headers: [("Retry-After", "5")])
+                    respond(context: context, request: head, error: busy, extraHeaders: cors)
+                    return
+                }
+                respond(context: context, request: head, status: .ok, json: ["task": .string(task)], extraHeaders: cors)
+            }
         case .preflight(let methods):
             let headers = HTTPHeaders(services.cors.preflightHeaders(origin: head.headers.first(name: "origin"), methods: methods))
             finishResponse(context: context, request: head, head: HTTPResponseHead(version: head.version, status: .noContent, headers: headers), body: [])
         case .refuse(let error):
             respond(context: context, request: head, error: error, extraHeaders: cors)
         case .stream(let channels):
+            let refused = services.hub.refusedChannels(among: channels)
+            guard refused.isEmpty else {
+                let error = HTTPError(.serviceUnavailable, "Redis refuses to subscribe channel \(refused[0]) (access control)")
+                respond(context: context, request: head, error: error, extraHeaders: cors)
+                return
+            }
             authorize(context: context, request: head, cors: cors, check: { access, credentials in
                 await access.authorizeStream(channels: channels, credentials: credentials)
             }, fastPath: !services.access.configuration.streamsNeedToken) { [self] expiresAt in
@@ -192,23 +287,75 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                     becomeStream(context: context, request: head, channels: channels, cors: cors, expiresAt: expiresAt)
                 }
             }
-        case .publish(let channel):
-            authorize(context: context, request: head, cors: cors, check: { access, credentials in
-                await access.authorizePublish(channel: channel, credentials: credentials)
-            }, fastPath: false) { [self] _ in
-                publish(context: context, request: head, channel: channel, body: body ?? ByteBuffer(), cors: cors)
-            }
+        case .publish:
+            // Publishes are decided from their head, in `channelRead`.
+            preconditionFailure("a publish is dispatched from its access check")
         }
     }
 
     // MARK: Access
 
+    /// A stream's credentials: `Authorization`, the cookie, or `?token=` (EventSource cannot set headers).
     private func credentials(_ head: HTTPRequestHead) -> AccessController.Credentials {
         AccessController.Credentials(
             authorization: head.headers.first(name: "authorization"),
             cookieHeader: head.headers[canonicalForm: "cookie"].joined(separator: "; "),
             queryToken: QueryParameters(uri: head.uri).first("token")
         )
+    }
+
+    private func openPublishRefusal(context: ChannelHandlerContext, head: HTTPRequestHead) -> String? {
+        services.publishPolicy.openPublishRefusal(
+            head,
+            peer: context.channel.remoteAddress,
+            allowAnyPeer: services.access.configuration.allowOpenPublish
+        )
+    }
+
+    /// Starts a publish's access decision from its head alone. Allowed: an `Expect:
+    /// 100-continue` gets its `100 Continue`, and the publish goes out once the body is here.
+    /// Refused: 401/403 with `Connection: close` at once, whatever of the body has arrived.
+    private func checkPublish(context: ChannelHandlerContext, head: HTTPRequestHead, channel: String) {
+        let access = services.access
+        let credentials = services.publishPolicy.credentials(head)
+        let refusal = openPublishRefusal(context: context, head: head)
+        let promise = context.eventLoop.makePromise(of: AccessDecision.self)
+        promise.completeWithTask {
+            await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal)
+        }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+            let refusal: HTTPError
+            switch decision {
+            case .allowed:
+                switch state {
+                case .parked(var request):
+                    request.publishCheck = .allowed
+                    state = .parked(request)
+                case .receiving(var request):
+                    request.publishCheck = .allowed
+                    state = .receiving(request)
+                    if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                    }
+                case .awaitingPublishCheck(let head, let channel, let body):
+                    state = .idle
+                    publish(context: context, request: head, channel: channel, body: body, cors: cors(head))
+                case .idle, .closing, .waiting:
+                    break  // answered already (413, say) or closed
+                }
+                return
+            case .unauthenticated(let message):
+                refusal = HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", #"Bearer realm="sse""#)])
+            case .forbidden(let message):
+                refusal = HTTPError(.forbidden, message)
+            }
+            switch state {
+            case .receiving, .awaitingPublishCheck, .parked:
+                refuseEarly(context: context, head: head, refusal, extraHeaders: cors(head))
+            case .idle, .closing, .waiting:
+                break
+            }
+        }
     }
 
     /// Runs the access check (off the loop: jwt-kit's key collection is an actor), then either
@@ -274,7 +421,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(let error):
                 services.metrics.publishErrors.increment()
                 services.logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                respond(context: context, request: request, error: HTTPError(.serviceUnavailable, "publish failed: \(error)"), extraHeaders: cors)
+                respond(
+                    context: context,
+                    request: request,
+                    error: HTTPError(.serviceUnavailable, "publish failed: Redis is unavailable; retry shortly", headers: [("Retry-After", "1")]),
+                    extraHeaders: cors
+                )
             }
         }
     }
@@ -318,9 +470,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         // Requests pipelined behind the stream, which SwiftNIO passes on as its handlers leave,
         // are never answered: the stream never ends, and its head must be the first thing sent.
         state = .closing
+        context.triggerUserOutboundEvent(HTTPConnectionEvent.becameStream, promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
             try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
+            try removeHandler(BackPressureHandler.self, from: pipeline)
             try removeHandler(HTTPProtocolErrorResponder.self, from: pipeline)
             try removeHandler(NIOHTTPResponseHeadersValidator.self, from: pipeline)
             try removeHandler(HTTPResponseEncoder.self, from: pipeline)
@@ -344,11 +498,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Responses
 
-    private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HTTPError) {
+    /// Answers before the request ended (its body is not read) and closes the connection.
+    private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HTTPError, extraHeaders: [(String, String)] = []) {
         state = .closing
+        context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
         var head = head
         head.headers.replaceOrAdd(name: "connection", value: "close")
-        respond(context: context, request: head, error: error)
+        respond(context: context, request: head, error: error, extraHeaders: extraHeaders)
     }
 
     private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, error: HTTPError, extraHeaders: [(String, String)] = []) {
@@ -389,7 +545,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if keepAlive {
+            context.triggerUserOutboundEvent(HTTPConnectionEvent.responseEnded, promise: nil)
+        } else {
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }

@@ -108,6 +108,24 @@ final class SocketListener: Sendable {
         _ = close(descriptor)
     }
 
+    /// TCP keepalive probes on an accepted socket: after `idle` seconds without traffic, a probe
+    /// every `interval` seconds, and the connection fails after `count` unanswered ones. So the
+    /// peer of a quiet stream that vanished (power loss, a dropped NAT entry) is found within
+    /// about 60 s even with `--heartbeat 0`, and its connection and slot are freed.
+    static let keepalive = (idle: Int32(30), interval: Int32(10), count: Int32(3))
+
+    static func enableKeepalive(_ socket: Int32) {
+        var one: Int32 = 1
+        var idle = keepalive.idle
+        var interval = keepalive.interval
+        var count = keepalive.count
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        _ = setsockopt(socket, SOL_SOCKET, SO_KEEPALIVE, &one, size)
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+    }
+
     private var isStopping: Bool { stopping.withLock { $0 } }
 
     private func acceptLoop(logger: Logger, handOff: @Sendable (Int32) -> Void) {
@@ -126,6 +144,7 @@ final class SocketListener: Sendable {
                     // the moment before FD_CLOEXEC is set does not matter.
                     _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
                     _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                    Self.enableKeepalive(client)
                     handOff(client)
                     continue
                 }

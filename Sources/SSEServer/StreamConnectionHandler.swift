@@ -363,6 +363,14 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.close(promise: nil)
     }
 
+    /// Writes `event` (held and deduplicated like nothing else: it is the stream's last word),
+    /// then ends the stream.
+    func finish(after event: EncodedEvent) {
+        guard let context, !isFinishing else { return }
+        queue(event.bytes(chunked: isChunked), context: context)
+        finish()
+    }
+
     /// Ends the stream cleanly (the terminating chunk for HTTP/1.1), then closes, so an
     /// EventSource reconnects, through the load balancer, to another node.
     func finish() {

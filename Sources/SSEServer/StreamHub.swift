@@ -55,6 +55,10 @@ final class StreamHub: RedisSubscriberDelegate {
     /// How far past the last counter read an id may be and still count as a position while
     /// Redis cannot be asked.
     static let unverifiedSlack: UInt64 = 100_000
+    /// How long a refused channel is answered 503 without asking Redis again.
+    static let refusalMemory = Duration.seconds(30)
+    /// Channels Redis refused, and until when that is remembered.
+    private let refusedRecently = Mutex<[ChannelName: ContinuousClock.Instant]>([:])
 
     init(
         group: any EventLoopGroup,
@@ -309,13 +313,16 @@ final class StreamHub: RedisSubscriberDelegate {
             let done = DispatchSemaphore(value: 0)
             verifier.startEpochIfBehind { _ in done.signal() }
             _ = done.wait(timeout: .now() + .seconds(1))
-            vouched.withLock { $0 = nil }
+            // The counter as it is now, even if lower than before: ids at or below the old one
+            // are no longer covered without asking.
+            vouched.withLock { $0 = current }
             return readStateNow().map { fresh in
+                vouched.withLock { $0 = fresh.current }
                 observe(fresh)
                 return fresh
             }
         }
-        vouched.withLock { $0 = nil }
+        vouched.withLock { $0 = state.current }
         observe(state)
         return state
     }
@@ -324,27 +331,28 @@ final class StreamHub: RedisSubscriberDelegate {
     /// counter read per read of the subscription at most, and none when every id is already
     /// covered. Ids at or below what the node saw, in an epoch whose counter moved backwards,
     /// are re-issued ones: delivered as is, never positions.
-    private func vouchedPositions(_ candidates: [HistoryPosition?]) -> [HistoryPosition?] {
-        guard history != nil else { return candidates.map { _ in nil } }
+    private func vouchedPositions(_ candidates: [HistoryPosition?]) -> (positions: [HistoryPosition?], verified: Bool) {
+        guard history != nil else { return (candidates.map { _ in nil }, true) }
         let known = vouched.withLock { $0 }
         let covered: (HistoryPosition) -> Bool = { position in
             known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence } ?? false
         }
-        guard candidates.contains(where: { $0.map { !covered($0) } ?? false }) else { return candidates }
+        guard candidates.contains(where: { $0.map { !covered($0) } ?? false }) else { return (candidates, true) }
         guard let state = refreshCounter() else {
             // Redis cannot be asked right now (the subscription delivers, the counter read does
             // not: rare and short). Ids in the known epoch a plausible distance past the last
             // counter read count, rather than every event of the moment becoming undeduplicated.
-            return candidates.map { candidate in
+            let positions = candidates.map { candidate in
                 candidate.flatMap { position in
                     covered(position) || known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence &+ Self.unverifiedSlack } ?? false
                         ? position : nil
                 }
             }
+            return (positions, false)
         }
         // After a new epoch began (the counter had moved backwards), ids of the old epoch are
         // not vouched for: re-issued ones must reach clients that hold the same ids already.
-        return candidates.map { candidate in candidate.flatMap { state.vouches(for: $0) ? $0 : nil } }
+        return (candidates.map { candidate in candidate.flatMap { state.vouches(for: $0) ? $0 : nil } }, true)
     }
 
     // MARK: RedisSubscriberDelegate (called on the subscriber thread)
@@ -366,7 +374,7 @@ final class StreamHub: RedisSubscriberDelegate {
             let (event, stamp) = EncodedEvent.decode(redisPayload: message.payload)
             decoded.append((index, event, stamp))
         }
-        let positions = vouchedPositions(decoded.map { $0.event.historyPosition })
+        let (positions, verified) = vouchedPositions(decoded.map { $0.event.historyPosition })
         var perLoop = [LoopDelivery](repeating: LoopDelivery(), count: loops.count)
         var byChannel: [ChannelName: [EncodedEvent]] = [:]
         var channelOrder: [(channel: ChannelName, route: Int)] = []
@@ -389,7 +397,8 @@ final class StreamHub: RedisSubscriberDelegate {
             table.withLock { table in
                 for (channel, position) in newest { table.advance(channel, to: position) }
             }
-            if let top = newest.values.max() { history?.watermark.observe(top) }
+            // Only what Redis vouched for may raise the watermark (it decides new epochs).
+            if verified, let top = newest.values.max() { history?.watermark.observe(top) }
         }
         metrics.eventsReceived.increment(by: messages.count)
         for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
@@ -448,6 +457,60 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
+
+    /// Redis refused to subscribe `channels` (an ACL user without access to them): only these
+    /// channels are affected. Their open streams get a `subscription-refused` event and end, so
+    /// an EventSource reconnects and is then answered 503 while the refusal lasts (the node
+    /// keeps retrying, since an ACL can change); `/readyz` and the metrics list them.
+    func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {
+        let until = ContinuousClock.now + Self.refusalMemory
+        let count = refusedRecently.withLock { remembered in
+            for channel in channels { remembered[ChannelName(channel)] = until }
+            return remembered.count
+        }
+        metrics.subscriptionRefusals.increment(by: channels.count)
+        metrics.channelsRefused.record(count)
+        logger.error("Redis refused to subscribe channels", metadata: ["channels": "\(channels)", "error": "\(error)"])
+        let refused = Set(channels.map { ChannelName($0) })
+        let data: JSONValue = [
+            "channels": .array(channels.sorted().map { .string($0) }),
+            "error": "Redis refused the subscription (access control); the node keeps retrying",
+        ]
+        let notice = EncodedEvent(
+            ServerSentEvent(data: String(decoding: PythonJSONEncoder.encode(data), as: UTF8.self), type: "subscription-refused"),
+            position: nil,
+            allocator: allocator
+        )
+        for registry in registries {
+            registry.eventLoop.execute {
+                for client in registry.value.clients where client.channels.contains(where: refused.contains) {
+                    client.finish(after: notice)
+                }
+            }
+        }
+    }
+
+    /// The channels among `channels` that Redis refused to subscribe within `refusalMemory`
+    /// (or refuses now): a stream of them is answered 503 rather than opened, ended and
+    /// reopened by its EventSource again and again.
+    func refusedChannels(among channels: [String]) -> [String] {
+        let remembered = currentRefusals()
+        guard !remembered.isEmpty else { return [] }
+        return channels.filter { remembered.contains(ChannelName($0)) }
+    }
+
+    /// Channels refused within `refusalMemory`.
+    var refusedChannelCount: Int { currentRefusals().count }
+
+    private func currentRefusals() -> Set<ChannelName> {
+        let now = ContinuousClock.now
+        let (remembered, count) = refusedRecently.withLock { remembered in
+            remembered = remembered.filter { $0.value > now }
+            return (Set(remembered.keys), remembered.count)
+        }
+        metrics.channelsRefused.record(count)
+        return remembered
+    }
 }
 
 /// Streams that catch up together: same channels, same start.

@@ -65,6 +65,15 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds a graceful shutdown may take before connections are closed hard. (env: SSE_DRAIN_TIMEOUT, default: 10)")
     var drainTimeout: Double?
 
+    @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive, from its first byte or from accept; beyond it, 408 and close. Streams never time out. (env: SSE_REQUEST_TIMEOUT, default: 10)")
+    var requestTimeout: Double?
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may stay idle between requests before it is closed. (env: SSE_IDLE_TIMEOUT, default: 60)")
+    var idleTimeout: Double?
+
+    @Option(name: .customLong("max-channels"), help: "Most channels one stream may name (400 beyond). (env: SSE_MAX_CHANNELS, default: 64)")
+    var maxChannels: Int?
+
     @Option(help: "Events kept per channel in Redis Streams for Last-Event-ID resume; 0 turns history off. (env: SSE_HISTORY, default: 1000)")
     var history: Int?
 
@@ -83,7 +92,7 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("publish-key"), help: "Static bearer token allowed to publish on every channel. (env: SSE_PUBLISH_KEY)")
     var publishKey: String?
 
-    @Flag(name: .customLong("allow-open-publish"), help: "Allow POST /publish without credentials on a non-loopback --host. (env: SSE_ALLOW_OPEN_PUBLISH=1)")
+    @Flag(name: .customLong("allow-open-publish"), help: "Allow POST /publish without credentials from any client, not only from loopback ones (an Origin outside --cors-origin is still refused). (env: SSE_ALLOW_OPEN_PUBLISH=1)")
     var allowOpenPublish = false
 
     @Option(name: .customLong("cors-origin"), help: "Origin allowed cross-origin; repeat it, or * for any (no credentials then). (env: SSE_CORS_ORIGINS, comma-separated)")
@@ -134,7 +143,9 @@ struct BrokerCommand: AsyncParsableCommand {
         var configuration = BrokerConfiguration(redis: redis)
         configuration.host = host ?? environment["HOST"] ?? configuration.host
         configuration.port = try port ?? environment.value("PORT") ?? configuration.port
-        configuration.threads = try threads ?? environment.value("SSE_THREADS") ?? configuration.threads
+        let threadCount = try threads ?? environment.value("SSE_THREADS") ?? configuration.threads
+        try Self.check(threadCount, "threads", 1...1024)
+        configuration.threads = threadCount
         configuration.heartbeatSeconds = try heartbeat ?? environment.value("SSE_HEARTBEAT") ?? configuration.heartbeatSeconds
         configuration.retryMilliseconds = try retryMilliseconds ?? environment.value("SSE_RETRY_MS")
         configuration.clientBufferBytes = try clientBuffer ?? environment.value("SSE_CLIENT_BUFFER") ?? configuration.clientBufferBytes
@@ -143,10 +154,14 @@ struct BrokerCommand: AsyncParsableCommand {
         configuration.maxConnections = try maxConnections ?? environment.value("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
         configuration.drainTimeoutSeconds = try drainTimeout ?? environment.value("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
 
+        configuration.requestTimeoutSeconds = try requestTimeout ?? environment.value("SSE_REQUEST_TIMEOUT") ?? configuration.requestTimeoutSeconds
+        configuration.idleTimeoutSeconds = try idleTimeout ?? environment.value("SSE_IDLE_TIMEOUT") ?? configuration.idleTimeoutSeconds
+        configuration.maxChannelsPerStream = try maxChannels ?? environment.value("SSE_MAX_CHANNELS") ?? configuration.maxChannelsPerStream
+
         let historyLength = try history ?? environment.value("SSE_HISTORY") ?? configuration.history.length
         let historyTTL = try self.historyTTL ?? environment.value("SSE_HISTORY_TTL") ?? configuration.history.ttlSeconds
-        guard historyLength >= 0 else { throw ValidationError("history must be >= 0") }
-        guard historyTTL >= 1 else { throw ValidationError("history-ttl must be at least 1 second") }
+        try Self.check(historyLength, "history", 0...10_000_000)
+        try Self.check(historyTTL, "history-ttl", 1...(10 * 365 * 86_400), unit: " seconds")
         configuration.history = HistoryConfiguration(length: historyLength, ttlSeconds: historyTTL)
 
         configuration.access = try makeAccess(environment)
@@ -156,20 +171,29 @@ struct BrokerCommand: AsyncParsableCommand {
             ? (environment["SSE_CORS_ORIGINS"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             : corsOrigins
 
-        guard (0...65535).contains(configuration.port) else { throw ValidationError("port must be 0...65535") }
-        guard configuration.threads >= 1 else { throw ValidationError("threads must be at least 1") }
-        guard configuration.heartbeatSeconds >= 0 else { throw ValidationError("heartbeat must be >= 0") }
-        if let retry = configuration.retryMilliseconds, retry < 0 { throw ValidationError("retry-ms must be >= 0") }
-        guard configuration.clientBufferBytes >= 1024 else { throw ValidationError("client-buffer must be at least 1024 bytes") }
-        guard configuration.maxPayloadBytes >= 1 else { throw ValidationError("max-payload must be positive") }
-        guard configuration.maxHeadBytes >= 1024 else { throw ValidationError("max-head-bytes must be at least 1024") }
-        guard configuration.maxConnections >= 1 else { throw ValidationError("max-connections must be positive") }
-        guard configuration.drainTimeoutSeconds >= 0 else { throw ValidationError("drain-timeout must be >= 0") }
+        try Self.check(configuration.port, "port", 0...65535)
+        try Self.check(configuration.heartbeatSeconds, "heartbeat", 0...86_400, unit: " seconds")
+        if let retry = configuration.retryMilliseconds { try Self.check(retry, "retry-ms", 0...86_400_000) }
+        try Self.check(configuration.clientBufferBytes, "client-buffer", 1024...(1 << 30), unit: " bytes")
+        try Self.check(configuration.maxPayloadBytes, "max-payload", 1...(256 << 20), unit: " bytes")
+        try Self.check(configuration.maxHeadBytes, "max-head-bytes", 1024...(1 << 20), unit: " bytes")
+        try Self.check(configuration.maxConnections, "max-connections", 1...10_000_000)
+        try Self.check(configuration.drainTimeoutSeconds, "drain-timeout", 0...86_400, unit: " seconds")
+        try Self.check(configuration.requestTimeoutSeconds, "request-timeout", 0.01...86_400, unit: " seconds")
+        try Self.check(configuration.idleTimeoutSeconds, "idle-timeout", 0.01...86_400, unit: " seconds")
+        try Self.check(configuration.maxChannelsPerStream, "max-channels", 1...10_000)
         return configuration
     }
 }
 
 extension BrokerCommand {
+    /// Refuses a value outside `range`, naming the option; NaN and infinities are outside every range.
+    static func check<Value: Comparable>(_ value: Value, _ name: String, _ range: ClosedRange<Value>, unit: String = "") throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(name) must be between \(range.lowerBound) and \(range.upperBound)\(unit), got \(value)")
+        }
+    }
+
     private func makeAccess(_ environment: Environment) throws -> AccessConfiguration {
         var access = AccessConfiguration()
         let secret = jwtSecret ?? environment["SSE_JWT_SECRET"]

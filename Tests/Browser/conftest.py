@@ -43,6 +43,11 @@ class Cluster:
         subprocess.run([str(ROOT / "scripts/cluster.sh"), "down"], env=self.env, check=False, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    @property
+    def publish_key(self) -> str:
+        """The nodes' publish key (scripts/cluster.sh makes one)."""
+        return (self.dir / "publish-key").read_text()
+
     def node_pid(self, name: str) -> int:
         return int((self.dir / f"{name}.pid").read_text())
 

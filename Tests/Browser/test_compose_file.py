@@ -1,5 +1,6 @@
 """docker-compose.yml: validated by `docker compose config` when the compose plugin is present,
 and structurally (PyYAML) always, since no Docker engine runs on the CI machine."""
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,9 @@ def test_compose_topology():
         assert node["build"] == "."
         assert node["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert node["environment"]["SSE_NODE_NAME"] == name
+        # Port 8080 listens on every interface: publishing needs the key, never open.
+        assert "SSE_ALLOW_OPEN_PUBLISH" not in node["environment"]
+        assert node["environment"]["SSE_PUBLISH_KEY"].startswith("${SSE_PUBLISH_KEY:?")
     assert services["nginx"]["ports"] == ["8080:8080"]
     mount = services["nginx"]["volumes"][0].split(":")
     assert (ROOT / mount[0]).is_file()
@@ -34,4 +38,5 @@ def test_docker_compose_config_when_available():
     docker = shutil.which("docker")
     if not docker or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         return  # no compose plugin here: the structural test above stands in for it
-    subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], check=True)
+    env = dict(os.environ, SSE_PUBLISH_KEY="compose-config-check")
+    subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], check=True, env=env)

@@ -28,11 +28,11 @@ def board_items(browser):
     )
 
 
-def post(port, channel, data):
+def post(port, channel, data, key):
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/publish?channel={channel}",
         data=json.dumps({"data": data, "type": "message"}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -49,6 +49,8 @@ def test_demo_through_nginx_survives_a_node_kill(cluster, browser):
     # A raw Redis PUBLISH and the page's own form both reach the page.
     cluster.redis_cli("PUBLISH", "demo.board", "hello from redis-cli")
     wait(browser, lambda: any(text == "hello from redis-cli" for _, text in board_items(browser)), message="raw publish")
+    # Through nginx (X-Forwarded-For) nothing publishes openly: the page sends the cluster's key.
+    browser.find_element(By.ID, "publish-key").send_keys(cluster.publish_key)
     browser.find_element(By.ID, "board-name").send_keys("tester")
     browser.find_element(By.ID, "board-text").send_keys("hello from the form")
     browser.find_element(By.ID, "board-send").click()
@@ -60,13 +62,13 @@ def test_demo_through_nginx_survives_a_node_kill(cluster, browser):
     survivor = next(name for name in ("node1", "node2", "node3") if name != victim)
     missed = [f"while {victim} was down #{index}" for index in range(5)]
     for text in missed:
-        post(cluster.node_port(survivor), "demo.board", {"name": "test", "text": text})
+        post(cluster.node_port(survivor), "demo.board", {"name": "test", "text": text}, cluster.publish_key)
     wait(browser, lambda: text_of(browser, "board-node") not in ("?", victim) and text_of(browser, "board-state") == "open",
          timeout=30, message="reconnect to another node")
     wait(browser, lambda: all(any(text == wanted for _, text in board_items(browser)) for wanted in missed),
          timeout=30, message="events published in between")
     after = "after the reconnect"
-    post(cluster.node_port(survivor), "demo.board", {"name": "test", "text": after})
+    post(cluster.node_port(survivor), "demo.board", {"name": "test", "text": after}, cluster.publish_key)
     wait(browser, lambda: any(text == after for _, text in board_items(browser)), message="live after resume")
 
     items = board_items(browser)

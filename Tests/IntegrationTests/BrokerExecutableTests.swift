@@ -34,7 +34,7 @@ struct BrokerExecutableTests {
         try await redis.waitForSubscribers("exe", count: 1)
         let connection = try await TestConnection.connect(port: port)
         let body = #"{"data": "via env"}"#
-        try await connection.send("POST /publish?channel=exe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        try await connection.send("POST /publish?channel=exe HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
         try await connection.waitForClose()
         #expect(String(decoding: connection.received, as: UTF8.self).contains(#""receivers": 1}"#))
         #expect(try await client.waitForEvents(1).first?.hasPrefix("data:via env\nid:") == true)
@@ -49,7 +49,7 @@ struct BrokerExecutableTests {
         let broker = try await BrokerProcess(redisURL: redis.url(), arguments: [], environment: ["SSE_HISTORY": "0"])
         let connection = try await TestConnection.connect(port: broker.port)
         let body = #"{"data": "plain"}"#
-        try await connection.send("POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        try await connection.send("POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
         try await connection.waitForClose()
         #expect(try HTTPResponse.parse(connection.received)?.bodyText == #"{"receivers": 0}"#)
         #expect(try await redis.command("EXISTS", "sse:history:seq") == .integer(0))

@@ -27,7 +27,7 @@ struct GracefulDrainTests {
         let redis = try await RedisServerProcess()
         let broker = try await BrokerProcess(redisURL: redis.url(), arguments: ["--drain-timeout", "1"])
         let stuck = try await TestConnection.connect(port: broker.port)
-        try await stuck.send("POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"data\":")  // body never completes
+        try await stuck.send("POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"data\":")  // body never completes
         try await Task.sleep(for: .milliseconds(100))
         let started = ContinuousClock.now
         #expect(try await broker.stop(signal: SIGTERM, timeout: .seconds(10)) == 0)

@@ -57,7 +57,7 @@ struct LimitsAndBadInputTests {
         #expect(declared.status == 413)
         #expect(declared.bodyText.contains("larger than 1000 bytes"))
         let streamed = try await TestConnection.connect(port: node.port)
-        var chunked = "POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        var chunked = "POST /publish HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
         for _ in 0..<5 { chunked += "190\r\n" + String(repeating: "y", count: 400) + "\r\n" }
         try await streamed.send(chunked)
         try await streamed.waitForClose()
@@ -127,7 +127,7 @@ struct LimitsAndBadInputTests {
         let connection = try await TestConnection.connect(port: node.port)
         try await connection.send(
             "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                + "POST /publish?channel=pipe HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                + "POST /publish?channel=pipe HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
                 + "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )

@@ -39,8 +39,7 @@ struct TokenMint {
 struct AccessControllerTests {
     static func hmacController(publishKey: String? = nil) async throws -> AccessController {
         try await AccessController(
-            configuration: AccessConfiguration(tokenKey: .hmacSecret(TokenMint.secret), publishKey: publishKey),
-            listensOnLoopbackOnly: true
+            configuration: AccessConfiguration(tokenKey: .hmacSecret(TokenMint.secret), publishKey: publishKey)
         )
     }
 
@@ -87,7 +86,7 @@ struct AccessControllerTests {
     func publishMatrix() async throws {
         let access = try await Self.hmacController(publishKey: "static-publish-key")
         func decide(_ bearer: String?, _ channel: String) async -> AccessDecision {
-            await access.authorizePublish(channel: channel, credentials: .init(authorization: bearer.map { "Bearer \($0)" }))
+            await access.authorizePublish(channel: channel, credentials: .init(authorization: bearer.map { "Bearer \($0)" }), openPublishRefusal: nil)
         }
         let publisher = try await TokenMint.hmac(TokenMint.claims(subscribe: ["news"], publish: ["news", "jobs.*"]))
         #expect(await decide(publisher, "news").isAllowed)
@@ -99,42 +98,38 @@ struct AccessControllerTests {
         #expect(await decide("static-publish-kez", "anything").isUnauthenticated)
         #expect(await decide(try await TokenMint.hmac(TokenMint.claims(publish: ["news"], expiresIn: -1)), "news") == .unauthenticated("token expired"))
         #expect(await decide(nil, "news").isUnauthenticated)
+        // The cookie (passed by the HTTP layer only from an allowed Origin) counts; the query token never does.
+        #expect(await access.authorizePublish(channel: "news", credentials: .init(cookieHeader: "sse_token=\(publisher)"), openPublishRefusal: nil).isAllowed)
+        #expect(await access.authorizePublish(channel: "news", credentials: .init(queryToken: publisher), openPublishRefusal: nil).isUnauthenticated)
+        #expect(await access.authorizePublish(channel: "news", credentials: .init(queryToken: "static-publish-key"), openPublishRefusal: nil).isUnauthenticated)
     }
 
     @Test("RS256 and ES256 public keys verify their tokens and refuse HS256 ones")
     func publicKeys() async throws {
-        let rsa = try await AccessController(configuration: .init(tokenKey: .publicKeyPEM(try TokenMint.rsaPublicPEM())), listensOnLoopbackOnly: true)
+        let rsa = try await AccessController(configuration: .init(tokenKey: .publicKeyPEM(try TokenMint.rsaPublicPEM())))
         let claims = TokenMint.claims(subscribe: ["news"])
         #expect(await rsa.authorizeStream(channels: ["news"], credentials: .init(queryToken: try await TokenMint.rsa(claims))).isAllowed)
         #expect(await rsa.authorizeStream(channels: ["news"], credentials: .init(queryToken: try await TokenMint.hmac(claims))).isUnauthenticated)
 
         let ecdsaKey = ES256PrivateKey()
-        let ecdsa = try await AccessController(configuration: .init(tokenKey: .publicKeyPEM(ecdsaKey.publicKey.pemRepresentation)), listensOnLoopbackOnly: true)
+        let ecdsa = try await AccessController(configuration: .init(tokenKey: .publicKeyPEM(ecdsaKey.publicKey.pemRepresentation)))
         let ecdsaToken = try await JWTKeyCollection().add(ecdsa: ecdsaKey).sign(claims)
         #expect(await ecdsa.authorizeStream(channels: ["news"], credentials: .init(queryToken: ecdsaToken)).isAllowed)
         #expect(await ecdsa.authorizeStream(channels: ["news"], credentials: .init(queryToken: try await TokenMint.rsa(claims))).isUnauthenticated)
         await #expect(throws: AccessConfigurationError.self) {
-            try await AccessController(configuration: .init(tokenKey: .publicKeyPEM("not a key")), listensOnLoopbackOnly: true)
+            try await AccessController(configuration: .init(tokenKey: .publicKeyPEM("not a key")))
         }
         await #expect(throws: AccessConfigurationError.self) {
-            try await AccessController(configuration: .init(tokenKey: .hmacSecret("too-short")), listensOnLoopbackOnly: true)
+            try await AccessController(configuration: .init(tokenKey: .hmacSecret("too-short")))
         }
     }
 
-    @Test("without auth: streams open; publishing open on loopback, refused elsewhere unless allowed explicitly")
+    @Test("without auth: streams open; publishing open unless the HTTP layer says why not (its reason is the 403)")
     func noAuth() async throws {
-        let loopback = try await AccessController(configuration: .init(), listensOnLoopbackOnly: true)
-        #expect(await loopback.authorizeStream(channels: ["x"], credentials: .init()).isAllowed)
-        #expect(await loopback.authorizePublish(channel: "x", credentials: .init()).isAllowed)
-        let exposed = try await AccessController(configuration: .init(), listensOnLoopbackOnly: false)
-        #expect(await exposed.authorizeStream(channels: ["x"], credentials: .init()).isAllowed)
-        guard case .forbidden(let message) = await exposed.authorizePublish(channel: "x", credentials: .init()) else {
-            Issue.record("open publish allowed beyond loopback")
-            return
-        }
-        #expect(message.contains("--allow-open-publish"))
-        let allowed = try await AccessController(configuration: .init(allowOpenPublish: true), listensOnLoopbackOnly: false)
-        #expect(await allowed.authorizePublish(channel: "x", credentials: .init()).isAllowed)
+        let open = try await AccessController(configuration: .init())
+        #expect(await open.authorizeStream(channels: ["x"], credentials: .init()).isAllowed)
+        #expect(await open.authorizePublish(channel: "x", credentials: .init(), openPublishRefusal: nil).isAllowed)
+        #expect(await open.authorizePublish(channel: "x", credentials: .init(), openPublishRefusal: "not loopback") == .forbidden("not loopback"))
     }
 
     /// `alg: none` with no signature: must never pass.

@@ -1,0 +1,42 @@
+import NIOCore
+import NIOHTTP1
+
+/// The handlers of one admitted HTTP connection, in order: the request and idle timeouts,
+/// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error
+/// answers, and the request router.
+///
+/// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
+/// an `EmbeddedChannel` to drive the request path with bytes in, bytes out.
+enum HTTPPipeline {
+    /// SwiftNIO's decoder limits for `--max-head-bytes`.
+    static func decoderLimits(maxHeadBytes: Int) -> NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = maxHeadBytes
+        limits.maxHeaderListSize = maxHeadBytes
+        return limits
+    }
+
+    /// Adds the HTTP handlers to `pipeline`. `socket` is the connection's descriptor, which a
+    /// request that becomes a stream writes to directly; pass `-1` where there is none (an
+    /// `EmbeddedChannel`): a stream then writes through the channel only.
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices, socket: Int32) throws {
+        let configuration = services.configuration
+        let maxHeadBytes = configuration.maxHeadBytes
+        try pipeline.addHandler(
+            RequestTimeoutHandler(
+                requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
+                idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
+            )
+        )
+        // No reading while responses cannot be written: a client that pipelines requests and
+        // never reads the answers stops being read instead of growing the node's memory.
+        try pipeline.addHandler(BackPressureHandler())
+        try pipeline.configureHTTPServerPipeline(
+            withErrorHandling: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits(maxHeadBytes: maxHeadBytes)
+        )
+        try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
+        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket))
+    }
+}

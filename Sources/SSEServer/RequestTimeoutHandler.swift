@@ -1,0 +1,115 @@
+import NIOCore
+
+/// What ``HTTPRequestHandler`` tells ``RequestTimeoutHandler`` about the request in hand, sent
+/// toward the head of the pipeline as a user outbound event.
+enum HTTPConnectionEvent: Sendable {
+    /// A request ended, or its answer started before it ended: stop timing it.
+    case requestEnded
+    /// A response ended and the connection stays open.
+    case responseEnded
+    /// The request became a stream: no timer applies from now on.
+    case becameStream
+}
+
+/// Enforces `--request-timeout` and `--idle-timeout` on a connection until it becomes a stream,
+/// carrying out ``RequestTimeoutStateMachine``'s actions with one scheduled task.
+///
+/// Sits first in the pipeline, so it sees every received byte before the HTTP decoder does. A
+/// request that did not arrive in time is answered 408 with `Connection: close` when part of it
+/// came; a connection that sent nothing, or nothing since its last response, is closed quietly,
+/// and so is one whose answer has made no progress for `--idle-timeout` (a peer that does not
+/// read).
+final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: RequestTimeoutStateMachine
+    private var timer: Scheduled<Void>?
+    private var started = false
+
+    init(requestTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        machine = RequestTimeoutStateMachine(requestTimeout: requestTimeout, idleTimeout: idleTimeout)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        run(machine.finish(), context: context)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        run(machine.bytesReceived(now: context.eventLoop.now), context: context)
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? HTTPConnectionEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .requestEnded:
+            run(machine.requestEnded(now: context.eventLoop.now), context: context)
+        case .responseEnded:
+            run(machine.responseEnded(now: context.eventLoop.now), context: context)
+        case .becameStream:
+            run(machine.finish(), context: context)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        promise?.succeed()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        run(machine.connected(now: context.eventLoop.now), context: context)
+    }
+
+    private func run(_ action: RequestTimeoutStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .schedule(let deadline):
+            timer?.cancel()
+            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                timer = nil
+                run(machine.timerFired(now: context.eventLoop.now), context: context)
+            }
+        case .cancelTimer:
+            timer?.cancel()
+            timer = nil
+        case .close:
+            context.close(promise: nil)
+        case .requestTimeout:
+            let seconds = Double(machine.requestTimeout.nanoseconds) / 1e9
+            let body = HTTPError(.requestTimeout, "request not received within \(seconds) seconds").body
+            let head = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+                + "Connection: close\r\n\r\n"
+            var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
+            buffer.writeString(head)
+            buffer.writeBytes(body)
+            // Closed at once, not when the write completes: a client that does not read would
+            // otherwise keep the connection. A writable socket has taken the answer by then.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RequestTimeoutHandler: Sendable {}
