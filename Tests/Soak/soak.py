@@ -52,6 +52,16 @@ class HarnessError(Exception):
     pass
 
 
+async def within(seconds, awaitable):
+    """`awaitable` with a deadline (asyncio.TimeoutError past it). Uses `asyncio.timeout`, which
+    runs the awaitable in the calling task: Python 3.11's `wait_for` wraps it in a task of its own,
+    and a stream task cancelled at teardown was once seen waiting on that inner task for good."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -84,7 +94,7 @@ class Proc:
         if self.proc is None:
             return None
         try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
+            return await within(timeout, self.proc.wait())
         except asyncio.TimeoutError:
             self.signal(signal.SIGKILL)
             await self.proc.wait()
@@ -123,7 +133,7 @@ async def http_request(port, method, target, body=b"", headers=(), timeout=5.0):
             rest = dechunk_all(rest)
         return status, rest
 
-    return await asyncio.wait_for(run(), timeout)
+    return await within(timeout, run())
 
 
 def dechunk_all(data):
@@ -173,7 +183,7 @@ class Cluster:
             "redis-cli", "-p", str(self.redis_port), *words,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+            out, _ = await within(timeout, proc.communicate())
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
@@ -357,6 +367,7 @@ class Client:
         self.reconnects = 0
         self.node = None
         self.connected = False
+        self.writer = None
 
     def on_retry(self, ms):
         self.retry_ms = ms
@@ -424,7 +435,8 @@ class Client:
                 node.streams -= 1
 
     async def stream(self, port, last_event_id, args):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), args.connect_timeout)
+        reader, writer = await within(args.connect_timeout, asyncio.open_connection("127.0.0.1", port))
+        self.writer = writer
         try:
             head = [f"GET {self.target()} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream",
                     "Cache-Control: no-cache"]
@@ -432,7 +444,7 @@ class Client:
                 head.append(f"Last-Event-ID: {last_event_id}")
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
             await writer.drain()
-            raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), args.connect_timeout)
+            raw_head = await within(args.connect_timeout, reader.readuntil(b"\r\n\r\n"))
             lines = raw_head[:-4].split(b"\r\n")
             status = int(lines[0].split()[1])
             headers = {}
@@ -449,14 +461,14 @@ class Client:
             idle = args.idle_timeout
             while True:
                 if chunked:
-                    size_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), idle)
+                    size_line = await within(idle, reader.readuntil(b"\r\n"))
                     size = int(size_line.split(b";")[0].strip(), 16)
                     if size == 0:
                         return "end of stream (last chunk)"
-                    chunk = await asyncio.wait_for(reader.readexactly(size + 2), idle)
+                    chunk = await within(idle, reader.readexactly(size + 2))
                     self.parser.feed(chunk[:-2])
                 else:
-                    chunk = await asyncio.wait_for(reader.read(65536), idle)
+                    chunk = await within(idle, reader.read(65536))
                     if not chunk:
                         return "end of stream (close)"
                     self.parser.feed(chunk)
@@ -683,9 +695,14 @@ class Soak:
         await publisher
         await self.settle()
         self.stopping = True
+        for client in self.clients:
+            if client.writer is not None:
+                client.writer.transport.abort()
         for task in client_tasks:
             task.cancel()
-        await asyncio.gather(*client_tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(client_tasks, timeout=10)
+        if stuck:
+            print(f"soak: {len(stuck)} client task(s) did not end within 10 s of the end (harness)", file=sys.stderr)
         return self.verdict(fault_start)
 
     def expected_for(self, client):
@@ -853,6 +870,7 @@ def main():
         if shutil.which(tool) is None:
             print(f"soak: {tool} not found", file=sys.stderr)
             return 2
+    sys.stdout.reconfigure(line_buffering=True)
     directory = tempfile.mkdtemp(prefix="sse-soak-")
     soak = Soak(args, directory)
 
