@@ -48,8 +48,8 @@ public final class HistoryStore: Sendable {
     }
 
     /// The counter's state: current position and previous epoch.
-    public func state(completion: @escaping @Sendable (Result<HistoryState, RedisError>) -> Void) {
-        HistoryScripts.state.run(on: client, keys: counterKeys, arguments: []) { result in
+    public func state(lane: Int = 0, completion: @escaping @Sendable (Result<HistoryState, RedisError>) -> Void) {
+        HistoryScripts.state.run(on: client, keys: counterKeys, arguments: [], lane: lane) { result in
             completion(result.flatMap(Self.decodeState))
         }
     }
@@ -84,6 +84,7 @@ public final class HistoryStore: Sendable {
     public func page(
         channels: [String],
         after cursor: HistoryPosition,
+        lane: Int = 0,
         completion: @escaping @Sendable (Result<HistoryPage, RedisError>) -> Void
     ) {
         let perChannelBytes = max(1, configuration.pageBytes / max(1, channels.count))
@@ -93,7 +94,8 @@ public final class HistoryStore: Sendable {
             arguments: [
                 Self.digits(cursor.epoch), Self.digits(cursor.sequence), Self.digits(configuration.pageEvents),
                 Self.digits(perChannelBytes),
-            ]
+            ],
+            lane: lane
         ) { result in
             completion(result.flatMap { Self.decodePage($0, channels: channels) })
         }
@@ -106,14 +108,14 @@ public final class HistoryStore: Sendable {
 
     /// The position of the newest event published on `channel` with history (nil if none is
     /// recorded, or its record expired).
-    public func lastPosition(of channel: String, completion: @escaping @Sendable (Result<HistoryPosition?, RedisError>) -> Void) {
-        client.send([Array("GET".utf8), Array(configuration.lastKey(channel).utf8)]) { result in
+    public func lastPosition(of channel: String, lane: Int = 0, completion: @escaping @Sendable (Result<HistoryPosition?, RedisError>) -> Void) {
+        client.send([Array("GET".utf8), Array(configuration.lastKey(channel).utf8)], lane: lane) { result in
             completion(
                 result.flatMap { reply in
                     switch reply {
                     case .null: return .success(nil)
                     case .bulkString: return .success(reply.string.flatMap(HistoryPosition.init))
-                    case .error(let message): return .failure(RedisError(.serverError, message))
+                    case .error(let message): return .failure(RedisError(serverReply: message))
                     default: return .failure(RedisError(.serverError, "unexpected reply to GET"))
                     }
                 }

@@ -104,7 +104,7 @@ public final class SSEPublisher: Sendable {
     private static func receipt(_ reply: RedisReply) -> Result<PublishReceipt, RedisError> {
         switch reply {
         case .integer(let count): return .success(PublishReceipt(receivers: Int(count), id: nil))
-        case .error(let message): return .failure(RedisError(.serverError, message))
+        case .error(let message): return .failure(RedisError(serverReply: message))
         default: return .failure(RedisError(.serverError, "unexpected reply to PUBLISH: \(reply)"))
         }
     }

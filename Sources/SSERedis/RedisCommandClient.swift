@@ -12,11 +12,13 @@ import Synchronization
 /// - While Redis is unreachable, commands fail at once with `.unavailable` (a reconnect is
 ///   tried at most every `retryIntervalMilliseconds`), so callers such as `POST /publish`
 ///   never hang.
-/// - A command has `RedisConfiguration.commandTimeoutMilliseconds` from `send` to its reply,
-///   queueing included. A command still queued at its deadline fails with `.timedOut` without
-///   being sent; a reply that does not arrive by its command's deadline (a SIGSTOP'd Redis, a
-///   dead path) fails it and the rest of its batch with `.timedOut` and drops the connection.
-///   A connect adds at most `connectTimeoutMilliseconds`.
+/// - A Redis that goes silent (SIGSTOP'd, a dead path) fails the commands in flight with
+///   `.timedOut` once no byte has moved for `RedisConfiguration.commandTimeoutMilliseconds`
+///   while a reply is awaited (or output is waiting for the socket), and the connection is
+///   dropped; the commands queued behind then fail at once with `.unavailable`. A Redis that is
+///   slow but answering is not cut off: a long reply that keeps arriving is read to its end
+///   (its size is bounded by `maximumReplyBytes`). A connect takes at most
+///   `connectTimeoutMilliseconds`, then `AUTH`/`SELECT` at most the command timeout.
 /// - The queue is bounded: each lane holds at most `maximumPending` commands; beyond that
 ///   `send` fails at once with `.overloaded` (nothing waits for room).
 ///
@@ -31,17 +33,13 @@ public final class RedisCommandClient: Sendable {
     private struct Pending {
         let arguments: [[UInt8]]
         let completion: Completion
-        let deadline: ContinuousClock.Instant
     }
 
     private struct Shared {
-        var lanes: [PendingQueue<Pending>]
-        var nextLane = 0
+        var queue: LaneQueues<Pending>
         var stopping = false
         var started = false
         var available = true
-
-        var isEmpty: Bool { lanes.allSatisfy(\.isEmpty) }
     }
 
     private let redis: RedisConfiguration
@@ -49,7 +47,6 @@ public final class RedisCommandClient: Sendable {
     private let maximumPending: Int
     private let maximumBatch: Int
     private let retryIntervalMilliseconds: Int
-    private let laneCount: Int
     private let shared: Mutex<Shared>
     private let wakeup = DispatchSemaphore(value: 0)
 
@@ -72,33 +69,29 @@ public final class RedisCommandClient: Sendable {
         self.maximumPending = max(1, maximumPending)
         self.maximumBatch = max(1, maximumBatch)
         self.retryIntervalMilliseconds = retryIntervalMilliseconds
-        self.laneCount = max(1, lanes)
-        self.shared = Mutex(Shared(lanes: Array(repeating: PendingQueue(), count: max(1, lanes))))
+        self.shared = Mutex(Shared(queue: LaneQueues(lanes: lanes, capacity: maximumPending)))
     }
 
     /// Whether the last attempt to reach Redis succeeded.
     public var isAvailable: Bool { shared.withLock { $0.available } }
 
     /// Commands queued, not yet sent.
-    public var pendingCount: Int { shared.withLock { $0.lanes.reduce(0) { $0 + $1.count } } }
+    public var pendingCount: Int { shared.withLock { $0.queue.count } }
 
     /// Sends one command on `lane` (0 by default; out-of-range lanes use the nearest one);
     /// `completion` runs on the command thread, or on the caller's if the command is refused.
     public func send(_ arguments: [[UInt8]], lane: Int = 0, completion: @escaping Completion) {
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(1, redis.commandTimeoutMilliseconds)))
-        let index = min(max(lane, 0), laneCount - 1)
         let outcome: RedisError? = shared.withLock { state in
             if state.stopping { return RedisError(.shutdown, "the Redis client is shut down") }
-            if state.lanes[index].count >= maximumPending {
+            guard state.queue.append(Pending(arguments: arguments, completion: completion), lane: lane) else {
                 return RedisError(.overloaded, "\(maximumPending) commands already waiting for Redis")
             }
-            state.lanes[index].append(Pending(arguments: arguments, completion: completion, deadline: deadline))
             if !state.started {
                 state.started = true
                 let spawned = OwnedThread.spawn { [self] in run() }
                 if !spawned {
                     state.started = false
-                    _ = state.lanes[index].removeLast()
+                    state.queue.removeLast(lane: lane)
                     return RedisError(.connectionFailed, "cannot start the Redis command thread")
                 }
             }
@@ -131,29 +124,10 @@ public final class RedisCommandClient: Sendable {
         wakeup.signal()
     }
 
-    /// Takes up to `maximumBatch` commands, one per non-empty lane in turn.
+    /// Takes up to `maximumBatch` commands, one per non-empty lane in turn (all when stopping).
     private func takeBatch() -> (batch: [Pending], stopping: Bool) {
         shared.withLock { state in
-            if state.stopping {
-                var all: [Pending] = []
-                for index in state.lanes.indices {
-                    while let pending = state.lanes[index].popFirst() { all.append(pending) }
-                }
-                return (all, true)
-            }
-            var batch: [Pending] = []
-            var idle = 0
-            while batch.count < maximumBatch, idle < laneCount {
-                let index = state.nextLane
-                state.nextLane = (index + 1) % laneCount
-                if let pending = state.lanes[index].popFirst() {
-                    batch.append(pending)
-                    idle = 0
-                } else {
-                    idle += 1
-                }
-            }
-            return (batch, false)
+            state.stopping ? (state.queue.takeAll(), true) : (state.queue.take(maximum: maximumBatch), false)
         }
     }
 
@@ -167,15 +141,10 @@ public final class RedisCommandClient: Sendable {
         var lastFailure: ContinuousClock.Instant?
         while true {
             wakeup.wait()
-            let (taken, stopping) = takeBatch()
+            let (batch, stopping) = takeBatch()
             if stopping {
-                fail(taken, RedisError(.shutdown, "the Redis client is shut down"))
+                fail(batch, RedisError(.shutdown, "the Redis client is shut down"))
                 return
-            }
-            let now = ContinuousClock.now
-            let batch = taken.filter { $0.deadline > now }
-            if batch.count < taken.count {
-                fail(taken.filter { $0.deadline <= now }, RedisError(.timedOut, "no reply from Redis within \(redis.commandTimeoutMilliseconds) ms (still queued)"))
             }
             guard !batch.isEmpty else { continue }
             if let idle = connection, idle.isClosedByPeer {
@@ -215,10 +184,10 @@ public final class RedisCommandClient: Sendable {
         var answered = 0
         do throws(RedisError) {
             for pending in batch { try connection.append(pending.arguments) }
-            let writeDeadline = batch.map(\.deadline).min() ?? .now
-            try connection.flush(deadline: writeDeadline)
+            let stall = Duration.milliseconds(max(1, redis.commandTimeoutMilliseconds))
+            try connection.flush(stall: stall)
             for pending in batch {
-                let reply = try connection.readReply(deadline: pending.deadline)
+                let reply = try connection.readReply(stall: stall)
                 answered += 1
                 pending.completion(.success(reply))
             }

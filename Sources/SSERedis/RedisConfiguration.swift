@@ -20,8 +20,9 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var database: Int
     /// How long one connection attempt may take.
     public var connectTimeoutMilliseconds: Int
-    /// How long a command may take, from `send` to its reply (queueing included), before it
-    /// fails with `.timedOut` and the connection is dropped; also bounds `AUTH`/`SELECT`.
+    /// How long Redis may stay silent (no byte read or written) while a command's reply is
+    /// awaited before the command fails with `.timedOut` and the connection is dropped; also
+    /// bounds `AUTH`/`SELECT` on connect.
     public var commandTimeoutMilliseconds: Int
     /// Largest reply accepted (bytes of strings plus about 64 per node); a larger one, or more
     /// unparsed input than this, fails the connection with `.protocolViolation`. Default 64 MiB;

@@ -188,6 +188,17 @@ final class RedisConnection {
         }
     }
 
+    /// Writes everything queued; fails when the socket takes nothing for `stall`.
+    func flush(stall: Duration) throws(RedisError) {
+        var progress = ContinuousClock.now
+        while true {
+            let before = pendingOutputBytes
+            if try writeAvailable() { return }
+            if pendingOutputBytes < before { progress = .now }
+            try wait(for: Int16(POLLOUT), until: progress.advanced(by: stall), doing: "writing to Redis")
+        }
+    }
+
     /// Waits until one reply is complete (at most until `deadline`) and returns it.
     func readReply(deadline: ContinuousClock.Instant) throws(RedisError) -> RedisReply {
         while true {
@@ -196,6 +207,19 @@ final class RedisConnection {
                 return RedisReply(reply)
             }
             try wait(for: Int16(POLLIN), until: deadline, doing: "reading from Redis")
+            try readAvailable()
+        }
+    }
+
+    /// Waits until one reply is complete and returns it; fails when no byte arrives for
+    /// `stall` (a silent Redis), however long a reply that keeps arriving takes.
+    func readReply(stall: Duration) throws(RedisError) -> RedisReply {
+        while true {
+            if let reply = try takeBufferedRawReply() {
+                defer { freeReplyObject(reply) }
+                return RedisReply(reply)
+            }
+            try wait(for: Int16(POLLIN), until: ContinuousClock.now.advanced(by: stall), doing: "reading from Redis")
             try readAvailable()
         }
     }

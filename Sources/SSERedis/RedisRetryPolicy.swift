@@ -19,14 +19,15 @@ public struct RedisRetryPolicy: Sendable, Hashable {
     /// bounded by the command timeout).
     public var totalMilliseconds: Int
 
-    public init(maximumAttempts: Int = 8, baseDelayMilliseconds: Int = 50, maximumDelayMilliseconds: Int = 2000, totalMilliseconds: Int = 10_000) {
+    public init(maximumAttempts: Int = 12, baseDelayMilliseconds: Int = 50, maximumDelayMilliseconds: Int = 2000, totalMilliseconds: Int = 10_000) {
         self.maximumAttempts = max(1, maximumAttempts)
         self.baseDelayMilliseconds = max(1, baseDelayMilliseconds)
         self.maximumDelayMilliseconds = max(self.baseDelayMilliseconds, maximumDelayMilliseconds)
         self.totalMilliseconds = max(0, totalMilliseconds)
     }
 
-    /// Up to 8 attempts over about 10 s: rides out a Redis restart that is loading its data.
+    /// Up to 12 attempts, none started later than 10 s after the first (waits of 25-50 ms
+    /// doubling to 1-2 s): rides out a Redis restart that is loading its data.
     public static let `default` = RedisRetryPolicy()
 
     /// One attempt, no retry.

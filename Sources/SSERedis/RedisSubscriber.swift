@@ -1,4 +1,5 @@
 import CHiredis
+import SSEWire
 import Logging
 import Synchronization
 
@@ -51,13 +52,16 @@ public final class RedisSubscriber: Sendable {
         }
     }
 
+    /// Channels are kept as `ChannelName`s, compared byte for byte as Redis compares them:
+    /// canonically equivalent names (`"é"` and `"e\u{301}"`) are two Redis channels.
     private struct Shared {
-        var wanted: Set<String> = []
-        var wantedChanged = false
+        var wanted: Set<ChannelName> = []
+        /// Changes to `wanted` since the thread last took them: true to add, false to remove.
+        var changes: [ChannelName: Bool] = [:]
         var newWaiters: [SubscriptionWaiter] = []
         var stopping = false
         var connected = false
-        var refused: Set<String> = []
+        var refused: Set<ChannelName> = []
         var delegate: (any RedisSubscriberDelegate)?
     }
 
@@ -80,7 +84,7 @@ public final class RedisSubscriber: Sendable {
     public var isConnected: Bool { shared.withLock { $0.connected } }
 
     /// The channels currently wanted.
-    public var wantedChannels: Set<String> { shared.withLock { $0.wanted } }
+    public var wantedChannels: Set<String> { Set(shared.withLock { $0.wanted }.map(\.text)) }
 
     /// Starts the thread. Messages and connection changes go to `delegate` until `shutdown()`.
     public func start(delegate: any RedisSubscriberDelegate) {
@@ -95,20 +99,22 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// Asks for `channel` to be subscribed (idempotent).
-    public func subscribe(_ channel: String) {
+    public func subscribe(_ text: String) {
+        let channel = ChannelName(text)
         let changed = shared.withLock { state in
             let inserted = state.wanted.insert(channel).inserted
-            if inserted { state.wantedChanged = true }
+            if inserted { state.changes[channel] = true }
             return inserted
         }
         if changed { wakeup.signal() }
     }
 
     /// Asks for `channel` to be unsubscribed (idempotent).
-    public func unsubscribe(_ channel: String) {
+    public func unsubscribe(_ text: String) {
+        let channel = ChannelName(text)
         let changed = shared.withLock { state in
             let removed = state.wanted.remove(channel) != nil
-            if removed { state.wantedChanged = true }
+            if removed { state.changes[channel] = false }
             return removed
         }
         if changed { wakeup.signal() }
@@ -123,14 +129,20 @@ public final class RedisSubscriber: Sendable {
     /// no gap. A channel counts as confirmed only when no later SUBSCRIBE or UNSUBSCRIBE of it
     /// is still in flight, so an unsubscribe and resubscribe racing a waiter cannot open a gap.
     /// Waiting survives reconnects; `action` then runs after the re-subscription is answered.
-    public func whenSubscribed(_ channels: Set<String>, _ action: @escaping @Sendable (_ refused: Set<String>) -> Void) {
-        shared.withLock { $0.newWaiters.append(SubscriptionWaiter(channels: channels, action: action)) }
+    ///
+    /// Pass the names as a list (or any sequence): a `Set<String>` would already have merged
+    /// canonically equivalent names, which are different Redis channels.
+    public func whenSubscribed(_ channels: some Sequence<String>, _ action: @escaping @Sendable (_ refused: Set<String>) -> Void) {
+        let waiter = SubscriptionWaiter(channels: Set(channels.map { ChannelName($0) })) { refused in
+            action(Set(refused.map(\.text)))
+        }
+        shared.withLock { $0.newWaiters.append(waiter) }
         wakeup.signal()
     }
 
     /// Wanted channels that Redis refused to subscribe (e.g. `-NOPERM` for an ACL user), on
     /// the current or the last connection, and not confirmed since. For `/readyz` and a metric.
-    public var refusedChannels: Set<String> { shared.withLock { $0.refused } }
+    public var refusedChannels: Set<String> { Set(shared.withLock { $0.refused }.map(\.text)) }
 
     /// Stops the thread and closes the connection; returns once the thread has exited.
     public func shutdown() {
@@ -150,15 +162,22 @@ public final class RedisSubscriber: Sendable {
 
     var delegate: (any RedisSubscriberDelegate)? { shared.withLock { $0.delegate } }
 
-    /// Takes the wanted set if it changed since the last call (or always when `force`), and
-    /// the waiters added since.
-    func takeInputs(force: Bool) -> (wanted: Set<String>?, waiters: [SubscriptionWaiter]) {
+    /// What the thread must learn: the whole wanted set when `force` (on connect), else the
+    /// changes since the last call; and the waiters added since. Taking changes costs in
+    /// proportion to them, so thousands of subscribes in a row stay linear.
+    func takeInputs(force: Bool) -> (wanted: Set<ChannelName>?, added: [ChannelName], removed: [ChannelName], waiters: [SubscriptionWaiter]) {
         shared.withLock { state in
-            let wanted = state.wantedChanged || force ? state.wanted : nil
-            state.wantedChanged = false
+            var added: [ChannelName] = []
+            var removed: [ChannelName] = []
+            if !force {
+                for (channel, wanted) in state.changes {
+                    if wanted { added.append(channel) } else { removed.append(channel) }
+                }
+            }
+            state.changes.removeAll()
             let waiters = state.newWaiters
             state.newWaiters.removeAll()
-            return (wanted, waiters)
+            return (force ? state.wanted : nil, added, removed, waiters)
         }
     }
 
@@ -166,7 +185,7 @@ public final class RedisSubscriber: Sendable {
         shared.withLock { $0.connected = connected }
     }
 
-    func setRefused(_ refused: Set<String>) {
+    func setRefused(_ refused: Set<ChannelName>) {
         shared.withLock { $0.refused = refused }
     }
 
@@ -183,6 +202,6 @@ public final class RedisSubscriber: Sendable {
 
 /// Something to run once a set of channels is answered.
 struct SubscriptionWaiter: Sendable {
-    let channels: Set<String>
-    let action: @Sendable (_ refused: Set<String>) -> Void
+    let channels: Set<ChannelName>
+    let action: @Sendable (_ refused: Set<ChannelName>) -> Void
 }

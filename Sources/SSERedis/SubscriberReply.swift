@@ -1,4 +1,5 @@
 import CHiredis
+import SSEWire
 
 /// What one reply on a subscription connection is (Redis pub/sub, RESP2).
 ///
@@ -9,9 +10,9 @@ enum SubscriberReply: Equatable {
     /// `["message", channel, payload]`.
     case message(RedisPubSubMessage)
     /// `["subscribe", channel, count]`.
-    case subscribed(String)
+    case subscribed(ChannelName)
     /// `["unsubscribe", channel, count]`.
-    case unsubscribed(String)
+    case unsubscribed(ChannelName)
     /// `["pong", ""]` in subscribed mode, `+PONG` with no subscription.
     case pong
     /// An error reply: it answers the oldest command in flight.
@@ -41,9 +42,9 @@ enum SubscriberReply: Equatable {
         guard node.elements == 3, let channelNode = elements[1]?.pointee, channelNode.type == REDIS_REPLY_STRING,
             let third = elements[2]?.pointee
         else { return .unexpected("malformed \(String(decoding: kind.prefix(32), as: UTF8.self))") }
-        let channel = String(decoding: RedisReply.bytes(channelNode), as: UTF8.self)
+        let channel = ChannelName(bytes: RedisReply.bytes(channelNode))
         if kind.elementsEqual("message".utf8), third.type == REDIS_REPLY_STRING {
-            return .message(RedisPubSubMessage(channel: channel, payload: Array(RedisReply.bytes(third))))
+            return .message(RedisPubSubMessage(channel: channel.text, payload: Array(RedisReply.bytes(third))))
         }
         if kind.elementsEqual("subscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .subscribed(channel) }
         if kind.elementsEqual("unsubscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .unsubscribed(channel) }

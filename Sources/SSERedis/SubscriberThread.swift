@@ -1,4 +1,5 @@
 import CHiredis
+import SSEWire
 import Logging
 
 #if canImport(Glibc)
@@ -28,7 +29,7 @@ final class SubscriberThread: @unchecked Sendable {
     /// When the output last shrank (or became pending), while some is pending.
     private var lastOutputProgress = ContinuousClock.now
     private var hasReportedDown = false
-    private var publishedRefused: Set<String> = []
+    private var publishedRefused: Set<ChannelName> = []
 
     init(owner: RedisSubscriber) {
         self.owner = owner
@@ -127,8 +128,9 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func takeInputs(force: Bool) throws(RedisError) {
-        let (wanted, waiters) = owner.takeInputs(force: force)
+        let (wanted, added, removed, waiters) = owner.takeInputs(force: force)
         if let wanted { try perform(machine.setWanted(wanted)) }
+        if !added.isEmpty || !removed.isEmpty { try perform(machine.changeWanted(added: added, removed: removed)) }
         for waiter in waiters { try perform(machine.addWaiter(waiter, channels: waiter.channels)) }
     }
 
@@ -218,7 +220,7 @@ final class SubscriberThread: @unchecked Sendable {
                     "Redis refused to subscribe; those channels get no live events until it accepts",
                     metadata: ["channels": "\(channels.prefix(20))", "count": "\(channels.count)", "error": "\(error)"]
                 )
-                owner.delegate?.subscriber(owner, refused: channels, error: error)
+                owner.delegate?.subscriber(owner, refused: channels.map(\.text), error: error)
             case .runWaiter(let waiter, let refused):
                 waiter.action(refused)
             case .closeConnection(let reason):
@@ -229,8 +231,8 @@ final class SubscriberThread: @unchecked Sendable {
 
     private static func arguments(_ command: SubscriptionStateMachine<SubscriptionWaiter>.Command) -> [[UInt8]] {
         switch command {
-        case .subscribe(let channels): return [Array("SUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }
-        case .unsubscribe(let channels): return [Array("UNSUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }
+        case .subscribe(let channels): return [Array("SUBSCRIBE".utf8)] + channels.map(\.bytes)
+        case .unsubscribe(let channels): return [Array("UNSUBSCRIBE".utf8)] + channels.map(\.bytes)
         case .ping: return [Array("PING".utf8)]
         }
     }

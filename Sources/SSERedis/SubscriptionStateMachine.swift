@@ -1,3 +1,5 @@
+import SSEWire
+
 /// The Redis side of a node's pub/sub subscriptions, as a pure value: no I/O, no clock.
 ///
 /// The shape of postgres-nio's `ListenStateMachine`: the subscriber thread feeds it what it
@@ -16,8 +18,8 @@
 struct SubscriptionStateMachine<Waiter> {
     /// A command for the subscription connection.
     enum Command: Hashable {
-        case subscribe([String])
-        case unsubscribe([String])
+        case subscribe([ChannelName])
+        case unsubscribe([ChannelName])
         case ping
     }
 
@@ -25,9 +27,9 @@ struct SubscriptionStateMachine<Waiter> {
     enum Action {
         case send(Command)
         /// Redis refused these wanted channels (newly: each is reported once until confirmed).
-        case reportRefused([String], error: String)
+        case reportRefused([ChannelName], error: String)
         /// Every channel of the waiter is answered; `refused` are those Redis refused.
-        case runWaiter(Waiter, refused: Set<String>)
+        case runWaiter(Waiter, refused: Set<ChannelName>)
         /// The replies do not match the commands: the connection cannot be trusted.
         case closeConnection(reason: String)
     }
@@ -45,7 +47,7 @@ struct SubscriptionStateMachine<Waiter> {
     private struct InFlight {
         enum Kind { case subscribe, unsubscribe, ping }
         let kind: Kind
-        let channels: [String]
+        let channels: [ChannelName]
         /// How many of `channels` Redis has answered so far.
         var answered = 0
     }
@@ -59,20 +61,26 @@ struct SubscriptionStateMachine<Waiter> {
 
     private let configuration: Configuration
     private(set) var isConnected = false
-    private(set) var wanted: Set<String> = []
+    private(set) var wanted: Set<ChannelName> = []
     /// Channels a SUBSCRIBE was sent for on this connection and not refused or unsubscribed since.
-    private var subscribed: Set<String> = []
+    private var subscribed: Set<ChannelName> = []
     /// Channels Redis confirmed with `subscribe` on this connection (and has not unsubscribed).
-    private var confirmed: Set<String> = []
+    private var confirmed: Set<ChannelName> = []
     /// Per channel, how many commands in flight name it.
-    private var pending: [String: Int] = [:]
+    private var pending: [ChannelName: Int] = [:]
     private var inFlight: [InFlight] = []
     private var inFlightHead = 0
     /// Wanted channels refused on this connection and not subscribed again since.
-    private var refusedHere: Set<String> = []
+    private var refusedHere: Set<ChannelName> = []
     /// Wanted channels last refused and not confirmed since (survives reconnects).
-    private var refusals: [String: Refusal] = [:]
-    private var waiters: [(waiter: Waiter, channels: Set<String>)] = []
+    private var refusals: [ChannelName: Refusal] = [:]
+    /// Waiters by id (ids grow, so id order is arrival order), and the ids waiting on each
+    /// channel: only the waiters of channels whose state changed are checked again.
+    private var waiters: [Int: (waiter: Waiter, channels: Set<ChannelName>)] = [:]
+    private var waitersByChannel: [ChannelName: Set<Int>] = [:]
+    private var nextWaiterID = 0
+    /// Channels with waiters whose state changed since waiters were last checked.
+    private var touched: Set<ChannelName> = []
 
     init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -81,10 +89,10 @@ struct SubscriptionStateMachine<Waiter> {
     // MARK: Queries
 
     /// Wanted channels Redis refused and has not confirmed since.
-    var refusedChannels: Set<String> { Set(refusals.keys) }
+    var refusedChannels: Set<ChannelName> { Set(refusals.keys) }
 
     /// Channels Redis has confirmed on this connection with nothing about them still in flight.
-    func isConfirmed(_ channel: String) -> Bool {
+    func isConfirmed(_ channel: ChannelName) -> Bool {
         confirmed.contains(channel) && pending[channel] == nil
     }
 
@@ -102,29 +110,42 @@ struct SubscriptionStateMachine<Waiter> {
 
     // MARK: Inputs
 
-    /// The set of channels the node wants changed.
-    mutating func setWanted(_ newWanted: Set<String>) -> [Action] {
-        let added = newWanted.subtracting(wanted)
-        let removed = wanted.subtracting(newWanted)
-        wanted = newWanted
-        for channel in removed {
+    /// The set of channels the node wants is now `newWanted`.
+    mutating func setWanted(_ newWanted: Set<ChannelName>) -> [Action] {
+        changeWanted(added: Array(newWanted.subtracting(wanted)), removed: Array(wanted.subtracting(newWanted)))
+    }
+
+    /// The node wants `added` too and no longer wants `removed` (cost in proportion to the
+    /// change, not to the wanted set).
+    mutating func changeWanted(added: [ChannelName], removed: [ChannelName]) -> [Action] {
+        var toSubscribe: [ChannelName] = []
+        var toUnsubscribe: [ChannelName] = []
+        for channel in added where wanted.insert(channel).inserted {
+            if isConnected, !subscribed.contains(channel) { toSubscribe.append(channel) }
+        }
+        for channel in removed where wanted.remove(channel) != nil {
             refusals.removeValue(forKey: channel)
             refusedHere.remove(channel)
+            touch(channel)
+            if isConnected, subscribed.contains(channel) || confirmed.contains(channel) {
+                subscribed.remove(channel)
+                toUnsubscribe.append(channel)
+            }
         }
-        guard isConnected else { return satisfiedWaiters() }
-        var actions: [Action] = []
-        let toSubscribe = added.filter { !subscribed.contains($0) }
-        let toUnsubscribe = removed.filter { subscribed.contains($0) || confirmed.contains($0) }
-        subscribed.subtract(toUnsubscribe)
-        actions += send(.subscribe, Array(toSubscribe))
-        actions += send(.unsubscribe, Array(toUnsubscribe))
+        let actions = send(.subscribe, toSubscribe) + send(.unsubscribe, toUnsubscribe)
         return actions + satisfiedWaiters()
     }
 
     /// Someone waits for `channels` to be answered.
-    mutating func addWaiter(_ waiter: Waiter, channels: Set<String>) -> [Action] {
-        waiters.append((waiter, channels))
-        return satisfiedWaiters()
+    mutating func addWaiter(_ waiter: Waiter, channels: Set<ChannelName>) -> [Action] {
+        if channels.allSatisfy({ answered($0) }) {
+            return [.runWaiter(waiter, refused: refusedAmong(channels))]
+        }
+        let id = nextWaiterID
+        nextWaiterID += 1
+        waiters[id] = (waiter, channels)
+        for channel in channels { waitersByChannel[channel, default: []].insert(id) }
+        return []
     }
 
     /// A new connection is up (authenticated, database selected): subscribe everything wanted.
@@ -147,7 +168,7 @@ struct SubscriptionStateMachine<Waiter> {
     }
 
     /// Redis sent `["subscribe", channel, count]`.
-    mutating func subscribeConfirmed(_ channel: String) -> [Action] {
+    mutating func subscribeConfirmed(_ channel: ChannelName) -> [Action] {
         guard case .success = answer(.subscribe, channel) else {
             return [.closeConnection(reason: "unexpected subscribe confirmation for '\(channel)'")]
         }
@@ -158,7 +179,7 @@ struct SubscriptionStateMachine<Waiter> {
     }
 
     /// Redis sent `["unsubscribe", channel, count]`.
-    mutating func unsubscribeConfirmed(_ channel: String) -> [Action] {
+    mutating func unsubscribeConfirmed(_ channel: ChannelName) -> [Action] {
         guard case .success = answer(.unsubscribe, channel) else {
             return [.closeConnection(reason: "unexpected unsubscribe confirmation for '\(channel)'")]
         }
@@ -199,7 +220,7 @@ struct SubscriptionStateMachine<Waiter> {
                 for channel in stillWanted { actions += send(.subscribe, [channel]) }
                 return actions + satisfiedWaiters()
             }
-            var newlyRefused: [String] = []
+            var newlyRefused: [ChannelName] = []
             for channel in stillWanted {
                 var refusal = refusals[channel] ?? Refusal(attempts: 0, retryAt: now, error: text)
                 if refusals[channel] == nil { newlyRefused.append(channel) }
@@ -248,7 +269,7 @@ struct SubscriptionStateMachine<Waiter> {
     }
 
     /// Queues commands for `channels` in batches; returns the sends.
-    private mutating func send(_ kind: InFlight.Kind, _ channels: [String]) -> [Action] {
+    private mutating func send(_ kind: InFlight.Kind, _ channels: [ChannelName]) -> [Action] {
         if kind == .ping {
             inFlight.append(InFlight(kind: .ping, channels: []))
             return [.send(.ping)]
@@ -271,7 +292,7 @@ struct SubscriptionStateMachine<Waiter> {
     private enum Answer { case success, mismatch }
 
     /// Matches one confirmation (or pong) against the oldest command in flight.
-    private mutating func answer(_ kind: InFlight.Kind, _ channel: String?) -> Answer {
+    private mutating func answer(_ kind: InFlight.Kind, _ channel: ChannelName?) -> Answer {
         guard inFlightHead < inFlight.count else { return .mismatch }
         var entry = inFlight[inFlightHead]
         guard entry.kind == kind else { return .mismatch }
@@ -290,9 +311,18 @@ struct SubscriptionStateMachine<Waiter> {
         return .success
     }
 
-    private mutating func release(_ channel: String) {
+    private mutating func release(_ channel: ChannelName) {
         guard let count = pending[channel] else { return }
         pending[channel] = count > 1 ? count - 1 : nil
+        touch(channel)
+    }
+
+    private mutating func touch(_ channel: ChannelName) {
+        if waitersByChannel[channel] != nil { touched.insert(channel) }
+    }
+
+    private func refusedAmong(_ channels: Set<ChannelName>) -> Set<ChannelName> {
+        channels.filter { wanted.contains($0) && refusedHere.contains($0) }
     }
 
     private mutating func popHead() {
@@ -308,25 +338,30 @@ struct SubscriptionStateMachine<Waiter> {
 
     /// A channel is answered when it is not wanted, or, on a live connection with nothing
     /// about it in flight, confirmed or refused.
-    private func answered(_ channel: String) -> Bool {
+    private func answered(_ channel: ChannelName) -> Bool {
         guard wanted.contains(channel) else { return true }
         guard isConnected, pending[channel] == nil else { return false }
         return confirmed.contains(channel) || refusedHere.contains(channel)
     }
 
+    /// Runs the waiters of the touched channels that are now fully answered, in arrival order.
     private mutating func satisfiedWaiters() -> [Action] {
-        guard !waiters.isEmpty else { return [] }
+        guard !touched.isEmpty else { return [] }
+        var candidates: Set<Int> = []
+        for channel in touched {
+            if let ids = waitersByChannel[channel] { candidates.formUnion(ids) }
+        }
+        touched.removeAll(keepingCapacity: true)
         var actions: [Action] = []
-        var remaining: [(waiter: Waiter, channels: Set<String>)] = []
-        for entry in waiters {
-            if entry.channels.allSatisfy({ answered($0) }) {
-                let refused = entry.channels.filter { wanted.contains($0) && refusedHere.contains($0) }
-                actions.append(.runWaiter(entry.waiter, refused: refused))
-            } else {
-                remaining.append(entry)
+        for id in candidates.sorted() {
+            guard let entry = waiters[id], entry.channels.allSatisfy({ answered($0) }) else { continue }
+            actions.append(.runWaiter(entry.waiter, refused: refusedAmong(entry.channels)))
+            waiters.removeValue(forKey: id)
+            for channel in entry.channels {
+                waitersByChannel[channel]?.remove(id)
+                if waitersByChannel[channel]?.isEmpty == true { waitersByChannel.removeValue(forKey: channel) }
             }
         }
-        waiters = remaining
         return actions
     }
 }

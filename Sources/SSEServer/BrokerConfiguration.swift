@@ -61,6 +61,11 @@ public struct BrokerConfiguration: Sendable {
     /// This node's name, shown by the demo page (and in logs).
     public var nodeName: String
 
+    /// Deliveries that may wait for one event loop before its clients are caught up from
+    /// history instead (with history; without it, later deliveries are dropped and logged).
+    /// Not a flag: tests lower it to stall a loop cheaply.
+    package var maxQueuedDeliveriesPerLoop = 100_000
+
     public init(
         host: String = "127.0.0.1",
         port: Int = 5000,

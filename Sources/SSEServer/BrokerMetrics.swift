@@ -21,6 +21,8 @@ final class BrokerMetrics: Sendable {
     let publishErrors: Metrics.Counter
     /// Channels Redis refused to subscribe (an ACL without access): refusals, and how many are refused now.
     let subscriptionRefusals: Metrics.Counter
+    /// Times an event loop fell so far behind that its deliveries were dropped for a catch-up.
+    let loopsBehind: Metrics.Counter
     let channelsRefused: Metrics.Gauge
     /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms):
     /// one observation per event per event loop that writes it.
@@ -43,6 +45,7 @@ final class BrokerMetrics: Sendable {
         publishes = Metrics.Counter(label: "sse_publishes_total", factory: factory)
         publishErrors = Metrics.Counter(label: "sse_publish_errors_total", factory: factory)
         subscriptionRefusals = Metrics.Counter(label: "sse_subscription_refusals_total", factory: factory)
+        loopsBehind = Metrics.Counter(label: "sse_loop_behind_total", factory: factory)
         channelsRefused = Metrics.Gauge(label: "sse_channels_refused", factory: factory)
         deliveryDelay = Metrics.Timer(label: "sse_publish_to_write_seconds", factory: factory)
     }

@@ -151,6 +151,9 @@ public final class BrokerServer: Service, Sendable {
     /// Open connections (streams and plain HTTP).
     public var connectionCount: Int { connections.count }
 
+    /// The node's event loops (tests stall one to see the node cope).
+    package var eventLoopGroup: any EventLoopGroup { group }
+
     /// Channels this node has stream clients of (and so subscribes).
     public var channelCount: Int { services.hub.channelCount }
 

@@ -46,11 +46,23 @@ final class BrokerServices: Sendable {
     /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
     /// subscriber is started. Also returns the history store, which the node shuts down.
     /// Throws for an unusable key.
-    static func make(configuration: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
+    static func make(configuration given: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
+        // A message a node must deliver (up to --max-payload) must never exceed what the Redis
+        // layer accepts in one reply, or it would drop the subscription instead.
+        var configuration = given
+        configuration.redis.maximumReplyBytes = max(configuration.redis.maximumReplyBytes, 2 * min(max(0, configuration.maxPayloadBytes), 1 << 40) + (1 << 20))
         let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
         // Replays read on their own connection, so a burst of resumes never queues behind publishes.
         let history = configuration.history.isEnabled
-            ? HistoryStore(configuration: configuration.history, client: RedisCommandClient(redis: configuration.redis, logger: logger))
+            ? HistoryStore(
+                configuration: configuration.history,
+                client: RedisCommandClient(
+                    redis: configuration.redis,
+                    logger: logger,
+                    maximumPending: HistoryLane.maximumPending,
+                    lanes: HistoryLane.count
+                )
+            )
             : nil
         let metrics = BrokerMetrics()
         let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)

@@ -55,12 +55,21 @@ final class HistoryReplaySession {
         deadline = .now() + .milliseconds(Int64(exactly: (seconds * 1000).rounded()) ?? 30_000)
     }
 
+    /// The history client's queue this replay uses: resumes and catch-ups wait in queues of
+    /// their own (each bounded), so a catch-up storm after an outage never starves new resumes.
+    private var lane: Int {
+        switch start {
+        case .resume: HistoryLane.resume
+        case .catchUp: HistoryLane.catchUp
+        }
+    }
+
     /// Starts once the subscriptions of every channel are confirmed.
     func run() {
         loop.preconditionInEventLoop()
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
-        hub.subscriber.whenSubscribed(Set(channels.map(\.text))) { _ in
+        hub.subscriber.whenSubscribed(channels.map(\.text)) { _ in
             loop.execute { bound.value.readState() }
         }
     }
@@ -71,7 +80,7 @@ final class HistoryReplaySession {
         guard pruneClients() else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
-        history.state { result in
+        history.state(lane: lane) { result in
             loop.execute { bound.value.stateArrived(result) }
         }
     }
@@ -114,7 +123,7 @@ final class HistoryReplaySession {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         let allocator = hub.allocator
-        history.page(channels: channels.map(\.text), after: cursor) { result in
+        history.page(channels: channels.map(\.text), after: cursor, lane: lane) { result in
             // Decoded and encoded once per page, off the loop, for every stream of the replay.
             let encoded = result.map { page in
                 (page, page.events.map { entry in

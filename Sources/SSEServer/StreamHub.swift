@@ -51,7 +51,7 @@ final class StreamHub: RedisSubscriberDelegate {
     private let queuedDeliveries: [QueuedCounter]
     /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
     let maxQueuedBytesPerLoop: Int
-    static let maxQueuedDeliveriesPerLoop = 100_000
+    let maxQueuedDeliveriesPerLoop: Int
     /// How far past the last counter read an id may be and still count as a position while
     /// Redis cannot be asked.
     static let unverifiedSlack: UInt64 = 100_000
@@ -81,6 +81,7 @@ final class StreamHub: RedisSubscriberDelegate {
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
         self.maxQueuedBytesPerLoop = max(64 * 1024 * 1024, 16 * configuration.maxPayloadBytes)
+        self.maxQueuedDeliveriesPerLoop = max(1, configuration.maxQueuedDeliveriesPerLoop)
         self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.demo ? configuration.nodeName : nil)
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
@@ -179,7 +180,7 @@ final class StreamHub: RedisSubscriberDelegate {
     private func learnPosition(of channel: ChannelName) {
         guard let history else { return }
         subscriber.whenSubscribed([channel.text]) { [self] _ in
-            history.lastPosition(of: channel.text) { [self] result in
+            history.lastPosition(of: channel.text, lane: HistoryLane.positions) { [self] result in
                 guard case .success(let position?) = result else { return }
                 table.withLock { $0.advance(channel, to: position) }
             }
@@ -414,16 +415,25 @@ final class StreamHub: RedisSubscriberDelegate {
         let queued = queuedDeliveries[index]
         let bytes = delivery.ordered.reduce(0) { $0 + $1.event.chunked.readableBytes }
         if queued.isBehind { return }
-        if queued.bytes + bytes > maxQueuedBytesPerLoop || queued.count >= Self.maxQueuedDeliveriesPerLoop {
-            guard history != nil else {
-                logger.error("an event loop fell too far behind; dropped a delivery", metadata: ["loop": "\(index)"])
-                return
-            }
+        if queued.bytes + bytes > maxQueuedBytesPerLoop || queued.count >= maxQueuedDeliveriesPerLoop {
             queued.isBehind = true
-            let (positions, fallback) = snapshotPositions()
-            logger.error("an event loop fell too far behind; its clients will catch up from history", metadata: ["loop": "\(index)"])
-            registry.eventLoop.execute { [self] in
-                // Runs after everything queued before it: the loop has drained.
+            metrics.loopsBehind.increment()
+            var (positions, fallback) = snapshotPositions()
+            // The table already counts this delivery's events: start before them.
+            for routed in delivery.ordered {
+                guard let position = routed.event.position, position.sequence > 0 else { continue }
+                let before = HistoryPosition(epoch: position.epoch, sequence: position.sequence - 1)
+                positions[routed.channel] = min(positions[routed.channel] ?? before, before)
+                fallback = min(fallback, before)
+            }
+            logger.error(
+                "an event loop fell too far behind; its deliveries are dropped until it has drained",
+                metadata: ["loop": "\(index)", "queued": "\(queued.count)", "bytes": "\(queued.bytes)", "catch-up": "\(history != nil)"]
+            )
+            registry.eventLoop.execute { [self, positions, fallback] in
+                // Runs after everything queued before it: the loop has drained. With history its
+                // clients get what was dropped from there; without, it is gone (as for a client
+                // that was disconnected).
                 queued.isBehind = false
                 catchUp(loop: index, positions: positions, fallback: fallback)
             }

@@ -4,15 +4,27 @@
 /// treat a Redis payload as conforming exactly when Flask-SSE would: surrounding whitespace,
 /// `NaN`/`Infinity`/`-Infinity`, duplicate keys (the last wins), no raw control characters
 /// inside strings (`strict=True`). Lone UTF-16 surrogates in `\u` escapes become U+FFFD,
-/// since a Swift `String` cannot hold them. Nesting deeper than `maximumDepth` is rejected,
-/// as Python's recursion limit rejects it.
+/// since a Swift `String` cannot hold them.
+///
+/// Two limits stand in for Python's: nesting deeper than `maximumDepth` is rejected (Python
+/// raises `RecursionError` somewhere near 1,000 levels, depending on its stack), and an integer
+/// longer than `maximumIntegerDigits` is rejected as Python 3.11+ rejects it (`ValueError:
+/// Exceeds the limit (4300 digits) for integer string conversion`). A Redis payload refused for
+/// either reason is one Flask-SSE's `Message(**json.loads(p))` would not accept, so the broker
+/// delivers it as plain text (and `POST /publish` answers 400).
+///
+/// Parsing is linear in the input and uses no recursion: open containers are kept in an
+/// explicit stack, and object members are indexed (`JSONObject`). The depth bound protects what
+/// walks a value recursively afterwards (encoding, hashing, comparing, releasing it).
 public struct JSONParser {
     /// Nesting deeper than this is rejected.
     public static let maximumDepth = 512
+    /// Integers with more decimal digits than this (sign not counted) are rejected, as
+    /// Python's `sys.int_info.default_max_str_digits`.
+    public static let maximumIntegerDigits = 4300
 
     private let bytes: [UInt8]
     private var index: Int = 0
-    private var depth: Int = 0
 
     private init(bytes: [UInt8]) {
         self.bytes = bytes
@@ -44,11 +56,89 @@ public struct JSONParser {
         }
     }
 
+    /// The containers being filled, innermost last: the document's nesting lives here, not in
+    /// the call stack, so no input can exhaust a thread's stack while parsing. Arrays and
+    /// objects sit in stacks of their own so each is appended to in place (a copy per member
+    /// would make parsing quadratic).
+    private struct OpenContainers {
+        enum Kind { case array, object }
+        var kinds: [Kind] = []
+        var arrays: [[JSONValue]] = []
+        var objects: [JSONObject] = []
+        /// Per open object, the key whose value comes next.
+        var keys: [String] = []
+
+        var depth: Int { kinds.count }
+    }
+
     private mutating func parseValue() throws(JSONParsingError) -> JSONValue {
+        var open = OpenContainers()
+        while true {
+            guard var value = try parseValueStart(into: &open) else { continue }  // a container opened
+            // Hand the value to the innermost open container, closing each one that ends here.
+            closing: while let kind = open.kinds.last {
+                skipWhitespace()
+                switch kind {
+                case .array:
+                    open.arrays[open.arrays.count - 1].append(value)
+                    switch current {
+                    case UInt8(ascii: ","):
+                        index += 1
+                        break closing
+                    case UInt8(ascii: "]"):
+                        index += 1
+                        open.kinds.removeLast()
+                        value = .array(open.arrays.removeLast())
+                    case nil: throw JSONParsingError(.unexpectedEnd, offset: index)
+                    default: throw JSONParsingError(.unexpectedCharacter, offset: index)
+                    }
+                case .object:
+                    open.objects[open.objects.count - 1][open.keys.removeLast()] = value
+                    switch current {
+                    case UInt8(ascii: ","):
+                        index += 1
+                        open.keys.append(try parseKey())
+                        break closing
+                    case UInt8(ascii: "}"):
+                        index += 1
+                        open.kinds.removeLast()
+                        value = .object(open.objects.removeLast())
+                    case nil: throw JSONParsingError(.unexpectedEnd, offset: index)
+                    default: throw JSONParsingError(.unexpectedCharacter, offset: index)
+                    }
+                }
+            }
+            if open.kinds.isEmpty { return value }
+        }
+    }
+
+    /// Reads the start of a value: a whole scalar or empty container (returned), or the opening
+    /// of a non-empty container, pushed onto `open` (nil returned).
+    private mutating func parseValueStart(into open: inout OpenContainers) throws(JSONParsingError) -> JSONValue? {
+        skipWhitespace()
         guard let byte = current else { throw JSONParsingError(.unexpectedEnd, offset: index) }
         switch byte {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            guard open.depth < Self.maximumDepth else { throw JSONParsingError(.tooDeep, offset: index) }
+            index += 1
+            skipWhitespace()
+            if byte == UInt8(ascii: "[") {
+                if current == UInt8(ascii: "]") {
+                    index += 1
+                    return .array([])
+                }
+                open.kinds.append(.array)
+                open.arrays.append([])
+            } else {
+                if current == UInt8(ascii: "}") {
+                    index += 1
+                    return .object(JSONObject())
+                }
+                open.keys.append(try parseKey())
+                open.kinds.append(.object)
+                open.objects.append(JSONObject())
+            }
+            return nil
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
@@ -66,68 +156,22 @@ public struct JSONParser {
         }
     }
 
+    /// An object key and its colon: `"KEY" :`, with the whitespace around them.
+    private mutating func parseKey() throws(JSONParsingError) -> String {
+        skipWhitespace()
+        guard current == UInt8(ascii: "\"") else { throw JSONParsingError(.expectedKey, offset: index) }
+        let key = try parseString()
+        skipWhitespace()
+        guard current == UInt8(ascii: ":") else { throw JSONParsingError(.expectedColon, offset: index) }
+        index += 1
+        return key
+    }
+
     private mutating func expectLiteral(_ literal: String) throws(JSONParsingError) {
         guard bytes[index...].starts(with: literal.utf8) else {
             throw JSONParsingError(.unexpectedCharacter, offset: index)
         }
         index += literal.utf8.count
-    }
-
-    private mutating func enterContainer() throws(JSONParsingError) {
-        depth += 1
-        guard depth <= Self.maximumDepth else { throw JSONParsingError(.tooDeep, offset: index) }
-    }
-
-    private mutating func parseObject() throws(JSONParsingError) -> JSONValue {
-        try enterContainer()
-        defer { depth -= 1 }
-        index += 1
-        var object = JSONObject()
-        skipWhitespace()
-        if current == UInt8(ascii: "}") {
-            index += 1
-            return .object(object)
-        }
-        while true {
-            skipWhitespace()
-            guard current == UInt8(ascii: "\"") else { throw JSONParsingError(.expectedKey, offset: index) }
-            let key = try parseString()
-            skipWhitespace()
-            guard current == UInt8(ascii: ":") else { throw JSONParsingError(.expectedColon, offset: index) }
-            index += 1
-            skipWhitespace()
-            object[key] = try parseValue()
-            skipWhitespace()
-            switch current {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"): index += 1; return .object(object)
-            case nil: throw JSONParsingError(.unexpectedEnd, offset: index)
-            default: throw JSONParsingError(.unexpectedCharacter, offset: index)
-            }
-        }
-    }
-
-    private mutating func parseArray() throws(JSONParsingError) -> JSONValue {
-        try enterContainer()
-        defer { depth -= 1 }
-        index += 1
-        var array: [JSONValue] = []
-        skipWhitespace()
-        if current == UInt8(ascii: "]") {
-            index += 1
-            return .array(array)
-        }
-        while true {
-            skipWhitespace()
-            array.append(try parseValue())
-            skipWhitespace()
-            switch current {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"): index += 1; return .array(array)
-            case nil: throw JSONParsingError(.unexpectedEnd, offset: index)
-            default: throw JSONParsingError(.unexpectedCharacter, offset: index)
-            }
-        }
     }
 
     /// Python's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`.
@@ -159,6 +203,10 @@ public struct JSONParser {
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger {
+            let digitCount = index - start - (bytes[start] == UInt8(ascii: "-") ? 1 : 0)
+            guard digitCount <= Self.maximumIntegerDigits else {
+                throw JSONParsingError(.integerTooLong, offset: start)
+            }
             guard let integer = JSONInteger(text) else { throw JSONParsingError(.invalidNumber, offset: start) }
             return .integer(integer)
         }
@@ -268,6 +316,7 @@ public struct JSONParsingError: Error, Hashable, CustomStringConvertible {
         public static let unterminatedString = Code("unterminated string")
         public static let controlCharacterInString = Code("control character in string")
         public static let tooDeep = Code("nesting too deep")
+        public static let integerTooLong = Code("integer with more than 4300 digits")
         public var description: String { name }
     }
 

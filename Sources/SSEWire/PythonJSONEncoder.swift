@@ -15,35 +15,63 @@ public enum PythonJSONEncoder {
     }
 
     /// Appends the serialization of `value` to `output`.
+    ///
+    /// Containers are walked with an explicit stack, not recursion, so encoding uses the same
+    /// small amount of thread stack at any depth.
     public static func append(_ value: JSONValue, to output: inout [UInt8]) {
-        switch value {
-        case .null:
-            output.append(contentsOf: "null".utf8)
-        case .bool(let flag):
-            output.append(contentsOf: (flag ? "true" : "false").utf8)
-        case .integer(let integer):
-            output.append(contentsOf: integer.digits.utf8)
-        case .float(let double):
-            output.append(contentsOf: PythonFloatFormatter.jsonText(double).utf8)
-        case .string(let string):
-            appendString(string, to: &output)
-        case .array(let elements):
-            output.append(UInt8(ascii: "["))
-            for (position, element) in elements.enumerated() {
-                if position > 0 { output.append(contentsOf: ", ".utf8) }
-                append(element, to: &output)
+        var open: [OpenContainer] = []
+        var next: JSONValue? = value
+        while true {
+            if let current = next {
+                next = nil
+                switch current {
+                case .null:
+                    output.append(contentsOf: "null".utf8)
+                case .bool(let flag):
+                    output.append(contentsOf: (flag ? "true" : "false").utf8)
+                case .integer(let integer):
+                    output.append(contentsOf: integer.digits.utf8)
+                case .float(let double):
+                    output.append(contentsOf: PythonFloatFormatter.jsonText(double).utf8)
+                case .string(let string):
+                    appendString(string, to: &output)
+                case .array(let elements):
+                    output.append(UInt8(ascii: "["))
+                    open.append(.array(elements, next: 0))
+                case .object(let members):
+                    output.append(UInt8(ascii: "{"))
+                    open.append(.object(members.sortedByCodePoint, next: 0))
+                }
             }
-            output.append(UInt8(ascii: "]"))
-        case .object(let members):
-            output.append(UInt8(ascii: "{"))
-            for (position, member) in members.sortedByCodePoint.enumerated() {
+            // Emit the next member of the innermost container, or close it.
+            guard let container = open.popLast() else { return }
+            switch container {
+            case .array(let elements, let position):
+                guard position < elements.count else {
+                    output.append(UInt8(ascii: "]"))
+                    continue
+                }
                 if position > 0 { output.append(contentsOf: ", ".utf8) }
-                appendString(member.key, to: &output)
+                open.append(.array(elements, next: position + 1))
+                next = elements[position]
+            case .object(let members, let position):
+                guard position < members.count else {
+                    output.append(UInt8(ascii: "}"))
+                    continue
+                }
+                if position > 0 { output.append(contentsOf: ", ".utf8) }
+                appendString(members[position].key, to: &output)
                 output.append(contentsOf: ": ".utf8)
-                append(member.value, to: &output)
+                open.append(.object(members, next: position + 1))
+                next = members[position].value
             }
-            output.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// A container being written and the position of its next member.
+    private enum OpenContainer {
+        case array([JSONValue], next: Int)
+        case object([JSONObject.Element], next: Int)
     }
 
     /// Appends a JSON string literal with `ensure_ascii=True` escaping.

@@ -258,3 +258,76 @@ extension RedisReply {
         return nil
     }
 }
+
+@Suite("History hardening: races", .timeLimit(.minutes(3)))
+struct HistoryRaceTests {
+    @Test("a channel unsubscribed (its last client left) and resubscribed by a resuming client at once: the resume misses nothing published meanwhile")
+    func resubscribeWhileResuming() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let publisher = SSEPublisher(redis: try redis.configuration)
+        defer { publisher.shutdown() }
+        let published = SharedValue<[String]>([])
+        let running = SharedValue(true)
+        let publishing = Task {
+            var index = 0
+            while running.get() {
+                let id = try #require(try await publisher.publish(data: .string("p\(index)"), channel: "flip").id)
+                published.set(published.get() + [id])
+                index += 1
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        for _ in 0..<15 {
+            let leaving = try await node.stream("flip")
+            try await redis.waitForSubscribers("flip", count: 1)
+            try await eventually("an event on the leaving stream") { try leaving.events().count >= 1 }
+            let lastSeen = try #require(try leaving.events().last?.split(separator: "\n").last.map { String($0.dropFirst(3)) })
+            // The last client leaves and a resuming one arrives in the same instant.
+            async let closing: Void = leaving.close()
+            let resumed = try await StreamClient.open(port: node.port, "/stream?channel=flip", headers: ["Last-Event-ID": lastSeen])
+            await closing
+            try await Task.sleep(for: .milliseconds(150))
+            let expectedAfter = published.get().drop { $0 != lastSeen }.dropFirst()
+            let have = try await resumed.waitForEvents(expectedAfter.count)
+            let ids = have.compactMap { $0.split(separator: "\n").last.map { String($0.dropFirst(3)) } }
+            #expect(Array(ids.prefix(expectedAfter.count)) == Array(expectedAfter), "a gap after \(lastSeen)")
+            await resumed.close()
+            try await eventually("the node to unsubscribe") { try await redis.subscriberCount("flip") == 0 }
+        }
+        running.set(false)
+        try await publishing.value
+        await node.shutdown()
+    }
+}
+
+@Suite("History hardening: a stalled event loop", .timeLimit(.minutes(2)))
+struct StalledLoopTests {
+    @Test("deliveries toward a stalled event loop are bounded; once it drains, its clients catch up from history: every event once, in order")
+    func stalledLoopCatchesUp() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration) {
+            $0.threads = 1
+            $0.maxQueuedDeliveriesPerLoop = 20
+        }
+        let client = try await node.stream("stall")
+        try await redis.waitForSubscribers("stall", count: 1)
+        let publisher = SSEPublisher(redis: try redis.configuration)
+        defer { publisher.shutdown() }
+        let first = try #require(try await publisher.publish(data: "first", channel: "stall").id)
+        _ = try await client.waitForEvents(1)
+        // Stall the node's only loop while 200 events arrive, one read each.
+        node.server.eventLoopGroup.any().execute { usleep(1_500_000) }
+        var ids = [first]
+        for index in 0..<200 {
+            ids.append(try #require(try await publisher.publish(data: .string("e\(index)"), channel: "stall").id))
+        }
+        let events = try await client.waitForEvents(201, timeout: .seconds(20))
+        #expect(events == [HistoryTests.event("first", first)] + (0..<200).map { HistoryTests.event("e\($0)", ids[$0 + 1]) })
+        let metrics = try await node.request("GET", "/metrics")
+        #expect(!metrics.bodyText.contains("sse_loop_behind_total 0"), "the bound was reached")
+        #expect(metrics.bodyText.contains("sse_loop_behind_total"))
+        await client.close()
+        await node.shutdown()
+    }
+}

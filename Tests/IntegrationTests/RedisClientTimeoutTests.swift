@@ -25,7 +25,7 @@ struct RedisClientTimeoutTests {
         }
     }
 
-    @Test("commands to a SIGSTOP'd Redis fail with .timedOut within the command timeout (queueing included), and work again after SIGCONT")
+    @Test("commands to a SIGSTOP'd Redis fail within the command timeout (.timedOut in flight, .unavailable queued behind), and work again after SIGCONT")
     func stopped() async throws {
         let redis = try await RedisServerProcess()
         defer { redis.stop() }
@@ -60,22 +60,23 @@ struct RedisClientTimeoutTests {
         }
     }
 
-    @Test("retrying rides out a busy Redis (-BUSY, transient like -LOADING after a restart) without blocking the caller")
+    @Test("retrying rides out -LOADING (a restarting Redis) without blocking the caller; without retries the error reply is returned as is")
     func retriesLoading() async throws {
-        let redis = try await RedisServerProcess()
-        defer { redis.stop() }
-        let client = try makeClient(redis, timeout: 1000)
+        let loading = "-LOADING Redis is loading the dataset in memory\r\n"
+        let server = try FakeRedisServer(answers: [loading, loading, "-BUSY Redis is busy running a script\r\n", "+OK\r\n"])
+        defer { server.stop() }
+        let client = RedisCommandClient(redis: server.configuration, logger: Logger(label: "test.retry"))
         defer { client.shutdown() }
-        // A Lua script that runs for a while makes Redis answer -BUSY to other clients.
-        let busy = try makeClient(redis, timeout: 5000)
-        defer { busy.shutdown() }
-        _ = try await busy.send("CONFIG", "SET", "busy-reply-threshold", "100")
-        busy.send([Array("EVAL".utf8), Array("local t = redis.call('TIME') while true do local n = redis.call('TIME') if (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 600000 then break end end return 1".utf8), Array("0".utf8)]) { _ in }
-        try await eventually(timeout: .seconds(2), "Redis answers -BUSY") {
-            (try? await client.send("GET", "k"))?.serverError?.serverCode == "BUSY"
-        }
-        let retried = try await client.send([Array("GET".utf8), Array("k".utf8)], retrying: RedisRetryPolicy(baseDelayMilliseconds: 50, maximumDelayMilliseconds: 200))
-        #expect(retried == .null, "\(retried)")
+        let first = try await client.send("GET", "k")
+        #expect(first.serverError?.serverCode == "LOADING" && first.serverError?.isTransient == true, "\(first)")
+        let retried = try await client.send([Array("GET".utf8), Array("k".utf8)], retrying: RedisRetryPolicy(baseDelayMilliseconds: 20, maximumDelayMilliseconds: 50))
+        #expect(retried == .status("OK"), "\(retried)")
+        let permanent = try FakeRedisServer(answers: ["-NOPERM no\r\n", "+OK\r\n"])
+        defer { permanent.stop() }
+        let other = RedisCommandClient(redis: permanent.configuration, logger: Logger(label: "test.retry"))
+        defer { other.shutdown() }
+        let refused = try await other.send([Array("GET".utf8)], retrying: .default)
+        #expect(refused.serverError?.serverCode == "NOPERM", "not retried: \(refused)")
     }
 
     @Test("a full lane answers .overloaded at once; a flood on one lane does not hold up another")

@@ -34,3 +34,32 @@ struct RefusedChannelTests {
         await node.shutdown()
     }
 }
+
+@Suite("Channel names are bytes", .timeLimit(.minutes(2)))
+struct ChannelBytesTests {
+    @Test("canonically equivalent channel names (é as one code point, and e + combining accent) are two Redis channels end to end")
+    func equivalentNamesAreTwoChannels() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let composed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
+        let first = try await node.stream("caf%C3%A9")
+        let second = try await node.stream("cafe%CC%81")
+        try await redis.waitForSubscribers(composed, count: 1)
+        try await redis.waitForSubscribers(decomposed, count: 1)
+        _ = try await redis.command("PUBLISH", composed, "to the composed one")
+        _ = try await redis.command("PUBLISH", decomposed, "to the decomposed one")
+        #expect(try await first.waitForEvents(1) == ["data:to the composed one\n\n"])
+        #expect(try await second.waitForEvents(1) == ["data:to the decomposed one\n\n"])
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try first.events().count == 1)
+        #expect(try second.events().count == 1)
+        // One stream naming both gets both, each once.
+        let both = try await node.stream("caf%C3%A9&channel=cafe%CC%81")
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try await redis.command("PUBLISH", decomposed, "again")
+        #expect(try await both.waitForEvents(1) == ["data:again\n\n"])
+        for client in [first, second, both] { await client.close() }
+        await node.shutdown()
+    }
+}

@@ -1,4 +1,5 @@
 @testable import SSERedis
+import SSEWire
 import Testing
 
 /// The subscription state machine without I/O: commands out, confirmations and errors in.
@@ -12,13 +13,13 @@ struct SubscriptionStateMachineTests {
         actions.compactMap { if case .send(let command) = $0 { return command } else { return nil } }
     }
 
-    func waitersRun(_ actions: [Machine.Action]) -> [Int: Set<String>] {
-        var run: [Int: Set<String>] = [:]
+    func waitersRun(_ actions: [Machine.Action]) -> [Int: Set<ChannelName>] {
+        var run: [Int: Set<ChannelName>] = [:]
         for case .runWaiter(let waiter, let refused) in actions { run[waiter] = refused }
         return run
     }
 
-    func refusals(_ actions: [Machine.Action]) -> [[String]] {
+    func refusals(_ actions: [Machine.Action]) -> [[ChannelName]] {
         actions.compactMap { if case .reportRefused(let channels, _) = $0 { return channels } else { return nil } }
     }
 
@@ -27,11 +28,11 @@ struct SubscriptionStateMachineTests {
     }
 
     /// A connected machine that sent one SUBSCRIBE for `channels` (in its order).
-    func connected(_ channels: Set<String>, batchSize: Int = 500) -> (Machine, [String]) {
+    func connected(_ channels: Set<ChannelName>, batchSize: Int = 500) -> (Machine, [ChannelName]) {
         var machine = Machine(configuration: .init(batchSize: batchSize))
         _ = machine.setWanted(channels)
         let commands = sends(machine.connected())
-        var order: [String] = []
+        var order: [ChannelName] = []
         for case .subscribe(let batch) in commands { order += batch }
         return (machine, order)
     }
@@ -181,14 +182,26 @@ struct SubscriptionStateMachineTests {
         #expect(machine.nextRetry == nil)
     }
 
+    @Test("incremental changes act like the whole set: only what changed is sent")
+    func incremental() {
+        var (machine, order) = connected(["a", "b"])
+        for channel in order { _ = machine.subscribeConfirmed(channel) }
+        #expect(sends(machine.changeWanted(added: ["c", "a"], removed: ["b", "zzz"])) == [.subscribe(["c"]), .unsubscribe(["b"])])
+        #expect(machine.wanted == ["a", "c"])
+        #expect(machine.addWaiter(1, channels: ["a", "c"]).isEmpty)
+        #expect(waitersRun(machine.subscribeConfirmed("c")) == [1: []])
+        #expect(machine.unsubscribeConfirmed("b").isEmpty)
+        #expect(machine.commandsInFlight == 0)
+    }
+
     @Test("seeded random traffic: every waiter runs exactly once, with the channels Redis refused")
     func seededRandom() {
         var generator = SeededGenerator(seed: 15)
-        let universe = (0..<12).map { $0 < 8 ? "ok:\($0)" : "no:\($0)" }
+        let universe = (0..<12).map { ChannelName($0 < 8 ? "ok:\($0)" : "no:\($0)") }
         for _ in 0..<200 {
             var machine = Machine(configuration: .init(batchSize: 3))
-            var expected: [Int: Set<String>] = [:]
-            var ran: [Int: Set<String>] = [:]
+            var expected: [Int: Set<ChannelName>] = [:]
+            var ran: [Int: Set<ChannelName>] = [:]
             var inFlight: [Machine.Command] = []
             _ = machine.connected()
             func run(_ actions: [Machine.Action]) {
@@ -207,7 +220,7 @@ struct SubscriptionStateMachineTests {
             run(machine.setWanted(wanted))
             for waiter in 0..<4 {
                 let channels = Set(wanted.filter { _ in Bool.random(using: &generator) })
-                expected[waiter] = channels.filter { $0.hasPrefix("no:") }
+                expected[waiter] = channels.filter { $0.text.hasPrefix("no:") }
                 run(machine.addWaiter(waiter, channels: channels))
             }
             // Redis: answers each command in order; a SUBSCRIBE naming a "no:" channel is refused whole.
@@ -217,7 +230,7 @@ struct SubscriptionStateMachineTests {
                 let command = inFlight.removeFirst()
                 switch command {
                 case .subscribe(let channels):
-                    if channels.contains(where: { $0.hasPrefix("no:") }) {
+                    if channels.contains(where: { $0.text.hasPrefix("no:") }) {
                         run(machine.errorReply("NOPERM", now: now))
                     } else {
                         for channel in channels { run(machine.subscribeConfirmed(channel)) }
@@ -229,8 +242,8 @@ struct SubscriptionStateMachineTests {
                 }
             }
             #expect(ran == expected)
-            #expect(machine.refusedChannels == wanted.filter { $0.hasPrefix("no:") })
-            for channel in wanted where channel.hasPrefix("ok:") { #expect(machine.isConfirmed(channel)) }
+            #expect(machine.refusedChannels == wanted.filter { $0.text.hasPrefix("no:") })
+            for channel in wanted where channel.text.hasPrefix("ok:") { #expect(machine.isConfirmed(channel)) }
         }
     }
 }
