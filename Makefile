@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps fuzz screenshots bench redis cluster cluster-down clean
+.PHONY: all deps build release run test test-deps fuzz soak screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -85,6 +85,7 @@ test: test-deps
 	swift build --build-tests
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
 	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
+	python3 Tests/Soak/soak.py --seconds $(SOAK_TEST_SECONDS)
 	FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 ## fuzz: libFuzzer with AddressSanitizer on each target in Fuzz/ for FUZZ_SECONDS (in .build-fuzz),
@@ -108,6 +109,15 @@ bench: deps
 	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis
 	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c -lpthread
 	python3 Benchmarks/bench.py
+
+## soak: the fault soak (Tests/Soak/soak.py): 3 nodes on a Redis with AOF, 30 reconnecting clients,
+## ~100 publishes/s, node and Redis faults in turn for SOAK_SECONDS; fails on any loss, duplicate,
+## reordering or history-gap. `make test` runs a short one (SOAK_TEST_SECONDS).
+SOAK_SECONDS ?= 300
+SOAK_TEST_SECONDS ?= 60
+soak: deps
+	swift build --product sse-broker
+	python3 Tests/Soak/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf .build $(VENV) $(RUN_DIR)
