@@ -47,7 +47,7 @@ struct HeartbeatRing<Member: HeartbeatRingMember> {
 
     /// The members due at `fraction` (0...1) of the round, marked done.
     mutating func takeDue(atFraction fraction: Double) -> ArraySlice<Member> {
-        let clamped = min(max(fraction, 0), 1)
+        let clamped = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
         let mark = min(members.count, Int((clamped * Double(members.count)).rounded(.up)))
         guard mark > cursor else { return [] }
         defer { cursor = mark }
