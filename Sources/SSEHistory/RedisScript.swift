@@ -1,8 +1,16 @@
+import Dispatch
 import SSERedis
 import Synchronization
 
 /// A Lua script run with EVALSHA, loaded once with SCRIPT LOAD and again after NOSCRIPT
 /// (a restarted or flushed Redis forgets scripts).
+///
+/// An error reply that says Redis did not run the command and may soon (`-LOADING` while a
+/// restarted Redis reads its data, `-BUSY`, `-TRYAGAIN`, `-MASTERDOWN`, `-CLUSTERDOWN`) is retried
+/// for about three seconds, without blocking anyone (the retry is scheduled, not slept): a
+/// publish during the second a restart takes to load then succeeds instead of failing. Such a
+/// reply means the script did not run, so a retry never publishes twice. A lost connection is not
+/// retried here: the script may have run.
 final class RedisScript: Sendable {
     let source: String
     private let sha = Mutex<[UInt8]?>(nil)
@@ -19,8 +27,11 @@ final class RedisScript: Sendable {
         lane: Int = 0,
         completion: @escaping @Sendable (Result<RedisReply, RedisError>) -> Void
     ) {
-        run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: 1, completion: completion)
+        run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: 1, attempt: 0, completion: completion)
     }
+
+    /// Delays before the retries of a transient error reply, in milliseconds (about 3 s in all).
+    private static let retryDelays = [50, 100, 200, 400, 800, 1600]
 
     private func run(
         on client: RedisCommandClient,
@@ -28,14 +39,29 @@ final class RedisScript: Sendable {
         arguments: [[UInt8]],
         lane: Int,
         reloadsLeft: Int,
+        attempt: Int,
         completion: @escaping @Sendable (Result<RedisReply, RedisError>) -> Void
     ) {
+        let again: @Sendable (_ reloadsLeft: Int) -> Void = { reloadsLeft in
+            self.run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: reloadsLeft, attempt: attempt, completion: completion)
+        }
+        let later: @Sendable (RedisError) -> Void = { error in
+            guard error.isTransient, attempt < Self.retryDelays.count else {
+                completion(.failure(error))
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Self.retryDelays[attempt])) {
+                self.run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: reloadsLeft, attempt: attempt + 1, completion: completion)
+            }
+        }
         guard let digest = sha.withLock({ $0 }) else {
             client.send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)], lane: lane) { result in
                 switch result {
                 case .success(.bulkString(let digest)):
                     self.sha.withLock { $0 = digest }
-                    self.run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: reloadsLeft, completion: completion)
+                    again(reloadsLeft)
+                case .success(.error(let message)):
+                    later(RedisError(serverReply: message))
                 case .success(let other):
                     completion(.failure(RedisError(.serverError, "SCRIPT LOAD answered \(other)")))
                 case .failure(let error):
@@ -49,9 +75,10 @@ final class RedisScript: Sendable {
             switch result {
             case .success(.error(let message)) where message.hasPrefix("NOSCRIPT") && reloadsLeft > 0:
                 self.sha.withLock { $0 = nil }
-                self.run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: reloadsLeft - 1, completion: completion)
+                again(reloadsLeft - 1)
             case .success(.error(let message)):
-                completion(.failure(RedisError(serverReply: message)))
+                let error = RedisError(serverReply: message)
+                if error.code == .serverError { later(error) } else { completion(.failure(error)) }
             default:
                 completion(result)
             }
