@@ -89,6 +89,9 @@ public func fuzzHTTP(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     let bytes = output.withLock { $0 }
     let statuses = HTTPResponseCheck.check(bytes)
     FuzzCheck.require(statuses.allSatisfy { $0 != 500 }, "a 500 answer: \(FuzzCheck.describe(bytes))")
+    // The client is gone: no stream of it is left, nor a subscription it wanted.
+    FuzzCheck.require(node.services.hub.connectedCount == 0, "a stream outlived its connection: \(FuzzCheck.describe(bytes))")
+    FuzzCheck.require(node.services.hub.subscriber.wantedChannels.isEmpty, "a channel is still wanted after its last client left")
     return 0
 }
 
