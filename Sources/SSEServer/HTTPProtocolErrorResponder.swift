@@ -28,7 +28,12 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
             context.fireErrorCaught(error)
             return
         }
-        if !hasUnterminatedResponse, !closing {
+        // A request cut short by the connection's end (`invalidEOFState`: our own close after a
+        // 408, or the peer's) has nobody left to answer.
+        let cutShort: Bool
+        if case .invalidEOFState = parserError { cutShort = true } else { cutShort = false }
+        if !hasUnterminatedResponse, !closing, !cutShort {
+            closing = true
             let answer: HTTPError
             if case .headerOverflow = parserError {
                 answer = HTTPError(.requestHeaderFieldsTooLarge, "request head larger than \(maxHeadBytes) bytes")

@@ -167,4 +167,19 @@ struct HTTPPipelineTests {
             _ = try? channel.finish()
         }
     }
+
+    @Test("a malformed request, or one cut off at --request-timeout, is answered exactly once, not again when the connection ends")
+    func answeredOnce() async throws {
+        let malformed = try await Self.channel()
+        _ = try? malformed.writeInbound(ByteBuffer(string: "GET /\r\n\r\n"))
+        _ = try? await malformed.close().get()
+        let first = try Self.output(malformed)
+        #expect(first.components(separatedBy: "HTTP/1.1 ").count == 2, "\(first)")
+        let slow = try await Self.channel()
+        try slow.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: loc"))
+        slow.embeddedEventLoop.advanceTime(by: .seconds(2))
+        let second = try Self.output(slow)
+        #expect(second.hasPrefix("HTTP/1.1 408"))
+        #expect(second.components(separatedBy: "HTTP/1.1 ").count == 2, "\(second)")
+    }
 }
