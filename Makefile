@@ -86,7 +86,7 @@ test: test-deps
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
 	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	python3 Tests/Soak/soak.py --seconds $(SOAK_TEST_SECONDS)
-	FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+	FUZZ_SCRATCH=.build FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
 ## fuzz: libFuzzer with AddressSanitizer on each target in Fuzz/ for FUZZ_SECONDS (in .build-fuzz),
 ## seeded with the golden vectors, Fuzz/Corpus and every past crash (Fuzz/Regressions).

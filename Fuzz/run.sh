@@ -13,7 +13,9 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz-payload fuzz-json fuzz-query fuzz-last-event-id fuzz-http)
-scratch=.build-fuzz
+# make fuzz keeps its own scratch path; make test passes FUZZ_SCRATCH=.build, where the
+# dependencies are already built (only the broker's modules are compiled again, instrumented).
+scratch="${FUZZ_SCRATCH:-.build-fuzz}"
 vectors=(Tests/FlaskSSEVectors/Fixtures/flask-sse-vectors.jsonl ${FUZZ_VECTORS:-})
 
 build_start=$SECONDS

@@ -75,7 +75,7 @@ struct HistoryTests {
     @Test("trimmed, expired and unknown positions get the documented history-gap event, then what is retained, then live")
     func gapSignals() async throws {
         let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration) { $0.history = HistoryConfiguration(length: 3, ttlSeconds: 1) }
+        let node = try await BrokerNode(redis: try redis.configuration) { $0.history = HistoryConfiguration(length: 3, ttlSeconds: 3) }
         var ids: [String] = []
         for index in 1...10 { ids.append(try await Self.publish(node, "short", "s\(index)")) }
         let trimmed = try await StreamClient.open(port: node.port, "/stream?channel=short", headers: ["Last-Event-ID": ids[1]])
@@ -91,7 +91,11 @@ struct HistoryTests {
         let ahead = HistoryPosition(epoch: future.epoch, sequence: future.sequence + 1000).description
         let fromFuture = try await StreamClient.open(port: node.port, "/stream?channel=short", headers: ["Last-Event-ID": ahead])
         #expect(try await fromFuture.waitForEvents(1).first?.contains("\"unknown\"") == true)
-        try await Task.sleep(for: .milliseconds(2100))  // the channel's history expires (TTL 1 s)
+        // The channel's history expires (TTL 3 s: long enough that a loaded machine still resumes the
+        // retained events above before it does).
+        try await eventually(timeout: .seconds(10), "the channel's history to expire") {
+            try await redis.command("EXISTS", "sse:history:stream:short").integer == 0
+        }
         let expired = try await StreamClient.open(port: node.port, "/stream?channel=short", headers: ["Last-Event-ID": ids[8]])
         #expect(try await expired.waitForEvents(1) == ["event:history-gap\ndata:{\"channels\": {\"short\": \"expired\"}, \"lastEventId\": \"\(ids[8])\"}\n\n"])
         // After any notice the stream continues live.
