@@ -105,6 +105,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "SSEHistoryTests",
+            dependencies: ["SSEHistory", "SSEWire"]
+        ),
+        .testTarget(
             name: "SSERedisTests",
             dependencies: ["SSERedis"]
         ),
