@@ -52,7 +52,7 @@ struct RedisClientTimeoutTests {
                 continue
             }
             #expect(error.isTransient, "\(error)")
-            #expect(elapsed < .milliseconds(1000), "\(error) after \(elapsed)")
+            #expect(elapsed < .milliseconds(3000), "bounded by the 800 ms timeout, not forever: \(error) after \(elapsed)")
         }
         #expect(outcomes.contains { if case .failure(let error) = $0.0 { return error.code == .timedOut } else { return false } })
         try await eventually(timeout: .seconds(5), "commands work again") {
@@ -101,7 +101,7 @@ struct RedisClientTimeoutTests {
             return
         }
         #expect(error.code == .overloaded)
-        #expect(refused.1 < .milliseconds(100))
+        #expect(refused.1 < .milliseconds(1000), "refused at once, not queued")
         try await eventually(timeout: .seconds(10), "lane 1 answered") { laneOne.get() != nil }
         if case .failure(let error) = laneOne.get() { #expect(error.code != .overloaded) }
         try await eventually(timeout: .seconds(10), "commands flow again") { (try? await client.send("PING", lane: 1)) == .status("PONG") }
