@@ -115,8 +115,11 @@ let package = Package(
         .testTarget(
             name: "SSEServerTests",
             dependencies: [
+                "SSEAuth",
+                "SSERedis",
                 "SSEServer",
                 "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
