@@ -129,17 +129,18 @@ struct TimeoutTests {
         let redis = try await RedisServerProcess()
         let node = try await Self.node(redis, request: 5, idle: 5)
         let client = try await node.stream("ka")
-        // /proc/net/tcp: the server's end of the stream (local port = the node's, established)
-        // has its keepalive timer running (timer_active 2).
-        let timers = try Self.establishedTimers(localPort: node.port)
-        #expect(!timers.isEmpty)
-        #expect(timers.allSatisfy { $0 == 2 }, "timer_active of the node's sockets: \(timers)")
+        // /proc/net/tcp: the server's end of this stream (local port = the node's, remote port =
+        // the client's, established) has its keepalive timer running (timer_active 2). Only this
+        // socket: another test's connection may sit in the node's accept queue for a moment.
+        let clientPort = try #require(client.connection.localPort)
+        let timers = try Self.establishedTimers(localPort: node.port, remotePort: clientPort)
+        #expect(timers == [2], "timer_active of the stream's server socket: \(timers)")
         await client.close()
         await node.shutdown()
     }
 
     /// The `timer_active` field of every established TCP socket whose local port is `localPort`.
-    static func establishedTimers(localPort: Int) throws -> [Int] {
+    static func establishedTimers(localPort: Int, remotePort: Int) throws -> [Int] {
         var timers: [Int] = []
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
             // /proc files report size 0: read them to their end.
@@ -150,6 +151,7 @@ struct TimeoutTests {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard fields.count > 5, fields[3] == "01",
                     let port = fields[1].split(separator: ":").last.flatMap({ Int($0, radix: 16) }), port == localPort,
+                    let peer = fields[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) }), peer == remotePort,
                     let timer = fields[5].split(separator: ":").first.flatMap({ Int($0, radix: 16) })
                 else { continue }
                 timers.append(timer)

@@ -5,6 +5,9 @@ import Synchronization
 /// A raw TCP connection to a server under test: send bytes, wait for received bytes.
 final class TestConnection: Sendable {
     private let channel: any Channel
+
+    /// The client's own port (to find this connection in the kernel's tables).
+    var localPort: Int? { channel.localAddress?.port }
     private let inbox: Inbox
 
     final class Inbox: Sendable {
