@@ -70,6 +70,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.idle
     /// A graceful shutdown asked this connection to finish.
     private var quiesceRequested = false
+    /// The connection is over for this handler: a protocol error was answered by
+    /// `HTTPProtocolErrorResponder`, or the connection broke or closed. An access decision or a
+    /// publish that completes later must not answer again (a second response to one request).
+    private var ended = false
 
     init(services: BrokerServices, socket: Int32) {
         self.services = services
@@ -166,7 +170,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Protocol errors were answered by `HTTPProtocolErrorResponder`; anything else
         // (a reset connection, say) ends this connection and no other.
+        ended = true
         context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ended = true
+        context.fireChannelInactive()
     }
 
     private func payloadTooLarge() -> HTTPError {
@@ -324,6 +334,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal)
         }
         promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+            guard !ended else { return }
             let refusal: HTTPError
             switch decision {
             case .allowed:
@@ -378,6 +389,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: AccessDecision.self)
         promise.completeWithTask { await check(access, credentials) }
         promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+            guard !ended else { return }
             state = .idle
             switch decision {
             case .allowed(let expiresAt):
@@ -536,6 +548,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Writes a complete response, closing afterwards unless the request keeps the connection alive.
     private func finishResponse(context: ChannelHandlerContext, request: HTTPRequestHead, head: HTTPResponseHead, body: [UInt8]?) {
+        guard !ended else { return }
         var head = head
         let keepAlive = request.isKeepAlive && head.headers.first(name: "connection")?.lowercased() != "close"
         if let body, head.status != .noContent { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
