@@ -65,11 +65,30 @@ final class FakeRedisServer: @unchecked Sendable {
         _ script: @escaping @Sendable (_ send: (_ bytes: [UInt8]) -> Bool) -> Void,
         _ answering: (@Sendable (Int) -> String?)?
     ) {
+        // Each descriptor is closed by the thread that uses it, once it is done with it, and removed
+        // from `connections` under the lock first: a descriptor closed while another thread may
+        // still use it can be reused by another test's socket in this process, which would then
+        // receive this server's bytes.
+        defer { close(listener) }
         while !stopped.withLock({ $0 }) {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
-            connections.withLock { $0.append(client) }
-            let thread = Thread {
+            let admitted = connections.withLock { list in
+                if stopped.withLock({ $0 }) { return false }
+                list.append(client)
+                return true
+            }
+            guard admitted else {
+                close(client)
+                return
+            }
+            let thread = Thread { [self] in
+                defer {
+                    connections.withLock { list in
+                        list.removeAll { $0 == client }
+                        close(client)
+                    }
+                }
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 let write: (_ bytes: [UInt8]) -> Bool = { bytes in
                     var offset = 0
@@ -94,13 +113,12 @@ final class FakeRedisServer: @unchecked Sendable {
         }
     }
 
+    /// Wakes the accept loop and every connection's thread; each closes its own descriptor.
     func stop() {
         stopped.withLock { $0 = true }
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for connection in connections.withLock({ $0 }) {
-            shutdown(connection, Int32(SHUT_RDWR))
-            close(connection)
+        connections.withLock { list in
+            for connection in list { shutdown(connection, Int32(SHUT_RDWR)) }
         }
     }
 }
