@@ -109,7 +109,8 @@ enum HistoryScripts {
         """
     )
 
-    /// Reads one page of every channel's events after a cursor.
+    /// Reads one page of every channel's events after a cursor, in batches of 16 entries up to the
+    /// byte budget (always at least one entry), so the work per call is bounded by what it returns.
     ///
     /// KEYS: per channel its stream, then its last-position key. ARGV: cursor epoch, cursor
     /// sequence, entries per channel, payload bytes per channel. Returns per channel
@@ -135,7 +136,28 @@ enum HistoryScripts {
         for i = 1, #KEYS, 2 do
           local gap, entries, more = '', {}, 0
           if redis.call('EXISTS', KEYS[i]) == 1 then
-            entries = redis.call('XRANGE', KEYS[i], '(' .. cursorEpoch .. '-' .. cursorSequence, '+', 'COUNT', count)
+            -- Read in small batches up to the byte budget, so large payloads cost what is kept,
+            -- not a whole COUNT of them.
+            local from, used, exhausted = '(' .. cursorEpoch .. '-' .. cursorSequence, 0, false
+            while #entries < count and not exhausted do
+              local want = math.min(16, count - #entries)
+              local batch = redis.call('XRANGE', KEYS[i], from, '+', 'COUNT', want)
+              if #batch < want then exhausted = true end
+              for j = 1, #batch do
+                local size = 0
+                local fields = batch[j][2]
+                for k = 1, #fields, 2 do
+                  if fields[k] == 'p' then size = #fields[k + 1] end
+                end
+                if #entries > 0 and used + size > budget then
+                  more, exhausted = 1, true
+                  break
+                end
+                used = used + size
+                entries[#entries + 1] = batch[j]
+                from = '(' .. batch[j][1]
+              end
+            end
             if #entries == count then more = 1 end
             local first = entries[1]
             if first then
@@ -143,21 +165,6 @@ enum HistoryScripts {
               for j = 1, #fields, 2 do
                 if fields[j] == 'prev' and isAfter(fields[j + 1]) then gap = 'trimmed' end
               end
-            end
-            local used, kept = 0, 0
-            for j = 1, #entries do
-              local size = 0
-              local fields = entries[j][2]
-              for k = 1, #fields, 2 do
-                if fields[k] == 'p' then size = #fields[k + 1] end
-              end
-              if kept > 0 and used + size > budget then break end
-              used = used + size
-              kept = kept + 1
-            end
-            if kept < #entries then
-              for j = #entries, kept + 1, -1 do entries[j] = nil end
-              more = 1
             end
           else
             local last = redis.call('GET', KEYS[i + 1])

@@ -138,7 +138,7 @@ struct HistoryHardeningTests {
         for index in 0..<400 { ids.append(try #require(try await publisher.publish(data: .string("\(index) \(padding)"), channel: "long").id)) }
         _ = try await redis.command("CONFIG", "RESETSTAT")
         let reader = try await StreamClient.open(port: node.port, "/stream?channel=long", headers: ["Last-Event-ID": ids[0]])
-        let events = try await reader.waitForEvents(399, timeout: .seconds(30))
+        let events = try await reader.waitForEvents(399, timeout: .seconds(90))
         #expect(events == (1..<400).map { Self.event("\($0) \(padding)", ids[$0]) })
         let pages = try await Self.calls(redis, "xrange")
         #expect(pages >= 399 * 32 * 1024 / (512 * 1024), "one bounded read per page of at most 512 KB")
