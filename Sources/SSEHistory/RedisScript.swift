@@ -77,8 +77,7 @@ final class RedisScript: Sendable {
                 self.sha.withLock { $0 = nil }
                 again(reloadsLeft - 1)
             case .success(.error(let message)):
-                let error = RedisError(serverReply: message)
-                if error.code == .serverError { later(error) } else { completion(.failure(error)) }
+                later(RedisError(serverReply: message))
             default:
                 completion(result)
             }
