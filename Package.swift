@@ -56,7 +56,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        /// The stream server on SwiftNIO.
+        /// The stream core, whichever host serves it: the node's one Redis subscription (hub),
+        /// per-loop fan-out, history replay, heartbeats, and each stream's delivery, behind a sink.
+        .target(
+            name: "SSEStreamCore",
+            dependencies: [
+                "SSEHistory",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        /// The standalone node: HTTP/1.1 on SwiftNIO around the stream core.
         .target(
             name: "SSEServer",
             dependencies: [
@@ -64,6 +77,7 @@ let package = Package(
                 "SSEHistory",
                 "SSEPublisher",
                 "SSERedis",
+                "SSEStreamCore",
                 "SSEWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,6 +123,15 @@ let package = Package(
             dependencies: ["SSEHistory", "SSEWire"]
         ),
         .testTarget(
+            name: "SSEStreamCoreTests",
+            dependencies: [
+                "SSEStreamCore",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SSERedisTests",
             dependencies: ["SSERedis"]
         ),
@@ -118,6 +141,7 @@ let package = Package(
                 "SSEAuth",
                 "SSERedis",
                 "SSEServer",
+                "SSEStreamCore",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,6 +157,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "SSEHistory",
                 "SSEServer",
+                "SSEStreamCore",
                 "SSEPublisher",
                 "SSERedis",
                 "SSEWire",
@@ -161,7 +186,7 @@ if Context.environment["SSE_FUZZ"] == "1" {
         swiftSettings: [.unsafeFlags(sanitizers)]
     ))
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
-        ("fuzz-payload", ["SSEWire", "SSEServer", .product(name: "NIOCore", package: "swift-nio")]),
+        ("fuzz-payload", ["SSEWire", "SSEStreamCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("fuzz-json", ["SSEWire"]),
         ("fuzz-query", ["SSEServer"]),
         ("fuzz-last-event-id", ["SSEWire", "SSEServer"]),

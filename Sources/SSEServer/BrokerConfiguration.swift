@@ -2,6 +2,7 @@ import NIOCore
 import SSEAuth
 import SSEHistory
 import SSERedis
+import SSEStreamCore
 
 #if canImport(Glibc)
 import Glibc
@@ -127,6 +128,22 @@ public struct BrokerConfiguration: Sendable {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return 10_000 }
         return max(64, Int(clamping: limit.rlim_cur) - 128)
+    }
+
+    /// The stream core's part of this configuration.
+    package var streamCore: StreamCoreConfiguration {
+        var core = StreamCoreConfiguration(
+            redis: redis,
+            subscriber: subscriber,
+            history: history,
+            heartbeatSeconds: heartbeatSeconds,
+            retryMilliseconds: retryMilliseconds,
+            clientBufferBytes: clientBufferBytes,
+            maxPayloadBytes: maxPayloadBytes,
+            announcedNodeName: demo ? nodeName : nil
+        )
+        core.maxQueuedDeliveriesPerLoop = maxQueuedDeliveriesPerLoop
+        return core
     }
 
     /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values (which the

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import SSEStreamCore
 import NIOPosix
 import SSEAuth
 import SSEHistory

@@ -4,6 +4,7 @@ import SSEAuth
 import SSEHistory
 import SSEPublisher
 import SSERedis
+import SSEStreamCore
 
 /// What every connection of a node shares: configuration, the stream hub, the publisher,
 /// access control, CORS and metrics.
@@ -16,6 +17,8 @@ final class BrokerServices: Sendable {
     /// Who may publish, from the request head and the peer.
     let publishPolicy: PublishPolicy
     let metrics: BrokerMetrics
+    /// The registry `metrics` records into, for `GET /metrics`.
+    let prometheus: PrometheusMetrics
     /// The demo's publisher, with `--demo`.
     let demo: DemoPublisher?
     let channels: ChannelNameValidator
@@ -26,7 +29,7 @@ final class BrokerServices: Sendable {
         hub: StreamHub,
         publisher: SSEPublisher,
         access: AccessController,
-        metrics: BrokerMetrics,
+        prometheus: PrometheusMetrics,
         demo: DemoPublisher?,
         logger: Logger
     ) {
@@ -36,7 +39,8 @@ final class BrokerServices: Sendable {
         self.access = access
         self.cors = CORSPolicy(origins: configuration.corsOrigins)
         self.publishPolicy = PublishPolicy(cors: cors, cookieName: configuration.access.cookieName)
-        self.metrics = metrics
+        self.metrics = prometheus.metrics
+        self.prometheus = prometheus
         self.demo = demo
         self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes, maximumChannels: configuration.maxChannelsPerStream)
         self.logger = logger
@@ -64,8 +68,8 @@ final class BrokerServices: Sendable {
                 )
             )
             : nil
-        let metrics = BrokerMetrics()
-        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
+        let prometheus = PrometheusMetrics()
+        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: prometheus.metrics, configuration: configuration.streamCore, logger: logger)
         let publisher = SSEPublisher(
             redis: configuration.redis,
             history: configuration.history,
@@ -88,7 +92,7 @@ final class BrokerServices: Sendable {
             hub: hub,
             publisher: publisher,
             access: access,
-            metrics: metrics,
+            prometheus: prometheus,
             demo: demo,
             logger: logger
         )

@@ -2,6 +2,7 @@ import Logging
 import SSEPublisher
 import SSERedis
 import SSEWire
+import SSEStreamCore
 import Synchronization
 
 #if canImport(Glibc)

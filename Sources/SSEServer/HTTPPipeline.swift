@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SSEStreamCore
 
 /// The handlers of one admitted HTTP connection, in order: the request and idle timeouts,
 /// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import SSEStreamCore
 import SSEAuth
 import SSEPublisher
 import SSERedis
@@ -252,7 +253,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context: context,
                 request: head,
                 head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
-                body: services.metrics.exposition()
+                body: services.prometheus.exposition()
             )
         case .demoPage:
             let headers = HTTPHeaders([("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache")])

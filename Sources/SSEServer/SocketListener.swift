@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import SSERedis
 import Synchronization
+import SSEStreamCore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-@testable import SSEServer
+@testable import SSEStreamCore
 import SSEWire
 
 /// The path a Redis message takes: `FlaskSSEMessage` / `ServerSentEvent(redisPayload:)`, the

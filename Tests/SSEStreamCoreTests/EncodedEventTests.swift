@@ -1,7 +1,7 @@
 import NIOCore
 import Testing
 
-@testable import SSEServer
+@testable import SSEStreamCore
 
 @Suite("EncodedEvent: one buffer, chunk-framed, with a raw slice")
 struct EncodedEventTests {

@@ -1,5 +1,5 @@
 /// Something a ``HeartbeatRing`` holds: it keeps its own slot so removal is O(1).
-protocol HeartbeatRingMember: AnyObject {
+package protocol HeartbeatRingMember: AnyObject {
     /// The member's index in its ring, or -1 when it is in none. Managed by the ring.
     var ringSlot: Int { get set }
 }
@@ -14,20 +14,20 @@ protocol HeartbeatRingMember: AnyObject {
 /// Members `[0, cursor)` are done this round. Removal keeps that true (a done member may
 /// move within the done part, a pending one within the pending part), so a member present for
 /// a whole round gets exactly one heartbeat in it; one added mid-round joins the pending part.
-struct HeartbeatRing<Member: HeartbeatRingMember> {
+package struct HeartbeatRing<Member: HeartbeatRingMember> {
     private(set) var members: [Member] = []
     /// Members before this index had their heartbeat this round.
     private(set) var cursor = 0
 
-    var count: Int { members.count }
+    package var count: Int { members.count }
 
-    mutating func insert(_ member: Member) {
+    package mutating func insert(_ member: Member) {
         guard member.ringSlot < 0 else { return }
         member.ringSlot = members.count
         members.append(member)
     }
 
-    mutating func remove(_ member: Member) {
+    package mutating func remove(_ member: Member) {
         let slot = member.ringSlot
         guard slot >= 0, slot < members.count, members[slot] === member else { return }
         member.ringSlot = -1
@@ -46,7 +46,7 @@ struct HeartbeatRing<Member: HeartbeatRingMember> {
     }
 
     /// The members due at `fraction` (0...1) of the round, marked done.
-    mutating func takeDue(atFraction fraction: Double) -> ArraySlice<Member> {
+    package mutating func takeDue(atFraction fraction: Double) -> ArraySlice<Member> {
         let clamped = fraction.isNaN ? 0 : min(max(fraction, 0), 1)
         let mark = min(members.count, Int((clamped * Double(members.count)).rounded(.up)))
         guard mark > cursor else { return [] }
@@ -55,7 +55,7 @@ struct HeartbeatRing<Member: HeartbeatRingMember> {
     }
 
     /// Starts a new round: every member is pending again.
-    mutating func startRound() {
+    package mutating func startRound() {
         cursor = 0
     }
 

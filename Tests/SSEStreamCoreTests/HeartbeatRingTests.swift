@@ -1,6 +1,6 @@
 import Testing
 
-@testable import SSEServer
+@testable import SSEStreamCore
 
 @Suite("Heartbeat ring")
 struct HeartbeatRingTests {

@@ -6,28 +6,28 @@ import SSEWire
 /// The bytes are stored already framed as one HTTP/1.1 chunk (`SIZE\r\nTEXT\r\n`), so the
 /// same buffer goes to every chunked client with no per-client framing or allocation; HTTP/1.0
 /// clients get a slice of the same storage without the framing.
-struct EncodedEvent: Sendable {
+package struct EncodedEvent: Sendable {
     /// The event framed as one chunk, for HTTP/1.1 clients.
-    let chunked: ByteBuffer
+    package let chunked: ByteBuffer
     /// The event text alone, for close-delimited (HTTP/1.0) clients.
-    let raw: ByteBuffer
+    package let raw: ByteBuffer
     /// The event's place in history, when it has one: clients use it to drop duplicates
     /// between a replay and live traffic.
-    let position: HistoryPosition?
+    package let position: HistoryPosition?
 
     /// When the publisher stamped the event (Unix milliseconds in a numeric `publishedAt` of an
     /// object `data`), for the publish-to-write delay metric.
-    let publishedAtMilliseconds: Double?
+    package let publishedAtMilliseconds: Double?
 
     /// Encodes an event once for all clients.
-    init(_ event: ServerSentEvent, allocator: ByteBufferAllocator) {
+    package init(_ event: ServerSentEvent, allocator: ByteBufferAllocator) {
         self.init(text: EventTextEncoder.encode(event), position: event.historyPosition, allocator: allocator)
     }
 
     /// Decodes a Redis payload (Flask-SSE's, or plain text) and encodes it once for all clients.
     /// Its id counts as a history position only when `trust` accepts it: positions decide what
     /// clients drop as duplicates, so only ids Redis vouches for may be positions.
-    init(redisPayload: [UInt8], allocator: ByteBufferAllocator, trust: (HistoryPosition) -> Bool = { _ in true }) {
+    package init(redisPayload: [UInt8], allocator: ByteBufferAllocator, trust: (HistoryPosition) -> Bool = { _ in true }) {
         let decoded = Self.decode(redisPayload: redisPayload)
         let position = decoded.event.historyPosition.flatMap { trust($0) ? $0 : nil }
         self.init(decoded.event, position: position, publishedAt: decoded.publishedAt, allocator: allocator)
@@ -35,12 +35,12 @@ struct EncodedEvent: Sendable {
 
     /// Encodes a decoded event with the position it was given (nil: delivered as is, never
     /// deduplicated and never moving a client's position).
-    init(_ event: ServerSentEvent, position: HistoryPosition?, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
+    package init(_ event: ServerSentEvent, position: HistoryPosition?, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
         self.init(text: EventTextEncoder.encode(event), position: position, publishedAt: publishedAt, allocator: allocator)
     }
 
     /// The event for a Redis payload, parsed once, and its plausible `publishedAt` stamp.
-    static func decode(redisPayload: [UInt8]) -> (event: ServerSentEvent, publishedAt: Double?) {
+    package static func decode(redisPayload: [UInt8]) -> (event: ServerSentEvent, publishedAt: Double?) {
         guard let message = FlaskSSEMessage(redisPayload: redisPayload) else {
             // Not Flask-SSE's shape: plain text, as `ServerSentEvent(redisPayload:)` renders it,
             // without parsing the payload a second time.
@@ -60,11 +60,11 @@ struct EncodedEvent: Sendable {
     /// A publisher's `publishedAt` is anyone's number: only a finite, positive stamp before the
     /// year 5000 (in Unix milliseconds) is observed; anything else (`1e300`, `-Infinity`, `-1`)
     /// is simply not measured.
-    static func plausibleStamp(_ milliseconds: Double) -> Double? {
+    package static func plausibleStamp(_ milliseconds: Double) -> Double? {
         milliseconds.isFinite && milliseconds > 0 && milliseconds < 95_617_584_000_000 ? milliseconds : nil
     }
 
-    init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
+    package init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
         self.position = position
         self.publishedAtMilliseconds = publishedAt
         let header = String(text.count, radix: 16) + "\r\n"
@@ -78,7 +78,7 @@ struct EncodedEvent: Sendable {
 
     /// The bytes for a client, by how it frames its body.
     @inline(__always)
-    func bytes(chunked isChunked: Bool) -> ByteBuffer {
+    package func bytes(chunked isChunked: Bool) -> ByteBuffer {
         isChunked ? chunked : raw
     }
 }

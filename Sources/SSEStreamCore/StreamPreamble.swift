@@ -3,21 +3,21 @@ import SSEWire
 
 /// The bytes that open every stream, built once per node: the status line and headers
 /// (CONTRACT.md section 3), then, with `--retry-ms`, a `retry:` frame.
-struct StreamPreamble: Sendable {
+package struct StreamPreamble: Sendable {
     /// Response headers of every stream, sent at once.
-    static let headers: [(String, String)] = [
+    package static let headers: [(String, String)] = [
         ("Content-Type", "text/event-stream; charset=utf-8"),
         ("Cache-Control", "no-cache"),
         ("X-Accel-Buffering", "no"),
     ]
 
     /// For HTTP/1.1 clients: chunked body.
-    let chunked: ByteBuffer
+    package let chunked: ByteBuffer
     /// For HTTP/1.0 clients: close-delimited body.
-    let closeDelimited: ByteBuffer
+    package let closeDelimited: ByteBuffer
 
     /// - Parameter nodeName: with `--demo`, a `node` event naming the node opens every stream.
-    init(retryMilliseconds: Int?, nodeName: String? = nil, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
+    package init(retryMilliseconds: Int?, nodeName: String? = nil, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
         func head(_ version: String, _ framing: String) -> String {
             var text = "HTTP/\(version) 200 OK\r\n"
             for (name, value) in Self.headers + extraHeaders { text += "\(name): \(value)\r\n" }
@@ -40,7 +40,7 @@ struct StreamPreamble: Sendable {
         self.closeDelimited = closeDelimited
     }
 
-    func bytes(chunked isChunked: Bool) -> ByteBuffer {
+    package func bytes(chunked isChunked: Bool) -> ByteBuffer {
         isChunked ? chunked : closeDelimited
     }
 }

@@ -25,11 +25,11 @@ import Musl
 /// epoch, not past the counter): any other id is delivered as is and never moves a client's
 /// position, and a counter that moved backwards starts a new epoch instead of re-issuing ids
 /// clients already hold.
-final class StreamHub: RedisSubscriberDelegate {
-    let subscriber: RedisSubscriber
+package final class StreamHub: RedisSubscriberDelegate {
+    package let subscriber: RedisSubscriber
     /// The bytes that open every stream.
-    let preamble: StreamPreamble
-    let allocator = ByteBufferAllocator()
+    package let preamble: StreamPreamble
+    package let allocator = ByteBufferAllocator()
     private let history: HistoryStore?
     /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
     /// behind replays.
@@ -50,22 +50,22 @@ final class StreamHub: RedisSubscriberDelegate {
     /// Per loop: deliveries handed over but not yet run, and their bytes.
     private let queuedDeliveries: [QueuedCounter]
     /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
-    let maxQueuedBytesPerLoop: Int
-    let maxQueuedDeliveriesPerLoop: Int
+    package let maxQueuedBytesPerLoop: Int
+    package let maxQueuedDeliveriesPerLoop: Int
     /// How far past the last counter read an id may be and still count as a position while
     /// Redis cannot be asked.
-    static let unverifiedSlack: UInt64 = 100_000
+    package static let unverifiedSlack: UInt64 = 100_000
     /// How long a refused channel is answered 503 without asking Redis again.
-    static let refusalMemory = Duration.seconds(30)
+    package static let refusalMemory = Duration.seconds(30)
     /// Channels Redis refused, and until when that is remembered.
     private let refusedRecently = Mutex<[ChannelName: ContinuousClock.Instant]>([:])
 
-    init(
+    package init(
         group: any EventLoopGroup,
         subscriber: RedisSubscriber,
         history: HistoryStore?,
         metrics: BrokerMetrics,
-        configuration: BrokerConfiguration,
+        configuration: StreamCoreConfiguration,
         logger: Logger
     ) {
         self.subscriber = subscriber
@@ -82,7 +82,7 @@ final class StreamHub: RedisSubscriberDelegate {
         self.maxPayloadBytes = configuration.maxPayloadBytes
         self.maxQueuedBytesPerLoop = max(64 * 1024 * 1024, 16 * configuration.maxPayloadBytes)
         self.maxQueuedDeliveriesPerLoop = max(1, configuration.maxQueuedDeliveriesPerLoop)
-        self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.demo ? configuration.nodeName : nil)
+        self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.announcedNodeName)
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
         var loopIndex: [ObjectIdentifier: Int] = [:]
@@ -100,21 +100,21 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Starts heartbeats on every loop.
-    func startHeartbeats(every interval: TimeAmount) {
+    package func startHeartbeats(every interval: TimeAmount) {
         for registry in registries {
             registry.eventLoop.execute { registry.value.startHeartbeat(every: interval) }
         }
     }
 
     /// Stops heartbeats on every loop.
-    func stopHeartbeats() {
+    package func stopHeartbeats() {
         for registry in registries {
             registry.eventLoop.execute { registry.value.stopHeartbeat() }
         }
     }
 
     /// Stops the hub's own Redis connection.
-    func shutdown() {
+    package func shutdown() {
         verifier?.shutdown()
     }
 
@@ -126,7 +126,7 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
-    func register(_ client: StreamConnectionHandler, on loop: any EventLoop) {
+    package func register(_ client: StreamConnectionHandler, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.add(client)
         let (actions, channelCount) = table.withLock { table in
@@ -145,7 +145,7 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Removes a client; called on its event loop.
-    func unregister(_ client: StreamConnectionHandler, on loop: any EventLoop) {
+    package func unregister(_ client: StreamConnectionHandler, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.remove(client)
         let (actions, channelCount) = table.withLock { table in
@@ -188,7 +188,7 @@ final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Records the counter's state from any read of it.
-    func observe(_ state: HistoryState) {
+    package func observe(_ state: HistoryState) {
         guard let current = state.current else { return }
         vouched.withLock { vouched in
             if vouched.map({ $0 < current }) ?? true { vouched = current }
@@ -200,7 +200,7 @@ final class StreamHub: RedisSubscriberDelegate {
     // MARK: History replay
 
     /// The documented `history-gap` event: which channels cannot be resumed exactly, and why.
-    func gapEvent(_ gaps: [(ChannelName, HistoryGap)], lastEventID: String) -> EncodedEvent {
+    package func gapEvent(_ gaps: [(ChannelName, HistoryGap)], lastEventID: String) -> EncodedEvent {
         let data: JSONValue = [
             "channels": .object(JSONObject(gaps.map { ($0.0.text, JSONValue.string($0.1.rawValue)) })),
             "lastEventId": .string(lastEventID),
@@ -209,11 +209,11 @@ final class StreamHub: RedisSubscriberDelegate {
         return EncodedEvent(ServerSentEvent(data: text, type: "history-gap"), position: nil, allocator: allocator)
     }
 
-    func noteReplayed(_ count: Int) {
+    package func noteReplayed(_ count: Int) {
         metrics.eventsReplayed.increment(by: count)
     }
 
-    func noteReplayFailure(_ error: RedisError, channels: [ChannelName]) {
+    package func noteReplayFailure(_ error: RedisError, channels: [ChannelName]) {
         logger.warning("history replay failed", metadata: ["error": "\(error)", "channels": "\(channels.count)"])
     }
 
@@ -256,21 +256,21 @@ final class StreamHub: RedisSubscriberDelegate {
 
     // MARK: Counters
 
-    func noteSlowClientCutOff(backlog: Int) {
+    package func noteSlowClientCutOff(backlog: Int) {
         metrics.slowClientsCutOff.increment()
         logger.info("slow client cut off", metadata: ["unsent-bytes": "\(backlog)"])
     }
 
     /// Open streams on this node.
-    var connectedCount: Int { connected.withLock { $0 } }
+    package var connectedCount: Int { connected.withLock { $0 } }
 
     /// Clients of `channel` on this node.
-    func clientCount(for channel: String) -> Int {
+    package func clientCount(for channel: String) -> Int {
         table.withLock { $0.clientCount(for: ChannelName(channel)) }
     }
 
     /// Channels with clients on this node.
-    var channelCount: Int { table.withLock { $0.channelCount } }
+    package var channelCount: Int { table.withLock { $0.channelCount } }
 
     // MARK: Vouching for ids (subscriber thread)
 
@@ -358,7 +358,7 @@ final class StreamHub: RedisSubscriberDelegate {
 
     // MARK: RedisSubscriberDelegate (called on the subscriber thread)
 
-    func subscriber(_ subscriber: RedisSubscriber, received messages: [RedisPubSubMessage]) {
+    package func subscriber(_ subscriber: RedisSubscriber, received messages: [RedisPubSubMessage]) {
         let channels = messages.map { ChannelName($0.channel) }
         let routes: [[Int]] = table.withLock { table in
             channels.map { table.loops(for: $0).map(Array.init) ?? [] }
@@ -451,7 +451,7 @@ final class StreamHub: RedisSubscriberDelegate {
     /// Runs before any message of the new connection is read, so the catch-up's `beginReplay`
     /// reaches each loop ahead of the first live batch. Reads the counter first (and starts a new
     /// epoch if it moved backwards), so ids are vouched for against the Redis now connected.
-    func subscriberDidConnect(_ subscriber: RedisSubscriber) {
+    package func subscriberDidConnect(_ subscriber: RedisSubscriber) {
         let isReconnect = hasConnected.withLock { connected in
             defer { connected = true }
             return connected
@@ -466,13 +466,13 @@ final class StreamHub: RedisSubscriberDelegate {
         if isReconnect { catchUpEverywhere() }
     }
 
-    func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
+    package func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
 
     /// Redis refused to subscribe `channels` (an ACL user without access to them): only these
     /// channels are affected. Their open streams get a `subscription-refused` event and end, so
     /// an EventSource reconnects and is then answered 503 while the refusal lasts (the node
     /// keeps retrying, since an ACL can change); `/readyz` and the metrics list them.
-    func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {
+    package func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {
         let until = ContinuousClock.now + Self.refusalMemory
         let count = refusedRecently.withLock { remembered in
             for channel in channels { remembered[ChannelName(channel)] = until }
@@ -503,14 +503,14 @@ final class StreamHub: RedisSubscriberDelegate {
     /// The channels among `channels` that Redis refused to subscribe within `refusalMemory`
     /// (or refuses now): a stream of them is answered 503 rather than opened, ended and
     /// reopened by its EventSource again and again.
-    func refusedChannels(among channels: [String]) -> [String] {
+    package func refusedChannels(among channels: [String]) -> [String] {
         let remembered = currentRefusals()
         guard !remembered.isEmpty else { return [] }
         return channels.filter { remembered.contains(ChannelName($0)) }
     }
 
     /// Channels refused within `refusalMemory`.
-    var refusedChannelCount: Int { currentRefusals().count }
+    package var refusedChannelCount: Int { currentRefusals().count }
 
     private func currentRefusals() -> Set<ChannelName> {
         let now = ContinuousClock.now
@@ -525,6 +525,6 @@ final class StreamHub: RedisSubscriberDelegate {
 
 /// Streams that catch up together: same channels, same start.
 private struct CatchUpKey: Hashable {
-    let channels: [ChannelName]
-    let from: HistoryPosition
+    package let channels: [ChannelName]
+    package let from: HistoryPosition
 }

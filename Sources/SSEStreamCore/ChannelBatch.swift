@@ -4,20 +4,20 @@ import SSEWire
 /// The events of one channel from one read of the Redis subscription, encoded once and joined
 /// into one buffer, so a client that keeps up gets the whole burst in one write (one syscall
 /// at flush) instead of one write per event.
-struct ChannelBatch: Sendable {
-    let channel: ChannelName
+package struct ChannelBatch: Sendable {
+    package let channel: ChannelName
     /// The events, in order, for clients that need them one by one (replaying, or with a
     /// history position that overlaps the batch).
-    let events: [EncodedEvent]
+    package let events: [EncodedEvent]
     /// All events framed as consecutive HTTP/1.1 chunks.
-    let chunked: ByteBuffer
+    package let chunked: ByteBuffer
     /// All events' text, for close-delimited (HTTP/1.0) clients.
-    let raw: ByteBuffer
+    package let raw: ByteBuffer
     /// The first and newest history positions in the batch, if any event has one.
-    let firstPosition: HistoryPosition?
-    let lastPosition: HistoryPosition?
+    package let firstPosition: HistoryPosition?
+    package let lastPosition: HistoryPosition?
 
-    init(channel: ChannelName, events: [EncodedEvent], allocator: ByteBufferAllocator) {
+    package init(channel: ChannelName, events: [EncodedEvent], allocator: ByteBufferAllocator) {
         self.channel = channel
         self.events = events
         if events.count == 1, let only = events.first {
@@ -38,14 +38,14 @@ struct ChannelBatch: Sendable {
         lastPosition = positions.max()
     }
 
-    func bytes(chunked isChunked: Bool) -> ByteBuffer {
+    package func bytes(chunked isChunked: Bool) -> ByteBuffer {
         isChunked ? chunked : raw
     }
 }
 
 /// What one event loop gets from one read of the subscription: per-channel batches for
 /// single-channel streams, and every event in order for multi-channel streams.
-struct LoopDelivery: Sendable {
-    var batches: [ChannelBatch] = []
-    var ordered: [RoutedEvent] = []
+package struct LoopDelivery: Sendable {
+    package var batches: [ChannelBatch] = []
+    package var ordered: [RoutedEvent] = []
 }

@@ -14,9 +14,9 @@ import SSEWire
 /// too slow). Transient Redis errors (`-LOADING` after a restart, a lost connection) are
 /// retried with backoff for `HistoryConfiguration.retrySeconds` before the streams are told
 /// `unavailable`. The streams hold their live events meanwhile, and get heartbeats.
-final class HistoryReplaySession {
+package final class HistoryReplaySession {
     /// Where the replay starts.
-    enum Start {
+    package enum Start {
         /// A client's `Last-Event-ID` (the text as sent): only a position Redis vouches for counts.
         case resume(lastEventID: String)
         /// A position the node itself saw (epoch 0: the node knew of no history, so every entry counts).
@@ -24,7 +24,7 @@ final class HistoryReplaySession {
     }
 
     /// How long a page may wait for a stream to take the previous one.
-    static let stallTimeout = TimeAmount.seconds(10)
+    package static let stallTimeout = TimeAmount.seconds(10)
 
     private let hub: StreamHub
     private let history: HistoryStore
@@ -40,7 +40,7 @@ final class HistoryReplaySession {
     private var stallCheck: Scheduled<Void>?
 
     /// Creates the replay; each client must already be in `beginReplay`.
-    init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamConnectionHandler], channels: [ChannelName], start: Start) {
+    package init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamConnectionHandler], channels: [ChannelName], start: Start) {
         self.hub = hub
         self.history = history
         self.loop = loop
@@ -65,7 +65,7 @@ final class HistoryReplaySession {
     }
 
     /// Starts once the subscriptions of every channel are confirmed.
-    func run() {
+    package func run() {
         loop.preconditionInEventLoop()
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop

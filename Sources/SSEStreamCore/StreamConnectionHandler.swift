@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import SSEWire
 
 #if canImport(Glibc)
@@ -30,14 +29,14 @@ import Musl
 /// the client takes it, then the held events. Every event with a history position at or
 /// before the last one this client got is dropped, so replay and live traffic meet with no gap
 /// and no duplicate. Heartbeats are never held: they keep flowing while a replay is pending.
-final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatRingMember {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatRingMember {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     /// The channels this stream receives.
-    let channels: [ChannelName]
+    package let channels: [ChannelName]
     /// The position this stream resumes after (`Last-Event-ID`), as the client sent it.
-    let resumeFrom: String?
+    package let resumeFrom: String?
     private let isChunked: Bool
     private let preamble: ByteBuffer
     /// When the stream's token expires (Unix seconds); the stream ends then.
@@ -69,9 +68,9 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// The check that ends the stream when its token expires.
     private var expiry: Scheduled<Void>?
     /// This stream's place in its loop's heartbeat ring.
-    var ringSlot = -1
+    package var ringSlot = -1
 
-    init(
+    package init(
         channels: [ChannelName],
         resumeFrom: String?,
         isChunked: Bool,
@@ -91,7 +90,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         self.socket = socket
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.options = context.channel.syncOptions
         let high = max(1, clientBufferBytes)
@@ -121,17 +120,17 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         release()
         self.context = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Discarded on purpose, whatever its type: requests pipelined behind a stream are never
         // answered, because the stream never ends.
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         isWritable = context.channel.isWritable
         if isWritable, let waiting = onWritable {
             onWritable = nil
@@ -140,7 +139,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         release()
         context.fireChannelInactive()
     }
@@ -157,7 +156,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         onWritable = nil
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             finish()
         } else {
@@ -165,14 +164,14 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 
     /// Queues a heartbeat comment, even while a replay is pending (a comment may sit between any
     /// two events); returns true when this client now needs a flush. A client past its buffer
     /// is cut off here as at any write.
-    func enqueueHeartbeat(_ heartbeat: EncodedEvent) -> Bool {
+    package func enqueueHeartbeat(_ heartbeat: EncodedEvent) -> Bool {
         guard let context, !isFinishing, hasRoom(context) else { return false }
         queue(heartbeat.bytes(chunked: isChunked), context: context)
         defer { hasPendingWrites = true }
@@ -180,7 +179,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Queues a live event; returns true when this client now needs a flush.
-    func enqueue(_ event: EncodedEvent) -> Bool {
+    package func enqueue(_ event: EncodedEvent) -> Bool {
         guard context != nil, !isFinishing else { return false }
         if pendingReplays > 0 {
             held.append(event)
@@ -195,7 +194,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// it yet, else event by event. With `flushNow` (the last delivery queued on the loop) the
     /// client is flushed at once too, so the first clients' bytes leave while the loop is still
     /// writing to the rest. Returns true when this client still needs a flush.
-    func enqueue(_ batch: ChannelBatch, flushNow: Bool = false) -> Bool {
+    package func enqueue(_ batch: ChannelBatch, flushNow: Bool = false) -> Bool {
         guard let context, !isFinishing else { return false }
         let overlaps = lastDelivered.map { last in batch.firstPosition.map { $0 <= last } ?? false } ?? false
         if pendingReplays > 0 || overlaps {
@@ -277,7 +276,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Flushes what `enqueue` queued.
-    func flushPending() {
+    package func flushPending() {
         markFlushed()
         context?.flush()
     }
@@ -288,33 +287,33 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Whether the stream is still open and taking events.
-    var isOpen: Bool { context != nil && !isFinishing }
+    package var isOpen: Bool { context != nil && !isFinishing }
 
     /// Whether a replay may send this client its next page now: it took what it was sent (its
     /// channel is writable), or it is gone.
-    var canTakeReplayPage: Bool { isWritable || !isOpen }
+    package var canTakeReplayPage: Bool { isWritable || !isOpen }
 
     /// Starts holding live events until `completeReplay`; events at or before `position` are
     /// treated as already delivered.
-    func beginReplay(after position: HistoryPosition?) {
+    package func beginReplay(after position: HistoryPosition?) {
         pendingReplays += 1
         if let position { raisePosition(to: position) }
     }
 
     /// Treats events at or before `position` as already delivered.
-    func raisePosition(to position: HistoryPosition) {
+    package func raisePosition(to position: HistoryPosition) {
         if lastDelivered.map({ $0 < position }) ?? true { lastDelivered = position }
     }
 
     /// Sets where this client stands exactly: for a resume, once it is known which ids Redis
     /// vouches for. An id the broker never issued must not hold back later events, and an id
     /// past the counter must not make the client drop what the counter issues next.
-    func resetPosition(to position: HistoryPosition?) {
+    package func resetPosition(to position: HistoryPosition?) {
         lastDelivered = position
     }
 
     /// Runs `action` once the client has taken what it was sent (at once if it has).
-    func whenWritable(_ action: @escaping () -> Void) {
+    package func whenWritable(_ action: @escaping () -> Void) {
         if canTakeReplayPage {
             action()
         } else {
@@ -323,7 +322,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Writes a replay page: the gap notice first, then the events this client does not have.
-    func deliverReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+    package func deliverReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
         guard pendingReplays > 0 else { return }
         if let gap { _ = deliver(gap) }
         for event in events { _ = deliver(event) }
@@ -331,7 +330,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Ends one replay; once none is pending, writes the held live events.
-    func completeReplay() {
+    package func completeReplay() {
         guard pendingReplays > 0 else { return }
         pendingReplays -= 1
         if pendingReplays == 0 {
@@ -344,13 +343,13 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// Writes a whole replay at once and ends it.
-    func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+    package func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
         deliverReplay(events, gap: gap)
         completeReplay()
     }
 
     /// Cuts this client off as too slow: a replay waited too long for it to take a page.
-    func cutOffAsSlow() {
+    package func cutOffAsSlow() {
         guard let context, !isFinishing else { return }
         let backlog = (try? options?.getOption(.bufferedWritableBytes)) ?? 0
         cutOff(context: context, backlog: backlog)
@@ -365,7 +364,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Writes `event` (held and deduplicated like nothing else: it is the stream's last word),
     /// then ends the stream.
-    func finish(after event: EncodedEvent) {
+    package func finish(after event: EncodedEvent) {
         guard let context, !isFinishing else { return }
         queue(event.bytes(chunked: isChunked), context: context)
         finish()
@@ -373,7 +372,7 @@ final class StreamConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     /// Ends the stream cleanly (the terminating chunk for HTTP/1.1), then closes, so an
     /// EventSource reconnects, through the load balancer, to another node.
-    func finish() {
+    package func finish() {
         guard let context, !isFinishing else { return }
         isFinishing = true
         unregister()

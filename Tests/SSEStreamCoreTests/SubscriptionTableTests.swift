@@ -1,7 +1,7 @@
 import SSEWire
 import Testing
 
-@testable import SSEServer
+@testable import SSEStreamCore
 
 @Suite("SubscriptionTable: one Redis subscription per channel per node")
 struct SubscriptionTableTests {

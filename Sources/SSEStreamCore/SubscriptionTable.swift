@@ -7,9 +7,9 @@ import SSEWire
 /// A pure value in the shape of postgres-nio's `ListenStateMachine`: it returns what to do
 /// and does no I/O, so the refcounting is tested without Redis. Channels are compared as bytes
 /// (`ChannelName`), as Redis compares them.
-struct SubscriptionTable {
+package struct SubscriptionTable {
     /// What the caller must tell Redis.
-    enum Action: Equatable {
+    package enum Action: Equatable {
         case none
         case subscribe(ChannelName)
         case unsubscribe(ChannelName)
@@ -32,17 +32,17 @@ struct SubscriptionTable {
     private(set) var newest: HistoryPosition?
 
     /// Channels with at least one client.
-    var channelCount: Int { entries.count }
+    package var channelCount: Int { entries.count }
 
     /// Records a client of `channel` on loop `loop`.
-    mutating func add(channel: ChannelName, loop: Int) -> Action {
+    package mutating func add(channel: ChannelName, loop: Int) -> Action {
         let isFirst = entries[channel] == nil
         entries[channel, default: Entry(position: newest)].perLoop[loop, default: 0] += 1
         return isFirst ? .subscribe(channel) : .none
     }
 
     /// Forgets a client of `channel` on loop `loop`; the channel's state goes with its last client.
-    mutating func remove(channel: ChannelName, loop: Int) -> Action {
+    package mutating func remove(channel: ChannelName, loop: Int) -> Action {
         guard var entry = entries[channel], let count = entry.perLoop[loop] else {
             preconditionFailure("removing a client that was never added: \(channel) on loop \(loop)")
         }
@@ -60,7 +60,7 @@ struct SubscriptionTable {
     }
 
     /// Moves `channel`'s position forward to `position` (never back), if the channel still has clients.
-    mutating func advance(_ channel: ChannelName, to position: HistoryPosition) {
+    package mutating func advance(_ channel: ChannelName, to position: HistoryPosition) {
         observe(position)
         guard var entry = entries[channel] else { return }
         if entry.position.map({ $0 < position }) ?? true {
@@ -70,27 +70,27 @@ struct SubscriptionTable {
     }
 
     /// Records a position Redis vouched for (the counter, or any channel's event).
-    mutating func observe(_ position: HistoryPosition) {
+    package mutating func observe(_ position: HistoryPosition) {
         if newest.map({ $0 < position }) ?? true { newest = position }
     }
 
     /// Every channel's known position.
-    var positions: [ChannelName: HistoryPosition] {
+    package var positions: [ChannelName: HistoryPosition] {
         entries.compactMapValues(\.position)
     }
 
     /// Where `channel` stands, if it has clients and a known position.
-    func position(of channel: ChannelName) -> HistoryPosition? {
+    package func position(of channel: ChannelName) -> HistoryPosition? {
         entries[channel]?.position
     }
 
     /// The loops that have clients of `channel`.
-    func loops(for channel: ChannelName) -> Dictionary<Int, Int>.Keys? {
+    package func loops(for channel: ChannelName) -> Dictionary<Int, Int>.Keys? {
         entries[channel]?.perLoop.keys
     }
 
     /// Clients of `channel` on this node.
-    func clientCount(for channel: ChannelName) -> Int {
+    package func clientCount(for channel: ChannelName) -> Int {
         entries[channel]?.perLoop.values.reduce(0, +) ?? 0
     }
 }

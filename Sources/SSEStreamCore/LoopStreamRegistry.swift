@@ -9,8 +9,8 @@ import SSEWire
 /// event. Heartbeats are one timer per loop, not one per client, spread evenly over the
 /// interval by a ``HeartbeatRing``, so tens of thousands of streams never all get theirs in the
 /// same loop turn.
-final class LoopStreamRegistry {
-    let eventLoop: any EventLoop
+package final class LoopStreamRegistry {
+    package let eventLoop: any EventLoop
     /// Streams of exactly one channel: they take a channel's whole batch in one write.
     private var byChannel: [ChannelName: [ObjectIdentifier: StreamConnectionHandler]] = [:]
     /// Streams of several channels: they take events one by one, in publish order.
@@ -25,13 +25,13 @@ final class LoopStreamRegistry {
     private var heartbeatInterval = TimeAmount.seconds(15)
     private let metrics: BrokerMetrics
 
-    init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
+    package init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
         self.eventLoop = eventLoop
         self.metrics = metrics
         self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
     }
 
-    func add(_ client: StreamConnectionHandler) {
+    package func add(_ client: StreamConnectionHandler) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
         heartbeatRing.insert(client)
@@ -44,7 +44,7 @@ final class LoopStreamRegistry {
         }
     }
 
-    func remove(_ client: StreamConnectionHandler) {
+    package func remove(_ client: StreamConnectionHandler) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
         heartbeatRing.remove(client)
@@ -57,14 +57,14 @@ final class LoopStreamRegistry {
     }
 
     /// Every open client of this loop.
-    var clients: [StreamConnectionHandler] { heartbeatRing.members }
+    package var clients: [StreamConnectionHandler] { heartbeatRing.members }
 
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is
     /// flushed once. With `flushNow` single-channel streams are written and flushed in one pass
     /// (one visit per client, and the first bytes leave at once). Figures for metrics are added
     /// once per call.
-    func deliver(_ delivery: LoopDelivery, flushNow: Bool = false) {
+    package func deliver(_ delivery: LoopDelivery, flushNow: Bool = false) {
         eventLoop.preconditionInEventLoop()
         var delivered = 0
         var bytes = 0
@@ -103,7 +103,7 @@ final class LoopStreamRegistry {
 
     /// Sends a heartbeat comment to the clients due by now in this round; each client present
     /// for a whole round gets exactly one.
-    func sendHeartbeats(now: NIODeadline = .now()) {
+    package func sendHeartbeats(now: NIODeadline = .now()) {
         if now - heartbeatRoundStart >= heartbeatInterval {
             heartbeatRoundStart = now
             heartbeatRing.startRound()
@@ -136,7 +136,7 @@ final class LoopStreamRegistry {
 
     /// Starts the loop's heartbeat timer. It ticks 16 times per interval, and at least every
     /// 50 ms, so each tick writes a small share of the clients.
-    func startHeartbeat(every interval: TimeAmount) {
+    package func startHeartbeat(every interval: TimeAmount) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         heartbeatInterval = interval
         heartbeatRoundStart = .now()
@@ -147,14 +147,14 @@ final class LoopStreamRegistry {
         }
     }
 
-    func stopHeartbeat() {
+    package func stopHeartbeat() {
         heartbeatTask?.cancel()
         heartbeatTask = nil
     }
 }
 
 /// An encoded event and the channel it was published on.
-struct RoutedEvent: Sendable {
-    let channel: ChannelName
-    let event: EncodedEvent
+package struct RoutedEvent: Sendable {
+    package let channel: ChannelName
+    package let event: EncodedEvent
 }
