@@ -29,7 +29,7 @@ package final class HistoryReplaySession {
     private let hub: StreamHub
     private let history: HistoryStore
     private let loop: any EventLoop
-    private var clients: [StreamConnectionHandler]
+    private var clients: [StreamClient]
     private let channels: [ChannelName]
     private let start: Start
     private let lastEventID: String
@@ -40,7 +40,7 @@ package final class HistoryReplaySession {
     private var stallCheck: Scheduled<Void>?
 
     /// Creates the replay; each client must already be in `beginReplay`.
-    package init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamConnectionHandler], channels: [ChannelName], start: Start) {
+    package init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamClient], channels: [ChannelName], start: Start) {
         self.hub = hub
         self.history = history
         self.loop = loop

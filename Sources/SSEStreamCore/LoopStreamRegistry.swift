@@ -12,15 +12,15 @@ import SSEWire
 package final class LoopStreamRegistry {
     package let eventLoop: any EventLoop
     /// Streams of exactly one channel: they take a channel's whole batch in one write.
-    private var byChannel: [ChannelName: [ObjectIdentifier: StreamConnectionHandler]] = [:]
+    private var byChannel: [ChannelName: [ObjectIdentifier: StreamClient]] = [:]
     /// Streams of several channels: they take events one by one, in publish order.
-    private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamConnectionHandler]] = [:]
-    private var needingFlush: [StreamConnectionHandler] = []
+    private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamClient]] = [:]
+    private var needingFlush: [StreamClient] = []
     private var isFlushScheduled = false
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
     /// Every client of this loop, in heartbeat order.
-    private var heartbeatRing = HeartbeatRing<StreamConnectionHandler>()
+    private var heartbeatRing = HeartbeatRing<StreamClient>()
     private var heartbeatRoundStart = NIODeadline.now()
     private var heartbeatInterval = TimeAmount.seconds(15)
     private let metrics: BrokerMetrics
@@ -31,7 +31,7 @@ package final class LoopStreamRegistry {
         self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
     }
 
-    package func add(_ client: StreamConnectionHandler) {
+    package func add(_ client: StreamClient) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
         heartbeatRing.insert(client)
@@ -44,7 +44,7 @@ package final class LoopStreamRegistry {
         }
     }
 
-    package func remove(_ client: StreamConnectionHandler) {
+    package func remove(_ client: StreamClient) {
         eventLoop.preconditionInEventLoop()
         let id = ObjectIdentifier(client)
         heartbeatRing.remove(client)
@@ -57,7 +57,7 @@ package final class LoopStreamRegistry {
     }
 
     /// Every open client of this loop.
-    package var clients: [StreamConnectionHandler] { heartbeatRing.members }
+    package var clients: [StreamClient] { heartbeatRing.members }
 
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is

@@ -126,7 +126,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
-    package func register(_ client: StreamConnectionHandler, on loop: any EventLoop) {
+    package func register(_ client: StreamClient, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.add(client)
         let (actions, channelCount) = table.withLock { table in
@@ -145,7 +145,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Removes a client; called on its event loop.
-    package func unregister(_ client: StreamConnectionHandler, on loop: any EventLoop) {
+    package func unregister(_ client: StreamClient, on loop: any EventLoop) {
         let index = index(of: loop)
         registries[index].value.remove(client)
         let (actions, channelCount) = table.withLock { table in
@@ -225,7 +225,7 @@ package final class StreamHub: RedisSubscriberDelegate {
         guard let history else { return }
         let registry = registries[index].value
         let loop = registry.eventLoop
-        var groups: [CatchUpKey: [StreamConnectionHandler]] = [:]
+        var groups: [CatchUpKey: [StreamClient]] = [:]
         for client in registry.clients where client.isOpen {
             let known = client.channels.compactMap { positions[$0] }
             let channelStart = known.count == client.channels.count ? known.min() : nil

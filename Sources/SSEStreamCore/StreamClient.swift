@@ -1,0 +1,234 @@
+import NIOCore
+import SSEWire
+
+/// One open stream, whichever host carries it: its channels and resume point, its place in
+/// the hub, its delivery decisions (``StreamDeliveryStateMachine``), carried out on its
+/// ``StreamSink``. Used only on its event loop.
+///
+/// The hub and its loop registries deliver to streams through this type only; the sink is the
+/// host's: ``StreamConnectionHandler`` writes pre-framed chunks straight to a NIO channel, a
+/// ``BoundedStreamSink`` hands the bytes to a host framework's response body.
+package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
+    /// The channels this stream receives.
+    package let channels: [ChannelName]
+    /// The position this stream resumes after (`Last-Event-ID`), as the client sent it.
+    package let resumeFrom: String?
+    package let eventLoop: any EventLoop
+    private let hub: StreamHub
+    private let opening: ByteBuffer
+    /// When the stream's token expires (Unix seconds); the stream ends then.
+    private let expiresAt: Double?
+    private var machine: StreamDeliveryStateMachine
+    /// Until the stream has ended; let go of then, so sink and stream do not keep each other.
+    private var sink: (any StreamSink)?
+    private var isRegistered = false
+    /// Run once when the sink becomes writable again: a replay waiting to send its next page.
+    private var onWritable: (() -> Void)?
+    private var expiry: Scheduled<Void>?
+    /// This stream's place in its loop's heartbeat ring.
+    package var ringSlot = -1
+
+    /// - Parameters:
+    ///   - opening: the bytes that open the stream (written first, at `start`).
+    ///   - isChunked: the stream's bytes are HTTP/1.1 chunks.
+    package init(
+        channels: [ChannelName],
+        resumeFrom: String?,
+        expiresAt: Double?,
+        opening: ByteBuffer,
+        isChunked: Bool,
+        clientBufferBytes: Int,
+        hub: StreamHub,
+        sink: any StreamSink,
+        eventLoop: any EventLoop
+    ) {
+        self.channels = channels
+        self.resumeFrom = resumeFrom
+        self.expiresAt = expiresAt
+        self.opening = opening
+        self.hub = hub
+        self.sink = sink
+        self.eventLoop = eventLoop
+        self.machine = StreamDeliveryStateMachine(isChunked: isChunked, clientBufferBytes: clientBufferBytes)
+    }
+
+    /// Writes the opening bytes and joins the hub (a resume gets its replay first); `isActive`
+    /// false (the client already left) writes nothing more.
+    package func start(isActive: Bool = true) {
+        sink?.writeAndFlush(opening)
+        guard isActive, machine.isOpen else { return }
+        isRegistered = true
+        hub.register(self, on: eventLoop)
+        if expiresAt != nil { scheduleExpiry() }
+    }
+
+    // MARK: Delivery (from the hub, the registry and replays)
+
+    /// The newest history position written to this client (or that it already had).
+    package var lastDelivered: HistoryPosition? { machine.lastDelivered }
+
+    /// Whether the stream is still open and taking events.
+    package var isOpen: Bool { machine.isOpen }
+
+    /// Whether a replay may send this client its next page now.
+    package var canTakeReplayPage: Bool { machine.canTakeReplayPage }
+
+    /// The delivery state (tests).
+    package var phase: StreamDeliveryStateMachine.Phase { machine.phase }
+
+    /// Queues a live event; returns true when this client now needs a flush.
+    package func enqueue(_ event: EncodedEvent) -> Bool {
+        perform(machine.liveEvent(event, backlog: self.backlog))
+    }
+
+    /// Queues a channel's batch; with `flushNow` it is flushed at once too. Returns true when
+    /// this client still needs a flush.
+    package func enqueue(_ batch: ChannelBatch, flushNow: Bool = false) -> Bool {
+        perform(machine.liveBatch(batch, flushNow: flushNow, backlog: self.backlog))
+    }
+
+    /// Queues a heartbeat comment; returns true when this client now needs a flush.
+    package func enqueueHeartbeat(_ heartbeat: EncodedEvent) -> Bool {
+        perform(machine.heartbeat(heartbeat, backlog: self.backlog))
+    }
+
+    /// Flushes what `enqueue` queued.
+    package func flushPending() {
+        machine.flushed()
+        sink?.flush()
+    }
+
+    /// Starts holding live events until `completeReplay`; events at or before `position` count
+    /// as delivered.
+    package func beginReplay(after position: HistoryPosition?) {
+        machine.beginReplay(after: position)
+    }
+
+    /// Treats events at or before `position` as already delivered.
+    package func raisePosition(to position: HistoryPosition) {
+        machine.raisePosition(to: position)
+    }
+
+    /// Sets where this client stands exactly.
+    package func resetPosition(to position: HistoryPosition?) {
+        machine.resetPosition(to: position)
+    }
+
+    /// Runs `action` once the client has taken what it was sent (at once if it has).
+    package func whenWritable(_ action: @escaping () -> Void) {
+        if machine.canTakeReplayPage {
+            action()
+        } else {
+            onWritable = action
+        }
+    }
+
+    /// Writes a replay page: the gap notice first, then the events this client does not have.
+    package func deliverReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+        _ = perform(machine.replayPage(events, gap: gap, backlog: self.backlog))
+    }
+
+    /// Ends one replay; once none is pending, writes the held live events.
+    package func completeReplay() {
+        _ = perform(machine.completeReplay(backlog: self.backlog))
+    }
+
+    /// Writes a whole replay at once and ends it.
+    package func completeReplay(_ events: [EncodedEvent], gap: EncodedEvent?) {
+        deliverReplay(events, gap: gap)
+        completeReplay()
+    }
+
+    /// Cuts this client off as too slow: a replay waited too long for it to take a page.
+    package func cutOffAsSlow() {
+        _ = perform(machine.replayStalled(backlog: backlog))
+    }
+
+    /// Writes `event` (neither held nor deduplicated: it is the stream's last word), then ends.
+    package func finish(after event: EncodedEvent) {
+        _ = perform(machine.finish(after: event))
+    }
+
+    /// Ends the stream cleanly (the terminating chunk for HTTP/1.1), then closes, so an
+    /// EventSource reconnects, through the load balancer, to another node.
+    package func finish() {
+        _ = perform(machine.finish())
+    }
+
+    // MARK: StreamSinkOwner
+
+    package func sinkWritabilityChanged(isWritable: Bool) {
+        machine.writabilityChanged(isWritable: isWritable)
+        if isWritable, let waiting = onWritable {
+            onWritable = nil
+            waiting()
+        }
+    }
+
+    /// Lets go of what the open stream held, once its sink is closed.
+    package func sinkClosed() {
+        machine.closed()
+        sink = nil
+        unregister()
+        expiry?.cancel()
+        expiry = nil
+        onWritable = nil
+    }
+
+    // MARK: Carrying out actions
+
+    private var backlog: Int { sink?.unreadBytes ?? 0 }
+
+    /// Carries out `action`; true when the stream now needs a flush.
+    @inline(__always)
+    private func perform(_ action: StreamDeliveryStateMachine.Action) -> Bool {
+        switch action {
+        case .none:
+            return false
+        case .write(let bytes, let touched):
+            sink?.write(bytes)
+            return touched
+        case .writeAndFlush(let bytes):
+            sink?.writeAndFlush(bytes)
+            return false
+        case .writeAllAndFlush(let writes):
+            guard let sink else { return false }
+            for bytes in writes { sink.write(bytes) }
+            sink.flush()
+            return false
+        case .cutOff(let backlog):
+            unregister()
+            hub.noteSlowClientCutOff(backlog: backlog)
+            sink?.abort()
+            return false
+        case .finish(let last):
+            unregister()
+            expiry?.cancel()
+            sink?.end(after: last)
+            return false
+        }
+    }
+
+    private func unregister() {
+        guard isRegistered else { return }
+        isRegistered = false
+        hub.unregister(self, on: eventLoop)
+    }
+
+    /// Ends the stream when its token expires; the client must come back with a fresh one. A
+    /// far-off expiry (some issuers use the year 9999 for "never") is checked again every day
+    /// rather than turned into a delay that does not fit in a `TimeAmount`.
+    private func scheduleExpiry() {
+        guard let expiresAt else { return }
+        let remaining = expiresAt - WallClock.seconds()
+        guard remaining > 0 else {
+            finish()
+            return
+        }
+        let day = 86_400.0
+        let delay = remaining.isFinite ? min(remaining, day) : day
+        expiry = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [weak self] in
+            self?.scheduleExpiry()
+        }
+    }
+}
