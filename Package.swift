@@ -125,8 +125,11 @@ let package = Package(
         .testTarget(
             name: "SSEStreamCoreTests",
             dependencies: [
+                "SSERedis",
                 "SSEStreamCore",
                 "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -37,16 +37,11 @@ package final class StreamHub: RedisSubscriberDelegate {
     private let loops: [any EventLoop]
     private let registries: [NIOLoopBoundBox<LoopStreamRegistry>]
     private let loopIndex: [ObjectIdentifier: Int]
-    private let table = Mutex(SubscriptionTable())
+    /// Everything the hub's callers share, in one value under one lock.
+    private let state = Mutex(HubState())
     private let logger: Logger
-    /// Open streams on this node.
-    private let connected = Mutex(0)
     private let metrics: BrokerMetrics
     private let maxPayloadBytes: Int
-    private let hasConnected = Mutex(false)
-    /// The newest counter Redis vouched for (`HistoryState.current`): live ids at or below it
-    /// in its epoch are positions without asking Redis again.
-    private let vouched = Mutex<HistoryPosition?>(nil)
     /// Per loop: deliveries handed over but not yet run, and their bytes.
     private let queuedDeliveries: [QueuedCounter]
     /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
@@ -57,8 +52,6 @@ package final class StreamHub: RedisSubscriberDelegate {
     package static let unverifiedSlack: UInt64 = 100_000
     /// How long a refused channel is answered 503 without asking Redis again.
     package static let refusalMemory = Duration.seconds(30)
-    /// Channels Redis refused, and until when that is remembered.
-    private let refusedRecently = Mutex<[ChannelName: ContinuousClock.Instant]>([:])
 
     package init(
         group: any EventLoopGroup,
@@ -127,17 +120,7 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
     package func register(_ client: StreamClient, on loop: any EventLoop) {
-        let index = index(of: loop)
-        registries[index].value.add(client)
-        let (actions, channelCount) = table.withLock { table in
-            (client.channels.map { table.add(channel: $0, loop: index) }, table.channelCount)
-        }
-        metrics.connectedClients.record(connected.withLock { count in
-            count += 1
-            return count
-        })
-        metrics.channelsSubscribed.record(channelCount)
-        apply(actions)
+        change(client, on: loop, joining: true)
         if let resumeFrom = client.resumeFrom, let history {
             client.beginReplay(after: nil)
             HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: client.channels, start: .resume(lastEventID: resumeFrom)).run()
@@ -146,15 +129,26 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     /// Removes a client; called on its event loop.
     package func unregister(_ client: StreamClient, on loop: any EventLoop) {
+        change(client, on: loop, joining: false)
+    }
+
+    /// Adds or removes a client in its loop's registry and the node's subscription table, then
+    /// subscribes or unsubscribes what that changed.
+    private func change(_ client: StreamClient, on loop: any EventLoop, joining: Bool) {
         let index = index(of: loop)
-        registries[index].value.remove(client)
-        let (actions, channelCount) = table.withLock { table in
-            (client.channels.map { table.remove(channel: $0, loop: index) }, table.channelCount)
+        if joining {
+            registries[index].value.add(client)
+        } else {
+            registries[index].value.remove(client)
         }
-        metrics.connectedClients.record(connected.withLock { count in
-            count -= 1
-            return count
-        })
+        let (actions, channelCount, connected) = state.withLock { state in
+            state.connected += joining ? 1 : -1
+            let actions = client.channels.map { channel in
+                joining ? state.table.add(channel: channel, loop: index) : state.table.remove(channel: channel, loop: index)
+            }
+            return (actions, state.table.channelCount, state.connected)
+        }
+        metrics.connectedClients.record(connected)
         metrics.channelsSubscribed.record(channelCount)
         apply(actions)
     }
@@ -182,7 +176,7 @@ package final class StreamHub: RedisSubscriberDelegate {
         subscriber.whenSubscribed([channel.text]) { [self] _ in
             history.lastPosition(of: channel.text, lane: HistoryLane.positions) { [self] result in
                 guard case .success(let position?) = result else { return }
-                table.withLock { $0.advance(channel, to: position) }
+                state.withLock { $0.table.advance(channel, to: position) }
             }
         }
     }
@@ -190,10 +184,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Records the counter's state from any read of it.
     package func observe(_ state: HistoryState) {
         guard let current = state.current else { return }
-        vouched.withLock { vouched in
-            if vouched.map({ $0 < current }) ?? true { vouched = current }
+        self.state.withLock { state in
+            if state.vouched.map({ $0 < current }) ?? true { state.vouched = current }
+            state.table.observe(current)
         }
-        table.withLock { $0.observe(current) }
         history?.watermark.observe(current)
     }
 
@@ -249,8 +243,8 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Every channel's position, and where a channel without one stands: the newest position the
     /// node knew of, or the origin (every retained event) if it never knew any.
     private func snapshotPositions() -> ([ChannelName: HistoryPosition], HistoryPosition) {
-        table.withLock { table in
-            (table.positions, table.newest ?? HistoryPosition(epoch: 0, sequence: 0))
+        state.withLock { state in
+            (state.table.positions, state.table.newest ?? HistoryPosition(epoch: 0, sequence: 0))
         }
     }
 
@@ -262,15 +256,15 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// Open streams on this node.
-    package var connectedCount: Int { connected.withLock { $0 } }
+    package var connectedCount: Int { state.withLock { $0.connected } }
 
     /// Clients of `channel` on this node.
     package func clientCount(for channel: String) -> Int {
-        table.withLock { $0.clientCount(for: ChannelName(channel)) }
+        state.withLock { $0.table.clientCount(for: ChannelName(channel)) }
     }
 
     /// Channels with clients on this node.
-    package var channelCount: Int { table.withLock { $0.channelCount } }
+    package var channelCount: Int { state.withLock { $0.table.channelCount } }
 
     // MARK: Vouching for ids (subscriber thread)
 
@@ -316,14 +310,14 @@ package final class StreamHub: RedisSubscriberDelegate {
             _ = done.wait(timeout: .now() + .seconds(1))
             // The counter as it is now, even if lower than before: ids at or below the old one
             // are no longer covered without asking.
-            vouched.withLock { $0 = current }
+            self.state.withLock { $0.vouched = current }
             return readStateNow().map { fresh in
-                vouched.withLock { $0 = fresh.current }
+                self.state.withLock { $0.vouched = fresh.current }
                 observe(fresh)
                 return fresh
             }
         }
-        vouched.withLock { $0 = state.current }
+        self.state.withLock { $0.vouched = state.current }
         observe(state)
         return state
     }
@@ -334,7 +328,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// are re-issued ones: delivered as is, never positions.
     private func vouchedPositions(_ candidates: [HistoryPosition?]) -> (positions: [HistoryPosition?], verified: Bool) {
         guard history != nil else { return (candidates.map { _ in nil }, true) }
-        let known = vouched.withLock { $0 }
+        let known = state.withLock { $0.vouched }
         let covered: (HistoryPosition) -> Bool = { position in
             known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence } ?? false
         }
@@ -360,8 +354,8 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     package func subscriber(_ subscriber: RedisSubscriber, received messages: [RedisPubSubMessage]) {
         let channels = messages.map { ChannelName($0.channel) }
-        let routes: [[Int]] = table.withLock { table in
-            channels.map { table.loops(for: $0).map(Array.init) ?? [] }
+        let routes: [[Int]] = state.withLock { state in
+            channels.map { state.table.loops(for: $0).map(Array.init) ?? [] }
         }
         var decoded: [(index: Int, event: ServerSentEvent, publishedAt: Double?)] = []
         for (index, message) in messages.enumerated() where !routes[index].isEmpty {
@@ -376,33 +370,21 @@ package final class StreamHub: RedisSubscriberDelegate {
             decoded.append((index, event, stamp))
         }
         let (positions, verified) = vouchedPositions(decoded.map { $0.event.historyPosition })
-        var perLoop = [LoopDelivery](repeating: LoopDelivery(), count: loops.count)
-        var byChannel: [ChannelName: [EncodedEvent]] = [:]
-        var channelOrder: [(channel: ChannelName, route: Int)] = []
-        var newest: [ChannelName: HistoryPosition] = [:]
+        var plan = FanOutPlan(loopCount: loops.count)
         for (item, position) in zip(decoded, positions) {
-            let channel = channels[item.index]
             let event = EncodedEvent(item.event, position: position, publishedAt: item.publishedAt, allocator: allocator)
-            if let position { newest[channel] = max(newest[channel] ?? position, position) }
-            if byChannel[channel] == nil { channelOrder.append((channel, item.index)) }
-            byChannel[channel, default: []].append(event)
-            let routed = RoutedEvent(channel: channel, event: event)
-            for index in routes[item.index] { perLoop[index].ordered.append(routed) }
+            plan.add(event, channel: channels[item.index], loops: routes[item.index])
         }
-        for (channel, route) in channelOrder {
-            guard let events = byChannel[channel] else { continue }
-            let batch = ChannelBatch(channel: channel, events: events, allocator: allocator)
-            for index in routes[route] { perLoop[index].batches.append(batch) }
-        }
-        if !newest.isEmpty {
-            table.withLock { table in
-                for (channel, position) in newest { table.advance(channel, to: position) }
+        let deliveries = plan.deliveries(allocator: allocator)
+        if !plan.newest.isEmpty {
+            state.withLock { state in
+                for (channel, position) in plan.newest { state.table.advance(channel, to: position) }
             }
             // Only what Redis vouched for may raise the watermark (it decides new epochs).
-            if verified, let top = newest.values.max() { history?.watermark.observe(top) }
+            if verified, let top = plan.newest.values.max() { history?.watermark.observe(top) }
         }
         metrics.eventsReceived.increment(by: messages.count)
-        for (index, delivery) in perLoop.enumerated() where !delivery.ordered.isEmpty {
+        for (index, delivery) in deliveries.enumerated() where !delivery.ordered.isEmpty {
             hand(delivery, toLoop: index)
         }
     }
@@ -452,16 +434,16 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// reaches each loop ahead of the first live batch. Reads the counter first (and starts a new
     /// epoch if it moved backwards), so ids are vouched for against the Redis now connected.
     package func subscriberDidConnect(_ subscriber: RedisSubscriber) {
-        let isReconnect = hasConnected.withLock { connected in
-            defer { connected = true }
-            return connected
+        let isReconnect = state.withLock { state in
+            defer { state.hasConnected = true }
+            return state.hasConnected
         }
         if isReconnect { metrics.redisReconnects.increment() }
         guard history != nil else { return }
         if let state = refreshCounter(), state.current == nil {
             // No history was ever written (or Redis lost all of it): every entry that appears from
             // now on is new to every client.
-            table.withLock { $0.observe(HistoryPosition(epoch: 0, sequence: 0)) }
+            self.state.withLock { $0.table.observe(HistoryPosition(epoch: 0, sequence: 0)) }
         }
         if isReconnect { catchUpEverywhere() }
     }
@@ -474,9 +456,9 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// keeps retrying, since an ACL can change); `/readyz` and the metrics list them.
     package func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {
         let until = ContinuousClock.now + Self.refusalMemory
-        let count = refusedRecently.withLock { remembered in
-            for channel in channels { remembered[ChannelName(channel)] = until }
-            return remembered.count
+        let count = state.withLock { state in
+            for channel in channels { state.refusedUntil[ChannelName(channel)] = until }
+            return state.refusedUntil.count
         }
         metrics.subscriptionRefusals.increment(by: channels.count)
         metrics.channelsRefused.record(count)
@@ -514,13 +496,27 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     private func currentRefusals() -> Set<ChannelName> {
         let now = ContinuousClock.now
-        let (remembered, count) = refusedRecently.withLock { remembered in
-            remembered = remembered.filter { $0.value > now }
-            return (Set(remembered.keys), remembered.count)
+        let (remembered, count) = state.withLock { state in
+            state.refusedUntil = state.refusedUntil.filter { $0.value > now }
+            return (Set(state.refusedUntil.keys), state.refusedUntil.count)
         }
         metrics.channelsRefused.record(count)
         return remembered
     }
+}
+
+/// What the hub's callers (event loops, the subscriber thread) share.
+private struct HubState {
+    var table = SubscriptionTable()
+    /// Open streams on this node.
+    var connected = 0
+    /// The subscription connected once already (a later connect is a reconnect).
+    var hasConnected = false
+    /// The newest counter Redis vouched for (`HistoryState.current`): live ids at or below it
+    /// in its epoch are positions without asking Redis again.
+    var vouched: HistoryPosition?
+    /// Channels Redis refused, and until when that is remembered.
+    var refusedUntil: [ChannelName: ContinuousClock.Instant] = [:]
 }
 
 /// Streams that catch up together: same channels, same start.
