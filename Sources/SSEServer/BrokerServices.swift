@@ -10,6 +10,8 @@ import SSEStreamCore
 /// access control, CORS and metrics.
 final class BrokerServices: Sendable {
     let configuration: BrokerConfiguration
+    /// The node's stream side: its Redis subscription, history and fan-out.
+    let core: StreamCore
     let hub: StreamHub
     let publisher: SSEPublisher
     let access: AccessController
@@ -26,7 +28,7 @@ final class BrokerServices: Sendable {
 
     init(
         configuration: BrokerConfiguration,
-        hub: StreamHub,
+        core: StreamCore,
         publisher: SSEPublisher,
         access: AccessController,
         prometheus: PrometheusMetrics,
@@ -34,7 +36,8 @@ final class BrokerServices: Sendable {
         logger: Logger
     ) {
         self.configuration = configuration
-        self.hub = hub
+        self.core = core
+        self.hub = core.hub
         self.publisher = publisher
         self.access = access
         self.cors = CORSPolicy(origins: configuration.corsOrigins)
@@ -50,31 +53,16 @@ final class BrokerServices: Sendable {
     /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
     /// subscriber is started. Also returns the history store, which the node shuts down.
     /// Throws for an unusable key.
-    static func make(configuration given: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
-        // A message a node must deliver (up to --max-payload) must never exceed what the Redis
-        // layer accepts in one reply, or it would drop the subscription instead.
-        var configuration = given
-        configuration.redis.maximumReplyBytes = max(configuration.redis.maximumReplyBytes, 2 * min(max(0, configuration.maxPayloadBytes), 1 << 40) + (1 << 20))
-        let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
-        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
-        let history = configuration.history.isEnabled
-            ? HistoryStore(
-                configuration: configuration.history,
-                client: RedisCommandClient(
-                    redis: configuration.redis,
-                    logger: logger,
-                    maximumPending: HistoryLane.maximumPending,
-                    lanes: HistoryLane.count
-                )
-            )
-            : nil
+    static func make(configuration: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
         let prometheus = PrometheusMetrics()
-        let hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: prometheus.metrics, configuration: configuration.streamCore, logger: logger)
+        let core = try StreamCore(configuration: configuration.streamCore, group: group, metrics: prometheus.metrics, logger: logger)
+        let hub = core.hub
+        let history = core.history
         let publisher = SSEPublisher(
             redis: configuration.redis,
             history: configuration.history,
             logger: logger,
-            watermark: history?.watermark ?? HistoryWatermark()
+            watermark: core.watermark
         )
         let access = try await AccessController(configuration: configuration.access)
         let demo = configuration.demo
@@ -89,7 +77,7 @@ final class BrokerServices: Sendable {
             : nil
         let services = BrokerServices(
             configuration: configuration,
-            hub: hub,
+            core: core,
             publisher: publisher,
             access: access,
             prometheus: prometheus,

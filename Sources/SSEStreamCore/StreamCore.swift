@@ -1,0 +1,99 @@
+import Logging
+import Metrics
+import NIOCore
+import SSEHistory
+import SSERedis
+import SSEWire
+
+/// The broker's stream side for one process, whichever host serves the HTTP: one Redis
+/// subscription (on its own thread), the history store, fan-out to every event loop,
+/// heartbeats. The standalone node and an app that mounts the broker each own one and open
+/// their streams on it.
+public final class StreamCore: Sendable {
+    public let configuration: StreamCoreConfiguration
+    package let hub: StreamHub
+    /// Event history (nil when history is off).
+    package let history: HistoryStore?
+    package let metrics: BrokerMetrics
+    package let group: any EventLoopGroup
+
+    /// Sets up the core with streams on `group`'s loops; nothing connects to Redis until
+    /// `start()`. Metrics go to `metricsFactory` (the process-wide one by default).
+    public convenience init(
+        configuration: StreamCoreConfiguration,
+        group: any EventLoopGroup,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        logger: Logger
+    ) throws {
+        try self.init(configuration: configuration, group: group, metrics: BrokerMetrics(factory: metricsFactory), logger: logger)
+    }
+
+    package init(configuration given: StreamCoreConfiguration, group: any EventLoopGroup, metrics: BrokerMetrics, logger: Logger) throws {
+        // A message a node must deliver (up to the largest payload) must never exceed what the
+        // Redis layer accepts in one reply, or it would drop the subscription instead.
+        var configuration = given
+        configuration.redis.maximumReplyBytes = max(
+            configuration.redis.maximumReplyBytes,
+            2 * min(max(0, configuration.maxPayloadBytes), 1 << 40) + (1 << 20)
+        )
+        self.configuration = configuration
+        self.group = group
+        self.metrics = metrics
+        let subscriber = try RedisSubscriber(redis: configuration.redis, configuration: configuration.subscriber, logger: logger)
+        // Replays read on their own connection, so a burst of resumes never queues behind publishes.
+        let history = configuration.history.isEnabled
+            ? HistoryStore(
+                configuration: configuration.history,
+                client: RedisCommandClient(
+                    redis: configuration.redis,
+                    logger: logger,
+                    maximumPending: HistoryLane.maximumPending,
+                    lanes: HistoryLane.count
+                )
+            )
+            : nil
+        self.history = history
+        self.hub = StreamHub(group: group, subscriber: subscriber, history: history, metrics: metrics, configuration: configuration, logger: logger)
+    }
+
+    /// The history watermark publishers in this process share with the core (ids they issue
+    /// count as seen), or a fresh one without history.
+    public var watermark: HistoryWatermark { history?.watermark ?? HistoryWatermark() }
+
+    /// Starts the subscription thread and the heartbeats. Call once.
+    public func start() {
+        hub.subscriber.start(delegate: hub)
+        if configuration.heartbeatSeconds > 0 {
+            hub.startHeartbeats(every: Self.timeAmount(seconds: configuration.heartbeatSeconds))
+        }
+    }
+
+    /// Stops heartbeats (a drain: streams are ending).
+    public func stopHeartbeats() {
+        hub.stopHeartbeats()
+    }
+
+    /// Stops the Redis threads and connections. Streams still open get nothing more.
+    public func shutdown() {
+        hub.stopHeartbeats()
+        hub.subscriber.shutdown()
+        history?.shutdown()
+        hub.shutdown()
+    }
+
+    /// Whether the Redis subscription is up.
+    public var isSubscriptionConnected: Bool { hub.subscriber.isConnected }
+
+    /// Open streams in this process.
+    public var streamCount: Int { hub.connectedCount }
+
+    /// Streams of `channel` in this process.
+    public func streamCount(for channel: String) -> Int { hub.clientCount(for: channel) }
+
+    /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values become
+    /// zero, huge ones about 30 years.
+    package static func timeAmount(seconds: Double) -> TimeAmount {
+        guard seconds.isFinite, seconds > 0 else { return .zero }
+        return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
+    }
+}
