@@ -27,11 +27,14 @@ let package = Package(
         ),
         /// Pure wire format: event model, Flask-SSE payload codec, event-text encoder. No I/O.
         .target(name: "SSEWire"),
+        /// POSIX helpers for the threads that block: owned threads one can join, a wake-up pipe.
+        .target(name: "SSEPOSIX"),
         /// Redis over hiredis: connection, dedicated subscriber thread, pipelined command client.
         .target(
             name: "SSERedis",
             dependencies: [
                 "CHiredis",
+                "SSEPOSIX",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,6 +78,7 @@ let package = Package(
             dependencies: [
                 "SSEAuth",
                 "SSEHistory",
+                "SSEPOSIX",
                 "SSEPublisher",
                 "SSERedis",
                 "SSEStreamCore",
@@ -109,9 +113,18 @@ let package = Package(
             path: "Tests/FlaskSSEVectors",
             resources: [.copy("Fixtures")]
         ),
+        /// A seeded random generator for the tests that draw random inputs (reproducible failures).
+        .target(
+            name: "SeededRandom",
+            path: "Tests/SeededRandom"
+        ),
         .testTarget(
             name: "SSEWireTests",
-            dependencies: ["SSEWire", "FlaskSSEVectors"]
+            dependencies: ["SSEWire", "FlaskSSEVectors", "SeededRandom"]
+        ),
+        .testTarget(
+            name: "SSEPOSIXTests",
+            dependencies: ["SSEPOSIX"]
         ),
         .testTarget(
             name: "SSEAuthTests",
@@ -136,11 +149,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SSERedisTests",
-            dependencies: ["SSERedis"]
+            dependencies: ["SSERedis", "SeededRandom"]
         ),
         .testTarget(
             name: "SSEServerTests",
             dependencies: [
+                "SeededRandom",
                 "SSEAuth",
                 "SSERedis",
                 "SSEServer",
@@ -156,6 +170,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "FlaskSSEVectors",
+                "SeededRandom",
                 "SSEAuth",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "SSEHistory",

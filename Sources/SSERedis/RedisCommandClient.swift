@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import SSEPOSIX
 import Synchronization
 
 /// Sends Redis commands from any thread, pipelined, on one dedicated thread.
@@ -88,8 +89,7 @@ public final class RedisCommandClient: Sendable {
             }
             if !state.started {
                 state.started = true
-                let spawned = OwnedThread.spawn { [self] in run() }
-                if !spawned {
+                guard OwnedThread.spawn({ [self] in run() }) != nil else {
                     state.started = false
                     state.queue.removeLast(lane: lane)
                     return RedisError(.connectionFailed, "cannot start the Redis command thread")

@@ -1,6 +1,7 @@
 import CHiredis
-import SSEWire
 import Logging
+import SSEPOSIX
+import SSEWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -55,11 +56,11 @@ public final class RedisSubscriber: Sendable {
     /// Channels are kept as `ChannelName`s, compared byte for byte as Redis compares them:
     /// canonically equivalent names (`"é"` and `"e\u{301}"`) are two Redis channels.
     private struct Shared {
+        var thread = ThreadPhase.notStarted
         var wanted: Set<ChannelName> = []
         /// Changes to `wanted` since the thread last took them: true to add, false to remove.
         var changes: [ChannelName: Bool] = [:]
         var newWaiters: [SubscriptionWaiter] = []
-        var stopping = false
         var connected = false
         var refused: Set<ChannelName> = []
         var delegate: (any RedisSubscriberDelegate)?
@@ -70,14 +71,25 @@ public final class RedisSubscriber: Sendable {
     private let logger: Logger
     private let shared = Mutex(Shared())
     private let wakeup: WakeupPipe
-    private let finished = Mutex<Bool>(false)
-    private let started = Mutex<Bool>(false)
+
+    /// Where the subscriber thread is in its life.
+    private enum ThreadPhase {
+        case notStarted
+        /// Started; nil when the system refused a thread.
+        case running(OwnedThread?)
+        /// Told to stop (`shutdown()`), started or not.
+        case stopping(OwnedThread?)
+    }
 
     public init(redis: RedisConfiguration, configuration: Configuration = .init(), logger: Logger) throws(RedisError) {
         self.redis = redis
         self.configuration = configuration
         self.logger = logger
-        self.wakeup = try WakeupPipe()
+        do {
+            self.wakeup = try WakeupPipe()
+        } catch {
+            throw RedisError(.connectionFailed, "cannot create the subscriber's wake-up pipe: \(error)")
+        }
     }
 
     /// Whether the subscription connection is up right now.
@@ -87,15 +99,15 @@ public final class RedisSubscriber: Sendable {
     public var wantedChannels: Set<String> { Set(shared.withLock { $0.wanted }.map(\.text)) }
 
     /// Starts the thread. Messages and connection changes go to `delegate` until `shutdown()`.
+    /// Only the first call starts it; a call after `shutdown()` does nothing.
     public func start(delegate: any RedisSubscriberDelegate) {
-        let first = started.withLock { started in
-            defer { started = true }
-            return !started
+        shared.withLock { state in
+            guard case .notStarted = state.thread else { return }
+            state.delegate = delegate
+            // Spawned under the lock, so a concurrent `shutdown()` sees the thread it must wait
+            // for; the new thread takes this lock only after it is released.
+            state.thread = .running(SubscriberThread(owner: self).start())
         }
-        guard first else { return }
-        shared.withLock { $0.delegate = delegate }
-        let thread = SubscriberThread(owner: self)
-        thread.start()
     }
 
     /// Asks for `channel` to be subscribed (idempotent).
@@ -145,20 +157,50 @@ public final class RedisSubscriber: Sendable {
     public var refusedChannels: Set<String> { Set(shared.withLock { $0.refused }.map(\.text)) }
 
     /// Stops the thread and closes the connection; returns once the thread has exited.
+    ///
+    /// Blocks the calling thread while the subscriber finishes what it is doing (its calls are
+    /// bounded by the connect and command timeouts); from a task, the `async` overload waits
+    /// without holding a thread. Safe to call more than once and from several threads.
     public func shutdown() {
-        let wasStarted = started.withLock { $0 }
-        shared.withLock { $0.stopping = true }
-        wakeup.signal()
-        guard wasStarted else { return }
-        while !finished.withLock({ $0 }) {
-            usleep(1000)
+        if let thread = beginShutdown() { thread.join() }
+        endShutdown()
+    }
+
+    /// Stops the thread and closes the connection; returns once the thread has exited, suspending
+    /// meanwhile instead of blocking a thread of the cooperative pool.
+    public func shutdown() async {
+        if let thread = beginShutdown() { await thread.join() }
+        endShutdown()
+    }
+
+    /// Marks the subscriber stopping and wakes its thread; returns the thread to wait for.
+    private func beginShutdown() -> OwnedThread? {
+        let thread: OwnedThread? = shared.withLock { state in
+            switch state.thread {
+            case .notStarted:
+                state.thread = .stopping(nil)
+                return nil
+            case .running(let thread), .stopping(let thread):
+                state.thread = .stopping(thread)
+                return thread
+            }
         }
+        wakeup.signal()
+        return thread
+    }
+
+    private func endShutdown() {
         shared.withLock { $0.delegate = nil }
     }
 
     // MARK: - Thread side
 
-    var isStopping: Bool { shared.withLock { $0.stopping } }
+    var isStopping: Bool {
+        shared.withLock { state in
+            if case .stopping = state.thread { return true }
+            return false
+        }
+    }
 
     var delegate: (any RedisSubscriberDelegate)? { shared.withLock { $0.delegate } }
 
@@ -187,10 +229,6 @@ public final class RedisSubscriber: Sendable {
 
     func setRefused(_ refused: Set<ChannelName>) {
         shared.withLock { $0.refused = refused }
-    }
-
-    func markFinished() {
-        finished.withLock { $0 = true }
     }
 
     var redisConfiguration: RedisConfiguration { redis }

@@ -1,6 +1,7 @@
 import CHiredis
-import SSEWire
 import Logging
+import SSEPOSIX
+import SSEWire
 
 #if canImport(Glibc)
 import Glibc
@@ -43,12 +44,13 @@ final class SubscriberThread: @unchecked Sendable {
         self.backoff = ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
     }
 
-    func start() {
-        let spawned = OwnedThread.spawn { [self] in run() }
-        if !spawned {
+    /// Spawns the thread; nil (and logged) if the system refused one.
+    func start() -> OwnedThread? {
+        guard let thread = OwnedThread.spawn({ [self] in run() }) else {
             owner.log.critical("cannot start the Redis subscriber thread")
-            owner.markFinished()
+            return nil
         }
+        return thread
     }
 
     private var interval: Int { max(1, owner.tuning.pingIntervalMilliseconds) }
@@ -57,7 +59,6 @@ final class SubscriberThread: @unchecked Sendable {
         defer {
             connection = nil
             owner.setConnected(false)
-            owner.markFinished()
         }
         while !owner.isStopping {
             if connection == nil {

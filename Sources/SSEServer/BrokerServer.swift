@@ -25,19 +25,31 @@ public final class BrokerServer: Service, Sendable {
     private let services: BrokerServices
     private let connections: ConnectionRegistry
     private let history: HistoryStore?
-    private let listener = Mutex<SocketListener?>(nil)
-    private let shutdownTask = Mutex<Task<Void, Never>?>(nil)
-    private let demoTask = Mutex<Task<Void, Never>?>(nil)
+    /// The node's one lifecycle state: every `start()` and `shutdown()` goes through it.
+    private let state = Mutex(BrokerServerStateMachine<Running, CheckedContinuation<Void, Never>>())
 
-    /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key.
+    /// What a started node must release when it drains.
+    private struct Running: Sendable {
+        let listener: SocketListener
+        let demo: Task<Void, Never>?
+    }
+
+    /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key, and
+    /// then leaves nothing behind (its event loops are shut down).
     public init(configuration: BrokerConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        let made: (BrokerServices, HistoryStore?)
+        do {
+            made = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
+        } catch {
+            // Nothing else has started (Redis threads start on first use): the loops are all.
+            try? await group.shutdownGracefully()
+            throw error
+        }
         self.group = group
-        let (services, history) = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
-        self.services = services
-        self.history = history
+        (self.services, self.history) = made
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
 
@@ -50,27 +62,58 @@ public final class BrokerServer: Service, Sendable {
 
     /// Binds the listening socket and starts the Redis subscriber. Streams are served even
     /// while Redis is down; the subscriber keeps reconnecting. A node starts once: a second call,
-    /// or one after `shutdown()` has begun, throws ``BrokerServerError``.
+    /// or one after `shutdown()` has begun, throws ``BrokerServerError``. A start that fails
+    /// (the port is taken, no thread to accept on) shuts the node down before it throws, so its
+    /// threads are gone; such a node cannot be started again.
     public func start() async throws {
+        if let refusal = state.withLock({ $0.startRequested() }) {
+            switch refusal {
+            case .alreadyStarted: throw BrokerServerError("the node has already started")
+            case .shuttingDown: throw BrokerServerError("the node is shutting down")
+            }
+        }
+        let running: Running
+        do {
+            running = try startServing()
+        } catch {
+            if case .drain(let resources) = state.withLock({ $0.startFailed() }) { await beginDrain(resources).value }
+            throw error
+        }
+        if case .drain(let resources) = state.withLock({ $0.startSucceeded(running) }) {
+            // A shutdown was asked for while this start was under way: it runs now.
+            await beginDrain(resources).value
+            throw BrokerServerError("the node is shutting down")
+        }
+        if !configuration.access.publishingNeedsCredentials {
+            logger.notice(
+                configuration.access.allowOpenPublish
+                    ? "POST /publish is open to every client (--allow-open-publish)"
+                    : "POST /publish without credentials is open to loopback clients only (no proxy headers, a loopback Host)"
+            )
+        }
+        logger.info(
+            "sse-broker listening",
+            metadata: [
+                "address": "\(configuration.host):\(running.listener.port)",
+                "redis": "\(configuration.redis)",
+                "threads": "\(configuration.threads)",
+                "node": "\(configuration.nodeName)",
+                "demo": "\(configuration.demo)",
+                "max-connections": "\(configuration.maxConnections)",
+                "auth": "\(configuration.access.streamsNeedToken ? "jwt" : configuration.access.publishingNeedsCredentials ? "publish key" : "off")",
+                "history": "\(configuration.history.isEnabled ? "\(configuration.history.length) events, \(configuration.history.ttlSeconds) s" : "off")",
+            ]
+        )
+    }
+
+    /// Listens, accepts, and starts the subscriber, the demo and heartbeats; what it returns is
+    /// what the drain releases. Throws with nothing left running.
+    private func startServing() throws -> Running {
         let services = self.services
         let connections = self.connections
         let group = self.group
         let logger = self.logger
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
-        // Kept before it accepts, so a shutdown that begins from here on stops it; refused once a
-        // shutdown has begun or when the node already listens.
-        let refusal: BrokerServerError? = shutdownTask.withLock { shutdown in
-            if shutdown != nil { return BrokerServerError("the node is shutting down") }
-            return self.listener.withLock { current in
-                if current != nil { return BrokerServerError("the node has already started") }
-                current = listener
-                return nil
-            }
-        }
-        if let refusal {
-            listener.stop()
-            throw refusal
-        }
         // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline.
         @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
             ClientBootstrap(group: loop)
@@ -103,42 +146,20 @@ public final class BrokerServer: Service, Sendable {
                 loop.execute { adopt(socket, on: loop) }
             }
         } catch {
-            listener.stop()
-            self.listener.withLock { $0 = nil }
+            listener.stop()  // never accepted: nothing to wait for
             throw error
         }
         services.hub.subscriber.start(delegate: services.hub)
-        if let demo = services.demo {
-            demoTask.withLock { $0 = Task { await demo.run() } }
-        }
+        let demo = services.demo.map { demo in Task { await demo.run() } }
         if configuration.heartbeatSeconds > 0 {
             services.hub.startHeartbeats(every: BrokerConfiguration.timeAmount(seconds: configuration.heartbeatSeconds))
         }
-        if !configuration.access.publishingNeedsCredentials {
-            logger.notice(
-                configuration.access.allowOpenPublish
-                    ? "POST /publish is open to every client (--allow-open-publish)"
-                    : "POST /publish without credentials is open to loopback clients only (no proxy headers, a loopback Host)"
-            )
-        }
-        logger.info(
-            "sse-broker listening",
-            metadata: [
-                "address": "\(configuration.host):\(listener.port)",
-                "redis": "\(configuration.redis)",
-                "threads": "\(configuration.threads)",
-                "node": "\(configuration.nodeName)",
-                "demo": "\(configuration.demo)",
-                "max-connections": "\(configuration.maxConnections)",
-                "auth": "\(configuration.access.streamsNeedToken ? "jwt" : configuration.access.publishingNeedsCredentials ? "publish key" : "off")",
-                "history": "\(configuration.history.isEnabled ? "\(configuration.history.length) events, \(configuration.history.ttlSeconds) s" : "off")",
-            ]
-        )
+        return Running(listener: listener, demo: demo)
     }
 
-    /// The port actually bound (useful with port 0).
+    /// The port actually bound (useful with port 0); kept after shutdown.
     public var localPort: Int? {
-        listener.withLock { $0?.port }
+        state.withLock { $0.resources?.listener.port }
     }
 
     /// Whether the node's Redis subscription is up.
@@ -161,33 +182,42 @@ public final class BrokerServer: Service, Sendable {
     /// Stops accepting, ends every stream cleanly, waits (up to the drain timeout) for
     /// connections to close, then stops the Redis threads and the event loops.
     /// Safe to call more than once and from several tasks: all of them wait for the one shutdown.
+    /// One called while `start()` is under way begins when that start has settled.
     public func shutdown() async {
-        let task = shutdownTask.withLock { task in
-            if let task { return task }
-            let started = Task { await self.drain() }
-            task = started
-            return started
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            switch state.withLock({ $0.shutdownRequested(continuation) }) {
+            case .drain(let resources): beginDrain(resources)
+            case .wait: break
+            case .resume(let waiter): waiter.resume()
+            }
         }
-        await task.value
     }
 
-    private func drain() async {
+    /// Runs the one drain in a task of its own (a cancelled caller must not cut it short), then
+    /// marks the node stopped and resumes everyone waiting for it.
+    @discardableResult
+    private func beginDrain(_ running: Running?) -> Task<Void, Never> {
+        Task {
+            await drain(running)
+            for waiter in state.withLock({ $0.drainFinished() }) { waiter.resume() }
+        }
+    }
+
+    private func drain(_ running: Running?) async {
         let started = ContinuousClock.now
-        demoTask.withLock { $0?.cancel() }
-        listener.withLock { $0 }?.stop()
+        running?.demo?.cancel()
+        await running?.listener.stop()
         services.hub.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()
-        let deadline = started + .nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
-        while connections.count > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        let forced = connections.count
+        let timeout = Duration.nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
+        let drained = await connectionsClosed(within: timeout)
+        let forced = drained ? 0 : connections.count
         if forced > 0 {
             logger.warning("drain timeout: closing remaining connections", metadata: ["connections": "\(forced)"])
             connections.closeAll()
         }
-        services.hub.subscriber.shutdown()
+        await services.hub.subscriber.shutdown()
         services.publisher.shutdown()
         history?.shutdown()
         services.hub.shutdown()
@@ -196,6 +226,39 @@ public final class BrokerServer: Service, Sendable {
             "drained",
             metadata: ["connections": "\(open)", "forced": "\(forced)", "seconds": "\(started.duration(to: .now))"]
         )
+    }
+
+    /// Waits until the last connection has closed (true), or `timeout` has passed (false):
+    /// the registry signals the moment the count reaches zero, so nothing polls it.
+    private func connectionsClosed(within timeout: Duration) async -> Bool {
+        let connections = self.connections
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let outcome = DrainOutcome(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                outcome.settle(drained: false)
+            }
+            connections.whenEmpty {
+                timer.cancel()
+                outcome.settle(drained: true)
+            }
+        }
+    }
+}
+
+/// Resumes a drain's wait once: with whichever comes first, the last close or the timeout.
+private final class DrainOutcome: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+
+    init(_ continuation: CheckedContinuation<Bool, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func settle(drained: Bool) {
+        continuation.withLock { continuation in
+            defer { continuation = nil }
+            return continuation
+        }?.resume(returning: drained)
     }
 }
 

@@ -2,11 +2,13 @@ import NIOCore
 import Synchronization
 
 /// Every open connection of a node: enforces `--max-connections` and lets a graceful shutdown
-/// reach each connection.
+/// reach each connection, and tell when the last one has closed.
 final class ConnectionRegistry: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var quiescing = false
+        /// Run once, when no connection is open any more.
+        var whenEmpty: [@Sendable () -> Void] = []
     }
 
     private let limit: Int
@@ -29,7 +31,12 @@ final class ConnectionRegistry: Sendable {
         }
         guard admitted else { return false }
         channel.closeFuture.whenComplete { [self] _ in
-            _ = state.withLock { $0.channels.removeValue(forKey: id) }
+            let emptied: [@Sendable () -> Void] = state.withLock { state in
+                guard state.channels.removeValue(forKey: id) != nil, state.channels.isEmpty else { return [] }
+                defer { state.whenEmpty.removeAll() }
+                return state.whenEmpty
+            }
+            for action in emptied { action() }
         }
         if quiescing {
             // Runs after the initializer and the registration that follows it on this loop.
@@ -41,6 +48,18 @@ final class ConnectionRegistry: Sendable {
     }
 
     var count: Int { state.withLock { $0.channels.count } }
+
+    /// Runs `action` once no connection is open: at once (on the caller's thread) if none is,
+    /// else when the last one closes (on its event loop). A drain waits on this instead of
+    /// polling the count. Connections admitted meanwhile count too: it runs when all have closed.
+    func whenEmpty(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state in
+            if state.channels.isEmpty { return true }
+            state.whenEmpty.append(action)
+            return false
+        }
+        if now { action() }
+    }
 
     /// Asks every connection to finish: streams end cleanly, idle HTTP connections close, and a
     /// request in flight gets its response before its connection closes. Connections admitted

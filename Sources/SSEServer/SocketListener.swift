@@ -1,6 +1,6 @@
 import Logging
 import NIOCore
-import SSERedis
+import SSEPOSIX
 import Synchronization
 import SSEStreamCore
 
@@ -23,9 +23,16 @@ final class SocketListener: Sendable {
     let port: Int
     private let descriptor: Int32
     private let wakeup: WakeupPipe
-    private let stopping = Mutex(false)
-    private let finished = Mutex(false)
-    private let started = Mutex(false)
+    private let phase = Mutex(Phase.bound)
+
+    /// Where the listener is in its life; the descriptor is closed on the way to `stopped`.
+    private enum Phase {
+        /// Listening, nothing accepted yet.
+        case bound
+        case accepting(OwnedThread)
+        /// Told to stop: the thread (if there was one) is ending or has ended.
+        case stopped(OwnedThread?)
+    }
 
     /// Binds and listens on `host:port`; nothing is accepted before `start`.
     init(host: String, port: Int, backlog: Int32 = 4096) throws {
@@ -76,37 +83,60 @@ final class SocketListener: Sendable {
     }
 
     /// Starts the accepting thread; every accepted socket (non-blocking) goes to `handOff`, which
-    /// then owns it.
+    /// then owns it. Only the first call starts it; after `stop()` it throws.
     func start(logger: Logger, handOff: @escaping @Sendable (Int32) -> Void) throws {
-        let first = started.withLock { started in
-            defer { started = true }
-            return !started
+        let refusal: SocketListenerError? = phase.withLock { phase in
+            switch phase {
+            case .accepting: return nil
+            case .stopped: return SocketListenerError("the listener is stopped")
+            case .bound:
+                // Spawned under the lock, so a concurrent `stop()` sees the thread to wait for.
+                guard let thread = OwnedThread.spawn({ [self] in acceptLoop(logger: logger, handOff: handOff) }) else {
+                    return SocketListenerError("cannot start the accepting thread")
+                }
+                phase = .accepting(thread)
+                return nil
+            }
         }
-        guard first else { return }
-        let spawned = OwnedThread.spawn { [self] in
-            acceptLoop(logger: logger, handOff: handOff)
-            finished.withLock { $0 = true }
-        }
-        guard spawned else {
-            finished.withLock { $0 = true }
-            throw SocketListenerError("cannot start the accepting thread")
-        }
+        if let refusal { throw refusal }
     }
 
     /// Stops accepting and closes the listening socket; returns once the thread has exited.
     /// New connections are refused from then on.
+    ///
+    /// Blocks the calling thread for as long as the accepting thread takes to notice (it is woken
+    /// at once); from a task, the `async` overload waits without holding a thread.
     func stop() {
-        let wasStarted = started.withLock { $0 }
-        let alreadyStopping = stopping.withLock { stopping in
-            defer { stopping = true }
-            return stopping
+        let (thread, closes) = beginStop()
+        thread?.join()
+        if closes { _ = close(descriptor) }
+    }
+
+    /// Stops accepting and closes the listening socket; returns once the thread has exited,
+    /// suspending meanwhile instead of blocking a thread of the cooperative pool.
+    func stop() async {
+        let (thread, closes) = beginStop()
+        await thread?.join()
+        if closes { _ = close(descriptor) }
+    }
+
+    /// Marks the listener stopped and wakes its thread: the thread to wait for, and whether this
+    /// caller is the first (it closes the descriptor once the thread no longer polls it).
+    private func beginStop() -> (thread: OwnedThread?, closes: Bool) {
+        let outcome: (OwnedThread?, Bool) = phase.withLock { phase in
+            switch phase {
+            case .bound:
+                phase = .stopped(nil)
+                return (nil, true)
+            case .accepting(let thread):
+                phase = .stopped(thread)
+                return (thread, true)
+            case .stopped(let thread):
+                return (thread, false)
+            }
         }
-        guard !alreadyStopping else { return }
         wakeup.signal()
-        if wasStarted {
-            while !finished.withLock({ $0 }) { usleep(1000) }
-        }
-        _ = close(descriptor)
+        return outcome
     }
 
     /// TCP keepalive probes on an accepted socket: after `idle` seconds without traffic, a probe
@@ -127,7 +157,12 @@ final class SocketListener: Sendable {
         _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    private var isStopping: Bool {
+        phase.withLock { phase in
+            if case .stopped = phase { return true }
+            return false
+        }
+    }
 
     private func acceptLoop(logger: Logger, handOff: @Sendable (Int32) -> Void) {
         var lastWarning = ContinuousClock.now - .seconds(60)

@@ -58,30 +58,34 @@ struct GracefulDrainTests {
 
     @Test("start() twice, or after shutdown(), is refused and leaves no socket listening")
     func startRefusals() async throws {
-        let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration)
-        await #expect(throws: BrokerServerError.self) { try await node.server.start() }
-        #expect(try await node.request("GET", "/healthz").status == 200)
-        await node.shutdown()
-        #expect(!(try FreePort.isListening(node.port)))
-        let port = try FreePort.next()
-        var configuration = node.server.configuration
-        configuration.port = port
-        let stopped = try await BrokerServer(configuration: configuration, logger: .init(label: "test"))
-        await stopped.shutdown()
-        await #expect(throws: BrokerServerError.self) { try await stopped.start() }
-        #expect(!(try FreePort.isListening(port)))
+        try await withRedis { redis in
+            try await withNode(redis: try redis.configuration) { node in
+                await #expect(throws: BrokerServerError.self) { try await node.server.start() }
+                #expect(try await node.request("GET", "/healthz").status == 200)
+                await node.shutdown()
+                #expect(!(try FreePort.isListening(node.port)))
+                let port = try FreePort.next()
+                var configuration = node.server.configuration
+                configuration.port = port
+                let stopped = try await BrokerServer(configuration: configuration, logger: .init(label: "test"))
+                await stopped.shutdown()
+                await #expect(throws: BrokerServerError.self) { try await stopped.start() }
+                #expect(!(try FreePort.isListening(port)))
+            }
+        }
     }
 
     @Test("an in-process node drains its streams on shutdown()")
     func inProcessDrain() async throws {
-        let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration)
-        let client = try await node.stream("bye")
-        try await redis.waitForSubscribers("bye", count: 1)
-        await node.shutdown()
-        try await client.connection.waitForClose()
-        #expect(try #require(try HTTPResponse.parse(client.connection.received)).chunkedComplete)
-        try await redis.waitForSubscribers("bye", count: 0)
+        try await withRedis { redis in
+            try await withNode(redis: try redis.configuration) { node in
+                let client = try await node.stream("bye")
+                try await redis.waitForSubscribers("bye", count: 1)
+                await node.shutdown()
+                try await client.connection.waitForClose()
+                #expect(try #require(try HTTPResponse.parse(client.connection.received)).chunkedComplete)
+                try await redis.waitForSubscribers("bye", count: 0)
+            }
+        }
     }
 }

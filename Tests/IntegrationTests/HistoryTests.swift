@@ -3,6 +3,7 @@ import SSEHistory
 import SSEPublisher
 import SSERedis
 import SSEWire
+import SeededRandom
 import Synchronization
 import Testing
 
@@ -231,12 +232,14 @@ struct HistoryTests {
             }
             publishing.set(false)
         }
+        // One seed for the run; each client draws its pauses from its own shard of it.
+        let seed = SeededGenerator.forTest()
         let results = try await withThrowingTaskGroup(of: [Int].self) { group in
             for clientIndex in 0..<50 {
                 group.addTask {
                     var seen: [Int] = []
                     var lastID: String?
-                    var generator = SystemRandomNumberGenerator()
+                    var generator = SeededGenerator(seed: seed.seed, shard: clientIndex + 1)
                     var connection = 0
                     while true {
                         let finalRound = !publishing.get()
@@ -279,7 +282,7 @@ struct HistoryTests {
         #expect(total > 1000)
         for seen in results {
             let firstSeen = seen.first ?? 0
-            #expect(seen == Array(firstSeen..<total), "a client saw \(seen.count) events, first \(firstSeen)")
+            #expect(seen == Array(firstSeen..<total), "a client saw \(seen.count) events, first \(firstSeen); \(seed)")
         }
         for node in nodes { await node.shutdown() }
     }

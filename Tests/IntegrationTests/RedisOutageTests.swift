@@ -6,12 +6,15 @@ import Testing
 struct RedisOutageTests {
     @Test("Redis killed and restarted under live streams on two nodes: readyz follows, publish fails fast, heartbeats flow, events resume without reconnecting")
     func killAndRestart() async throws {
-        let redis = try await RedisServerProcess()
-        // History off: this Redis keeps no data across the kill; history across restarts is in HistoryTests.
-        let nodes = [
-            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1; $0.history = .disabled },
-            try await BrokerNode(redis: try redis.configuration) { $0.heartbeatSeconds = 0.1; $0.history = .disabled },
-        ]
+        try await withRedis { redis in
+            // History off: this Redis keeps no data across the kill; history across restarts is in HistoryTests.
+            try await withNodes(2, redis: try redis.configuration, configure: { $0.heartbeatSeconds = 0.1; $0.history = .disabled }) { nodes in
+                try await Self.killAndRestart(redis: redis, nodes: nodes)
+            }
+        }
+    }
+
+    private static func killAndRestart(redis: RedisServerProcess, nodes: [BrokerNode]) async throws {
         var clients: [StreamClient] = []
         for node in nodes { clients.append(try await node.stream("live")) }
         try await redis.waitForSubscribers("live", count: 2)
@@ -48,7 +51,6 @@ struct RedisOutageTests {
             #expect(!client.connection.isClosed)
         }
         for client in clients { await client.close() }
-        for node in nodes { await node.shutdown() }
     }
 
     @Test("a node starts and serves streams while Redis is down, and subscribes once Redis appears")
@@ -79,17 +81,18 @@ struct RedisOutageTests {
 struct PublisherRestartTests {
     @Test("a publisher whose idle connection died with a Redis restart publishes on the first try after")
     func staleConnection() async throws {
-        let redis = try await RedisServerProcess()
-        let tap = try RedisTap(redis: try redis.configuration, channel: "again")
-        defer { tap.stop() }
-        let node = try await BrokerNode(redis: try redis.configuration) { $0.history = .disabled }
-        try await redis.waitForSubscribers("again", count: 1)
-        #expect(try await node.request("POST", "/publish?channel=again", body: Array(#"{"data": 1}"#.utf8)).status == 200)
-        try await redis.restart()
-        try await redis.waitForSubscribers("again", count: 1)
-        let response = try await node.request("POST", "/publish?channel=again", body: Array(#"{"data": 2}"#.utf8))
-        #expect(response.status == 200, "\(response.bodyText)")
-        #expect(try await tap.waitForPayloads(2).map { String(decoding: $0, as: UTF8.self) } == [#"{"data": 1}"#, #"{"data": 2}"#])
-        await node.shutdown()
+        try await withRedis { redis in
+            let tap = try RedisTap(redis: try redis.configuration, channel: "again")
+            defer { tap.stop() }
+            try await withNode(redis: try redis.configuration, configure: { $0.history = .disabled }) { node in
+                try await redis.waitForSubscribers("again", count: 1)
+                #expect(try await node.request("POST", "/publish?channel=again", body: Array(#"{"data": 1}"#.utf8)).status == 200)
+                try await redis.restart()
+                try await redis.waitForSubscribers("again", count: 1)
+                let response = try await node.request("POST", "/publish?channel=again", body: Array(#"{"data": 2}"#.utf8))
+                #expect(response.status == 200, "\(response.bodyText)")
+                #expect(try await tap.waitForPayloads(2).map { String(decoding: $0, as: UTF8.self) } == [#"{"data": 1}"#, #"{"data": 2}"#])
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import SSERedis
+import SeededRandom
 import Synchronization
 import Testing
 
@@ -8,10 +9,10 @@ struct RedisRetryPolicyTests {
     @Test("delays double up to the cap, each within [ceiling/2, ceiling]; attempts are bounded")
     func delays() {
         let policy = RedisRetryPolicy(maximumAttempts: 7, baseDelayMilliseconds: 100, maximumDelayMilliseconds: 1000, totalMilliseconds: 60_000)
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator.forTest()
         for (attempts, ceiling) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (6, 1000)] {
             let delay = policy.delayMilliseconds(afterAttempts: attempts, elapsedMilliseconds: 0, using: &generator)
-            #expect(delay.map { $0 >= ceiling / 2 && $0 <= ceiling } == true, "attempt \(attempts): \(String(describing: delay))")
+            #expect(delay.map { $0 >= ceiling / 2 && $0 <= ceiling } == true, "attempt \(attempts): \(String(describing: delay)), \(generator)")
         }
         #expect(policy.delayMilliseconds(afterAttempts: 7, elapsedMilliseconds: 0, using: &generator) == nil)
     }
@@ -19,7 +20,7 @@ struct RedisRetryPolicyTests {
     @Test("no retry starts past the total deadline; huge values do not trap")
     func deadline() {
         let policy = RedisRetryPolicy(maximumAttempts: 100, baseDelayMilliseconds: 100, maximumDelayMilliseconds: 100, totalMilliseconds: 1000)
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator.forTest()
         #expect(policy.delayMilliseconds(afterAttempts: 1, elapsedMilliseconds: 800, using: &generator) != nil)
         #expect(policy.delayMilliseconds(afterAttempts: 1, elapsedMilliseconds: 1000, using: &generator) == nil)
         #expect(policy.delayMilliseconds(afterAttempts: 1, elapsedMilliseconds: .max, using: &generator) == nil)

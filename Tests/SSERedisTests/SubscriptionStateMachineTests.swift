@@ -1,5 +1,6 @@
 @testable import SSERedis
 import SSEWire
+import SeededRandom
 import Testing
 
 /// The subscription state machine without I/O: commands out, confirmations and errors in.
@@ -196,7 +197,7 @@ struct SubscriptionStateMachineTests {
 
     @Test("seeded random traffic: every waiter runs exactly once, with the channels Redis refused")
     func seededRandom() {
-        var generator = SeededGenerator(seed: 15)
+        var generator = SeededGenerator.forTest(fixed: 15)
         let universe = (0..<12).map { ChannelName($0 < 8 ? "ok:\($0)" : "no:\($0)") }
         for _ in 0..<200 {
             var machine = Machine(configuration: .init(batchSize: 3))
@@ -209,7 +210,7 @@ struct SubscriptionStateMachineTests {
                     switch action {
                     case .send(let command): inFlight.append(command)
                     case .runWaiter(let waiter, let refused):
-                        #expect(ran[waiter] == nil, "a waiter runs once")
+                        #expect(ran[waiter] == nil, "a waiter runs once (\(generator))")
                         ran[waiter] = refused
                     case .reportRefused: break
                     case .closeConnection(let reason): Issue.record("closed: \(reason)")
@@ -241,22 +242,9 @@ struct SubscriptionStateMachineTests {
                     run(machine.pong())
                 }
             }
-            #expect(ran == expected)
+            #expect(ran == expected, "\(generator)")
             #expect(machine.refusedChannels == wanted.filter { $0.text.hasPrefix("no:") })
             for channel in wanted where channel.text.hasPrefix("ok:") { #expect(machine.isConfirmed(channel)) }
         }
-    }
-}
-
-/// A deterministic generator (SplitMix64), so a failing random case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 
 @testable import SSEServer
@@ -58,5 +59,26 @@ struct ConnectionRegistryTests {
         _ = try first.finish()
         #expect(registry.count == 0)
         #expect(registry.admit(EmbeddedChannel()))
+    }
+
+    @Test("whenEmpty runs once, when the last open connection closes, and at once when none is open")
+    func whenEmpty() throws {
+        let registry = ConnectionRegistry(limit: 10)
+        let runs = Mutex(0)
+        registry.whenEmpty { runs.withLock { $0 += 1 } }
+        #expect(runs.withLock { $0 } == 1)
+        let channels = [EmbeddedChannel(), EmbeddedChannel()]
+        for channel in channels { #expect(registry.admit(channel)) }
+        registry.whenEmpty { runs.withLock { $0 += 10 } }
+        _ = try channels[0].finish()
+        #expect(runs.withLock { $0 } == 1)
+        let late = EmbeddedChannel()
+        #expect(registry.admit(late))
+        _ = try channels[1].finish()
+        #expect(runs.withLock { $0 } == 1, "a connection admitted while waiting is still open")
+        _ = try late.finish()
+        #expect(runs.withLock { $0 } == 11)
+        #expect(registry.admit(EmbeddedChannel()))
+        #expect(runs.withLock { $0 } == 11, "an action runs once")
     }
 }

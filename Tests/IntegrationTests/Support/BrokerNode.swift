@@ -13,11 +13,19 @@ final class BrokerNode: Sendable {
         configure(&configuration)
         var logger = Logger(label: "test.broker")
         logger.logLevel = .warning
-        server = try await BrokerServer(configuration: configuration, logger: logger)
+        let server = try await BrokerServer(configuration: configuration, logger: logger)
+        // A start that throws has shut the node down itself; one that started but does not come
+        // up is shut down here, so a failing set-up leaves no node behind.
         try await server.start()
-        guard let port = server.localPort else { throw TestFailure("the node did not bind") }
-        self.port = port
-        try await eventually("the node's Redis subscription") { self.server.isSubscriptionConnected }
+        do {
+            guard let port = server.localPort else { throw TestFailure("the node did not bind") }
+            try await eventually("the node's Redis subscription") { server.isSubscriptionConnected }
+            self.server = server
+            self.port = port
+        } catch {
+            await server.shutdown()
+            throw error
+        }
     }
 
     /// Opens a stream of `channel` on this node.

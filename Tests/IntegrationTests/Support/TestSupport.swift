@@ -27,6 +27,11 @@ enum FreePort {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("socket() failed") }
         defer { close(descriptor) }
+        return try bindAnyPort(descriptor)
+    }
+
+    /// Binds `descriptor` to a free loopback port and returns the port.
+    static func bindAnyPort(_ descriptor: Int32) throws -> Int {
         var address = loopback(port: 0)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
@@ -56,6 +61,29 @@ enum FreePort {
                 connect(descriptor, raw, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
+    }
+}
+
+/// A loopback socket that listens (and never accepts) while the value lives: a port in use.
+final class ListeningSocket: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+        do {
+            port = try FreePort.bindAnyPort(descriptor)
+            guard listen(descriptor, 1) == 0 else { throw TestFailure("listen() failed") }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
     }
 }
 

@@ -8,16 +8,19 @@ import Darwin
 
 /// A self-pipe that lets any thread wake a thread blocked in `poll()`.
 ///
+/// A thread that waits in `poll()` for its socket also polls ``readDescriptor``, so another
+/// thread can make it look at new work or a stop flag at once, without a timeout to poll on.
 /// `signal()` is safe from any thread; `drain()` only from the polling thread.
 package final class WakeupPipe: Sendable {
     /// Read end, polled for `POLLIN`.
     package let readDescriptor: Int32
     private let writeDescriptor: Int32
 
-    package init() throws(RedisError) {
+    /// Creates the pipe, both ends non-blocking and close-on-exec.
+    package init() throws(SystemCallError) {
         var descriptors: [Int32] = [-1, -1]
         guard pipe(&descriptors) == 0 else {
-            throw RedisError(.connectionFailed, "cannot create a wake-up pipe (errno \(errno))")
+            throw SystemCallError("pipe", code: errno)
         }
         for descriptor in descriptors {
             _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
