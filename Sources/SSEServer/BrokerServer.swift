@@ -149,11 +149,8 @@ public final class BrokerServer: Service, Sendable {
             listener.stop()  // never accepted: nothing to wait for
             throw error
         }
-        services.hub.subscriber.start(delegate: services.hub)
+        services.core.start()
         let demo = services.demo.map { demo in Task { await demo.run() } }
-        if configuration.heartbeatSeconds > 0 {
-            services.hub.startHeartbeats(every: BrokerConfiguration.timeAmount(seconds: configuration.heartbeatSeconds))
-        }
         return Running(listener: listener, demo: demo)
     }
 
@@ -163,7 +160,7 @@ public final class BrokerServer: Service, Sendable {
     }
 
     /// Whether the node's Redis subscription is up.
-    public var isSubscriptionConnected: Bool { services.hub.subscriber.isConnected }
+    public var isSubscriptionConnected: Bool { services.core.isSubscriptionConnected }
 
     /// Clients of `channel` on this node.
     public func clientCount(for channel: String) -> Int {
@@ -207,7 +204,7 @@ public final class BrokerServer: Service, Sendable {
         let started = ContinuousClock.now
         running?.demo?.cancel()
         await running?.listener.stop()
-        services.hub.stopHeartbeats()
+        services.core.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()
         let timeout = Duration.nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
@@ -217,10 +214,8 @@ public final class BrokerServer: Service, Sendable {
             logger.warning("drain timeout: closing remaining connections", metadata: ["connections": "\(forced)"])
             connections.closeAll()
         }
-        await services.hub.subscriber.shutdown()
+        await services.core.shutdown()
         services.publisher.shutdown()
-        history?.shutdown()
-        services.hub.shutdown()
         try? await group.shutdownGracefully()
         logger.info(
             "drained",

@@ -73,10 +73,12 @@ public final class StreamCore: Sendable {
         hub.stopHeartbeats()
     }
 
-    /// Stops the Redis threads and connections. Streams still open get nothing more.
-    public func shutdown() {
+    /// Stops the Redis threads and connections, once the subscription thread has exited
+    /// (suspending meanwhile, never blocking a thread of the cooperative pool). Streams still
+    /// open get nothing more.
+    public func shutdown() async {
         hub.stopHeartbeats()
-        hub.subscriber.shutdown()
+        await hub.subscriber.shutdown()
         history?.shutdown()
         hub.shutdown()
     }

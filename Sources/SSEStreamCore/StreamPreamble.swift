@@ -15,6 +15,9 @@ package struct StreamPreamble: Sendable {
     package let chunked: ByteBuffer
     /// For HTTP/1.0 clients: close-delimited body.
     package let closeDelimited: ByteBuffer
+    /// The body's opening alone (the `retry:` frame, the demo's `node` event; often empty), for
+    /// hosts that write the head and frame the body themselves.
+    package let opening: ByteBuffer
 
     /// - Parameter nodeName: with `--demo`, a `node` event naming the node opens every stream.
     package init(retryMilliseconds: Int?, nodeName: String? = nil, extraHeaders: [(String, String)] = [], allocator: ByteBufferAllocator = .init()) {
@@ -38,6 +41,7 @@ package struct StreamPreamble: Sendable {
         }
         self.chunked = chunked
         self.closeDelimited = closeDelimited
+        self.opening = allocator.buffer(bytes: opening)
     }
 
     package func bytes(chunked isChunked: Bool) -> ByteBuffer {
