@@ -83,6 +83,34 @@ public final class StreamCore: Sendable {
         hub.shutdown()
     }
 
+    /// Opens a stream of `channels` whose bytes go to `sink` (the body's opening first, then
+    /// events as text: the host writes the head and frames the body), on `loop`, one of the
+    /// core's loops; call on that loop. `resumeFrom` is the client's `Last-Event-ID`;
+    /// `expiresAt` (Unix seconds) ends the stream then. The sink tells the returned stream
+    /// when it is writable or closed.
+    package func openStream(
+        channels: [ChannelName],
+        resumeFrom: String?,
+        expiresAt: Double?,
+        sink: any StreamSink,
+        on loop: any EventLoop
+    ) -> StreamClient {
+        loop.preconditionInEventLoop()
+        let client = StreamClient(
+            channels: channels,
+            resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },
+            expiresAt: expiresAt,
+            opening: hub.preamble.opening,
+            isChunked: false,
+            clientBufferBytes: configuration.clientBufferBytes,
+            hub: hub,
+            sink: sink,
+            eventLoop: loop
+        )
+        client.start()
+        return client
+    }
+
     /// Whether the Redis subscription is up.
     public var isSubscriptionConnected: Bool { hub.subscriber.isConnected }
 
