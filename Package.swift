@@ -56,11 +56,36 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        /// The broker's HTTP decisions for any host: router, endpoints, request and response values.
+        .target(
+            name: "SSEEndpoints",
+            dependencies: [
+                "SSEAuth",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// The demo (`--demo`): its page, its publisher, its routes, mounted through SSEEndpoints.
+        .target(
+            name: "SSEDemo",
+            dependencies: [
+                "SSEEndpoints",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/demo.html")]
+        ),
         /// The stream server on SwiftNIO.
         .target(
             name: "SSEServer",
             dependencies: [
                 "SSEAuth",
+                "SSEEndpoints",
                 "SSEHistory",
                 "SSEPublisher",
                 "SSERedis",
@@ -78,6 +103,7 @@ let package = Package(
             name: "sse-broker",
             dependencies: [
                 "SSEAuth",
+                "SSEDemo",
                 "SSEHistory",
                 "SSEServer",
                 "SSERedis",
@@ -113,9 +139,21 @@ let package = Package(
             dependencies: ["SSERedis"]
         ),
         .testTarget(
+            name: "SSEEndpointsTests",
+            dependencies: [
+                "SSEAuth",
+                "SSEEndpoints",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SSEServerTests",
             dependencies: [
                 "SSEAuth",
+                "SSEEndpoints",
                 "SSERedis",
                 "SSEServer",
                 "SSEWire",
@@ -130,6 +168,7 @@ let package = Package(
             dependencies: [
                 "FlaskSSEVectors",
                 "SSEAuth",
+                "SSEDemo",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "SSEHistory",
                 "SSEServer",
@@ -163,10 +202,10 @@ if Context.environment["SSE_FUZZ"] == "1" {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("fuzz-payload", ["SSEWire", "SSEServer", .product(name: "NIOCore", package: "swift-nio")]),
         ("fuzz-json", ["SSEWire"]),
-        ("fuzz-query", ["SSEServer"]),
-        ("fuzz-last-event-id", ["SSEWire", "SSEServer"]),
+        ("fuzz-query", ["SSEEndpoints"]),
+        ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
         ("fuzz-http", [
-            "SSEAuth", "SSERedis", "SSEServer", "SSEWire",
+            "SSEAuth", "SSEEndpoints", "SSERedis", "SSEServer", "SSEWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

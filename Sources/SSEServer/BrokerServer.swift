@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SSEAuth
+import SSEEndpoints
 import SSEHistory
 import SSEPublisher
 import SSERedis
@@ -29,12 +30,23 @@ public final class BrokerServer: Service, Sendable {
     private let demoTask = Mutex<Task<Void, Never>?>(nil)
 
     /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key.
-    public init(configuration: BrokerConfiguration, logger: Logger) async throws {
+    public convenience init(configuration: BrokerConfiguration, logger: Logger) async throws {
+        try await self.init(configuration: configuration, logger: logger, extensionFactory: nil)
+    }
+
+    /// A node that also serves what `extensionFactory` makes from its parts (the demo), which
+    /// runs from `start()` until the node drains.
+    package init(configuration: BrokerConfiguration, logger: Logger, extensionFactory: BrokerExtensionFactory?) async throws {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.group = group
-        let (services, history) = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
+        let (services, history) = try await BrokerServices.make(
+            configuration: configuration,
+            group: group,
+            logger: logger,
+            extensionFactory: extensionFactory
+        )
         self.services = services
         self.history = history
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
@@ -107,8 +119,8 @@ public final class BrokerServer: Service, Sendable {
             throw error
         }
         services.hub.subscriber.start(delegate: services.hub)
-        if let demo = services.demo {
-            demoTask.withLock { $0 = Task { await demo.run() } }
+        if let mounted = services.brokerExtension {
+            demoTask.withLock { $0 = Task { await mounted.run() } }
         }
         if configuration.heartbeatSeconds > 0 {
             services.hub.startHeartbeats(every: BrokerConfiguration.timeAmount(seconds: configuration.heartbeatSeconds))

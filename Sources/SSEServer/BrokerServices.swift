@@ -1,24 +1,27 @@
 import Logging
 import NIOCore
 import SSEAuth
+import SSEEndpoints
 import SSEHistory
 import SSEPublisher
 import SSERedis
 
 /// What every connection of a node shares: configuration, the stream hub, the publisher,
-/// access control, CORS and metrics.
+/// access control, metrics, and the HTTP endpoints and router over them.
+///
+/// The host-neutral decisions (CORS, publish policy, channel names, every answer) live in
+/// ``BrokerEndpoints``; this bundle adds what only the NIO host uses (the hub a stream joins,
+/// the configuration's connection limits and timeouts).
 final class BrokerServices: Sendable {
     let configuration: BrokerConfiguration
     let hub: StreamHub
     let publisher: SSEPublisher
     let access: AccessController
-    let cors: CORSPolicy
-    /// Who may publish, from the request head and the peer.
-    let publishPolicy: PublishPolicy
     let metrics: BrokerMetrics
-    /// The demo's publisher, with `--demo`.
-    let demo: DemoPublisher?
-    let channels: ChannelNameValidator
+    let endpoints: BrokerEndpoints
+    let router: Router
+    /// Mounted from outside the core server (the demo, with `--demo`).
+    let brokerExtension: (any BrokerExtension)?
     let logger: Logger
 
     init(
@@ -27,26 +30,40 @@ final class BrokerServices: Sendable {
         publisher: SSEPublisher,
         access: AccessController,
         metrics: BrokerMetrics,
-        demo: DemoPublisher?,
+        brokerExtension: (any BrokerExtension)?,
         logger: Logger
     ) {
         self.configuration = configuration
         self.hub = hub
         self.publisher = publisher
         self.access = access
-        self.cors = CORSPolicy(origins: configuration.corsOrigins)
-        self.publishPolicy = PublishPolicy(cors: cors, cookieName: configuration.access.cookieName)
         self.metrics = metrics
-        self.demo = demo
-        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes, maximumChannels: configuration.maxChannelsPerStream)
+        self.brokerExtension = brokerExtension
         self.logger = logger
+        self.endpoints = BrokerEndpoints(
+            configuration: EndpointConfiguration(
+                maxPayloadBytes: configuration.maxPayloadBytes,
+                maxChannelNameBytes: configuration.maxChannelNameBytes,
+                maxChannelsPerStream: configuration.maxChannelsPerStream,
+                corsOrigins: configuration.corsOrigins
+            ),
+            access: access,
+            backend: NodeBackend(hub: hub, metrics: metrics, publisher: publisher),
+            logger: logger
+        )
+        self.router = Router(extraRoutes: brokerExtension?.routes ?? [])
     }
 
     /// A node's shared parts for `configuration`, its streams on `group`'s loops (an
     /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
     /// subscriber is started. Also returns the history store, which the node shuts down.
-    /// Throws for an unusable key.
-    static func make(configuration given: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
+    /// Throws for an unusable key. `extensionFactory` makes what the node mounts beside its own endpoints.
+    static func make(
+        configuration given: BrokerConfiguration,
+        group: any EventLoopGroup,
+        logger: Logger,
+        extensionFactory: BrokerExtensionFactory? = nil
+    ) async throws -> (BrokerServices, HistoryStore?) {
         // A message a node must deliver (up to --max-payload) must never exceed what the Redis
         // layer accepts in one reply, or it would drop the subscription instead.
         var configuration = given
@@ -73,23 +90,16 @@ final class BrokerServices: Sendable {
             watermark: history?.watermark ?? HistoryWatermark()
         )
         let access = try await AccessController(configuration: configuration.access)
-        let demo = configuration.demo
-            ? DemoPublisher(
-                publisher: publisher,
-                redis: configuration.redis,
-                nodeName: configuration.nodeName,
-                maxTasks: configuration.maxDemoTasks,
-                streams: { hub.connectedCount },
-                logger: logger
-            )
-            : nil
+        let brokerExtension = extensionFactory?(
+            BrokerExtensionContext(publisher: publisher, streamCount: { hub.connectedCount }, logger: logger)
+        )
         let services = BrokerServices(
             configuration: configuration,
             hub: hub,
             publisher: publisher,
             access: access,
             metrics: metrics,
-            demo: demo,
+            brokerExtension: brokerExtension,
             logger: logger
         )
         return (services, history)

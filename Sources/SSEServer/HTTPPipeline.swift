@@ -19,24 +19,37 @@ enum HTTPPipeline {
     /// Adds the HTTP handlers to `pipeline`. `socket` is the connection's descriptor, which a
     /// request that becomes a stream writes to directly; pass `-1` where there is none (an
     /// `EmbeddedChannel`): a stream then writes through the channel only.
+    ///
+    /// The request handler is handed the exact handlers added here (other than itself), which a
+    /// stream upgrade removes: it need not know how the pipeline was built.
     static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices, socket: Int32) throws {
         let configuration = services.configuration
         let maxHeadBytes = configuration.maxHeadBytes
-        try pipeline.addHandler(
-            RequestTimeoutHandler(
-                requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
-                idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
-            )
+        let timeout = RequestTimeoutHandler(
+            requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
+            idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
         )
         // No reading while responses cannot be written: a client that pipelines requests and
         // never reads the answers stops being read instead of growing the node's memory.
-        try pipeline.addHandler(BackPressureHandler())
+        let backPressure = BackPressureHandler()
+        try pipeline.addHandler(timeout)
+        try pipeline.addHandler(backPressure)
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false,
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: decoderLimits(maxHeadBytes: maxHeadBytes)
         )
-        try pipeline.addHandler(HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes))
-        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket))
+        // SwiftNIO pairs its decoder with its encoder internally, so its codec is added by its
+        // own helper and its four handlers are collected here, once, where the pipeline is known.
+        let pipelining = try pipeline.handler(type: HTTPServerPipelineHandler.self)
+        let validator = try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self)
+        let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+        let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        let responder = HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes)
+        try pipeline.addHandler(responder)
+        // In this order (the pipelining handler first: it passes on what it held back); the
+        // request timeout leaves by itself when told the connection became a stream.
+        let replaced: [any RemovableChannelHandler] = [pipelining, backPressure, responder, validator, encoder, decoder]
+        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket, replacedByStream: replaced))
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import SSEEndpoints
 
 /// What ``HTTPRequestHandler`` tells ``RequestTimeoutHandler`` about the request in hand, sent
 /// toward the head of the pipeline as a user outbound event.
@@ -97,12 +98,8 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.close(promise: nil)
         case .requestTimeout:
             let seconds = Double(machine.requestTimeout.nanoseconds) / 1e9
-            let body = HTTPError(.requestTimeout, "request not received within \(seconds) seconds").body
-            let head = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
-                + "Connection: close\r\n\r\n"
-            var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
-            buffer.writeString(head)
-            buffer.writeBytes(body)
+            let error = HTTPError(.requestTimeout, "request not received within \(seconds) seconds")
+            let buffer = HTTPResponseWriter.bytes(.error(error, closeAfter: true), allocator: context.channel.allocator)
             // Closed at once, not when the write completes: a client that does not read would
             // otherwise keep the connection. A writable socket has taken the answer by then.
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)

@@ -1,4 +1,5 @@
 import Logging
+import SSEDemo
 import SSERedis
 import SSEServer
 
@@ -13,7 +14,14 @@ final class BrokerNode: Sendable {
         configure(&configuration)
         var logger = Logger(label: "test.broker")
         logger.logLevel = .warning
-        server = try await BrokerServer(configuration: configuration, logger: logger)
+        // With `demo`, the demo is mounted as the executable mounts it.
+        server = try await BrokerServer(
+            configuration: configuration,
+            logger: logger,
+            extensionFactory: configuration.demo
+                ? DemoRoutes.factory(redis: configuration.redis, nodeName: configuration.nodeName, maxTasks: configuration.maxDemoTasks)
+                : nil
+        )
         try await server.start()
         guard let port = server.localPort else { throw TestFailure("the node did not bind") }
         self.port = port
