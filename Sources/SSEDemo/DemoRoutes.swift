@@ -7,8 +7,11 @@ import SSERedis
 package struct DemoRoutes: BrokerExtension {
     package let publisher: DemoPublisher
 
+    /// Reads the page now, so an install without its resource bundle stops when the demo is
+    /// mounted (SwiftPM's `Bundle.module` traps), never on a request.
     package init(publisher: DemoPublisher) {
         self.publisher = publisher
+        _ = DemoPage.html
     }
 
     /// The demo as a node mounts it, with the node's own publisher: `nodeName` names the node
