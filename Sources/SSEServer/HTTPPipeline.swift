@@ -1,9 +1,9 @@
 import NIOCore
 import NIOHTTP1
 
-/// The handlers of one admitted HTTP connection, in order: the request and idle timeouts,
-/// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the node's head limits, the broker's protocol-error
-/// answers, and the request router.
+/// The handlers of one admitted HTTP connection, in order: the request and idle timeouts with
+/// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the
+/// node's head limits, the broker's protocol-error answers, and the request handler.
 ///
 /// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
 /// an `EmbeddedChannel` to drive the request path with bytes in, bytes out.
@@ -29,11 +29,7 @@ enum HTTPPipeline {
             requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
             idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
         )
-        // No reading while responses cannot be written: a client that pipelines requests and
-        // never reads the answers stops being read instead of growing the node's memory.
-        let backPressure = BackPressureHandler()
         try pipeline.addHandler(timeout)
-        try pipeline.addHandler(backPressure)
         try pipeline.configureHTTPServerPipeline(
             withErrorHandling: false,
             withEncoderConfiguration: .init(),
@@ -49,7 +45,7 @@ enum HTTPPipeline {
         try pipeline.addHandler(responder)
         // In this order (the pipelining handler first: it passes on what it held back); the
         // request timeout leaves by itself when told the connection became a stream.
-        let replaced: [any RemovableChannelHandler] = [pipelining, backPressure, responder, validator, encoder, decoder]
+        let replaced: [any RemovableChannelHandler] = [pipelining, responder, validator, encoder, decoder]
         try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket, replacedByStream: replaced))
     }
 }

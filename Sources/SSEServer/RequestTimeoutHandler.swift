@@ -20,6 +20,10 @@ enum HTTPConnectionEvent: Sendable {
 /// came; a connection that sent nothing, or nothing since its last response, is closed quietly,
 /// and so is one whose answer has made no progress for `--idle-timeout` (a peer that does not
 /// read).
+///
+/// It also holds reads while the channel is not writable (SwiftNIO's `BackPressureHandler`'s
+/// job, folded in so the HTTP phase costs one handler less): a client that pipelines requests
+/// and never reads the answers stops being read instead of growing the node's memory.
 final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -29,6 +33,10 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var machine: RequestTimeoutStateMachine
     private var timer: Scheduled<Void>?
     private var started = false
+    /// A read asked for while the channel was not writable, to be done once it is.
+    private var pendingRead = false
+    /// As the last writability change said.
+    private var writable = true
 
     init(requestTimeout: TimeAmount, idleTimeout: TimeAmount) {
         machine = RequestTimeoutStateMachine(requestTimeout: requestTimeout, idleTimeout: idleTimeout)
@@ -41,6 +49,31 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        readIfPending(context: context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if writable {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        if writable {
+            readIfPending(context: context)
+        } else {
+            context.flush()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func readIfPending(context: ChannelHandlerContext) {
+        guard pendingRead else { return }
+        pendingRead = false
+        context.read()
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -178,6 +178,28 @@ struct HTTPRequestHandlerTests {
         #expect(services.hub.connectedCount == 0)
     }
 
+    @Test("no reads while the channel is not writable; the read asked for meanwhile happens once it is")
+    func readBackpressure() async throws {
+        let node = try await Self.services()
+        let channel = EmbeddedChannel(loop: node.loop)
+        let reads = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(reads)
+        try HTTPPipeline.configure(channel.pipeline.syncOperations, services: node.services, socket: -1)
+        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000)).wait()
+        let before = reads.count
+        channel.read()
+        #expect(reads.count == before + 1)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        channel.read()
+        #expect(reads.count == before + 1)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == before + 2)
+        _ = try? channel.finish()
+    }
+
     /// Three pipelined requests (an answer, a refused body that is read and ignored, a close).
     static let fixedRequest = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
         + "POST /stream?channel=a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
@@ -205,3 +227,17 @@ struct HTTPRequestHandlerTests {
         }
     }
 }
+
+/// Counts the reads that reach the head of the pipeline.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    private(set) var count = 0
+
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
+}
+
+@available(*, unavailable)
+extension ReadCounter: Sendable {}
