@@ -8,6 +8,25 @@ import NIOHTTP1
 /// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
 /// an `EmbeddedChannel` to drive the request path with bytes in, bytes out.
 enum HTTPPipeline {
+    /// The HTTP handlers ``configure(_:services:socket:)`` installed beside the request handler,
+    /// which a stream replaces. Held inline (no array), since every connection carries them.
+    struct StreamReplaced {
+        let pipelining: HTTPServerPipelineHandler
+        let responder: HTTPProtocolErrorResponder
+        let validator: NIOHTTPResponseHeadersValidator
+        let encoder: HTTPResponseEncoder
+        let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+
+        /// Removes them, the pipelining handler first: it passes on what it held back.
+        func remove(from pipeline: ChannelPipeline.SynchronousOperations) {
+            pipeline.removeHandler(pipelining, promise: nil)
+            pipeline.removeHandler(responder, promise: nil)
+            pipeline.removeHandler(validator, promise: nil)
+            pipeline.removeHandler(encoder, promise: nil)
+            pipeline.removeHandler(decoder, promise: nil)
+        }
+    }
+
     /// SwiftNIO's decoder limits for `--max-head-bytes`.
     static func decoderLimits(maxHeadBytes: Int) -> NIOHTTPDecoderLimitConfiguration {
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -37,15 +56,16 @@ enum HTTPPipeline {
         )
         // SwiftNIO pairs its decoder with its encoder internally, so its codec is added by its
         // own helper and its four handlers are collected here, once, where the pipeline is known.
-        let pipelining = try pipeline.handler(type: HTTPServerPipelineHandler.self)
-        let validator = try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self)
-        let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-        let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
         let responder = HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes)
         try pipeline.addHandler(responder)
-        // In this order (the pipelining handler first: it passes on what it held back); the
-        // request timeout leaves by itself when told the connection became a stream.
-        let replaced: [any RemovableChannelHandler] = [pipelining, responder, validator, encoder, decoder]
+        // The request timeout leaves by itself when told the connection became a stream.
+        let replaced = StreamReplaced(
+            pipelining: try pipeline.handler(type: HTTPServerPipelineHandler.self),
+            responder: responder,
+            validator: try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self),
+            encoder: try pipeline.handler(type: HTTPResponseEncoder.self),
+            decoder: try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        )
         try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket, replacedByStream: replaced))
     }
 }

@@ -66,7 +66,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The connection's socket, for a stream's direct writes.
     private let socket: Int32
     /// The HTTP handlers ``HTTPPipeline`` installed beside this one, which a stream replaces.
-    private let replacedByStream: [any RemovableChannelHandler]
+    private let replacedByStream: HTTPPipeline.StreamReplaced
     private var state = State.idle
     /// A graceful shutdown asked this connection to finish.
     private var quiesceRequested = false
@@ -75,7 +75,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// publish that completes later must not answer again (a second response to one request).
     private var ended = false
 
-    init(services: BrokerServices, socket: Int32, replacedByStream: [any RemovableChannelHandler]) {
+    init(services: BrokerServices, socket: Int32, replacedByStream: HTTPPipeline.StreamReplaced) {
         self.services = services
         self.socket = socket
         self.replacedByStream = replacedByStream
@@ -337,9 +337,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.triggerUserOutboundEvent(HTTPConnectionEvent.becameStream, promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
-            for handler in replacedByStream {
-                pipeline.removeHandler(handler, promise: nil)
-            }
+            replacedByStream.remove(from: pipeline)
             try pipeline.addHandler(stream)
             pipeline.removeHandler(context: context, promise: nil)
             if quiesceRequested { stream.finish() }
