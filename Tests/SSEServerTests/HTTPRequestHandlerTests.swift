@@ -36,7 +36,7 @@ struct HTTPRequestHandlerTests {
         // The hub's loop, so a stream registers where the hub expects it.
         let channel = EmbeddedChannel(loop: node.loop)
         try HTTPPipeline.configure(channel.pipeline.syncOperations, services: node.services, socket: -1)
-        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000)).wait()
+        channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000), promise: nil)
         channel.remoteAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 40000)
         return channel
     }
@@ -185,7 +185,7 @@ struct HTTPRequestHandlerTests {
         let reads = ReadCounter()
         try channel.pipeline.syncOperations.addHandler(reads)
         try HTTPPipeline.configure(channel.pipeline.syncOperations, services: node.services, socket: -1)
-        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000)).wait()
+        channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000), promise: nil)
         let before = reads.count
         channel.read()
         #expect(reads.count == before + 1)
