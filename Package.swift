@@ -72,11 +72,36 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        /// The broker's HTTP decisions for any host: router, endpoints, request and response values.
+        .target(
+            name: "SSEEndpoints",
+            dependencies: [
+                "SSEAuth",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// The demo (`--demo`): its page, its publisher, its routes, mounted through SSEEndpoints.
+        .target(
+            name: "SSEDemo",
+            dependencies: [
+                "SSEEndpoints",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/demo.html")]
+        ),
         /// The standalone node: HTTP/1.1 on SwiftNIO around the stream core.
         .target(
             name: "SSEServer",
             dependencies: [
                 "SSEAuth",
+                "SSEEndpoints",
                 "SSEHistory",
                 "SSEPOSIX",
                 "SSEPublisher",
@@ -96,6 +121,7 @@ let package = Package(
             name: "sse-broker",
             dependencies: [
                 "SSEAuth",
+                "SSEDemo",
                 "SSEHistory",
                 "SSEServer",
                 "SSERedis",
@@ -152,10 +178,22 @@ let package = Package(
             dependencies: ["SSERedis", "SeededRandom"]
         ),
         .testTarget(
+            name: "SSEEndpointsTests",
+            dependencies: [
+                "SSEAuth",
+                "SSEEndpoints",
+                "SSEPublisher",
+                "SSERedis",
+                "SSEWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "SSEServerTests",
             dependencies: [
                 "SeededRandom",
                 "SSEAuth",
+                "SSEEndpoints",
                 "SSERedis",
                 "SSEServer",
                 "SSEStreamCore",
@@ -172,6 +210,7 @@ let package = Package(
                 "FlaskSSEVectors",
                 "SeededRandom",
                 "SSEAuth",
+                "SSEDemo",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "SSEHistory",
                 "SSEServer",
@@ -206,10 +245,10 @@ if Context.environment["SSE_FUZZ"] == "1" {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("fuzz-payload", ["SSEWire", "SSEStreamCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("fuzz-json", ["SSEWire"]),
-        ("fuzz-query", ["SSEServer"]),
-        ("fuzz-last-event-id", ["SSEWire", "SSEServer"]),
+        ("fuzz-query", ["SSEEndpoints"]),
+        ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
         ("fuzz-http", [
-            "SSEAuth", "SSERedis", "SSEServer", "SSEWire",
+            "SSEAuth", "SSEEndpoints", "SSERedis", "SSEServer", "SSEStreamCore", "SSEWire",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SSEStreamCore
 import NIOPosix
 import SSEAuth
+import SSEEndpoints
 import SSEHistory
 import SSEPublisher
 import SSERedis
@@ -24,32 +25,38 @@ public final class BrokerServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let services: BrokerServices
     private let connections: ConnectionRegistry
-    private let history: HistoryStore?
     /// The node's one lifecycle state: every `start()` and `shutdown()` goes through it.
     private let state = Mutex(BrokerServerStateMachine<Running, CheckedContinuation<Void, Never>>())
 
     /// What a started node must release when it drains.
     private struct Running: Sendable {
         let listener: SocketListener
-        let demo: Task<Void, Never>?
+        /// What the node mounted beside its own endpoints (the demo), running until the drain.
+        let mounted: Task<Void, Never>?
     }
 
     /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key, and
     /// then leaves nothing behind (its event loops are shut down).
-    public init(configuration: BrokerConfiguration, logger: Logger) async throws {
+    public convenience init(configuration: BrokerConfiguration, logger: Logger) async throws {
+        try await self.init(configuration: configuration, logger: logger, extensionFactory: nil)
+    }
+
+    /// A node that also serves what `extensionFactory` makes from its parts (the demo), which
+    /// runs from `start()` until the node drains.
+    package init(configuration: BrokerConfiguration, logger: Logger, extensionFactory: BrokerExtensionFactory?) async throws {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        let made: (BrokerServices, HistoryStore?)
+        let made: BrokerServices
         do {
-            made = try await BrokerServices.make(configuration: configuration, group: group, logger: logger)
+            made = try await BrokerServices.make(configuration: configuration, group: group, logger: logger, extensionFactory: extensionFactory)
         } catch {
             // Nothing else has started (Redis threads start on first use): the loops are all.
             try? await group.shutdownGracefully()
             throw error
         }
         self.group = group
-        (self.services, self.history) = made
+        self.services = made
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
     }
 
@@ -150,8 +157,8 @@ public final class BrokerServer: Service, Sendable {
             throw error
         }
         services.core.start()
-        let demo = services.demo.map { demo in Task { await demo.run() } }
-        return Running(listener: listener, demo: demo)
+        let mounted = services.brokerExtension.map { mounted in Task { await mounted.run() } }
+        return Running(listener: listener, mounted: mounted)
     }
 
     /// The port actually bound (useful with port 0); kept after shutdown.
@@ -202,7 +209,7 @@ public final class BrokerServer: Service, Sendable {
 
     private func drain(_ running: Running?) async {
         let started = ContinuousClock.now
-        running?.demo?.cancel()
+        running?.mounted?.cancel()
         await running?.listener.stop()
         services.core.stopHeartbeats()
         let open = connections.count

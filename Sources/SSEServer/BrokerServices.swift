@@ -1,13 +1,18 @@
 import Logging
 import NIOCore
 import SSEAuth
+import SSEEndpoints
 import SSEHistory
 import SSEPublisher
 import SSERedis
 import SSEStreamCore
 
-/// What every connection of a node shares: configuration, the stream hub, the publisher,
-/// access control, CORS and metrics.
+/// What every connection of a node shares: configuration, the stream core, the publisher,
+/// access control, metrics, and the HTTP endpoints and router over them.
+///
+/// The host-neutral decisions (CORS, publish policy, channel names, every answer) live in
+/// ``BrokerEndpoints``; this bundle adds what only the NIO host uses (the hub a stream joins,
+/// the configuration's connection limits and timeouts).
 final class BrokerServices: Sendable {
     let configuration: BrokerConfiguration
     /// The node's stream side: its Redis subscription, history and fan-out.
@@ -15,15 +20,13 @@ final class BrokerServices: Sendable {
     let hub: StreamHub
     let publisher: SSEPublisher
     let access: AccessController
-    let cors: CORSPolicy
-    /// Who may publish, from the request head and the peer.
-    let publishPolicy: PublishPolicy
     let metrics: BrokerMetrics
     /// The registry `metrics` records into, for `GET /metrics`.
     let prometheus: PrometheusMetrics
-    /// The demo's publisher, with `--demo`.
-    let demo: DemoPublisher?
-    let channels: ChannelNameValidator
+    let endpoints: BrokerEndpoints
+    let router: Router
+    /// Mounted from outside the core server (the demo, with `--demo`).
+    let brokerExtension: (any BrokerExtension)?
     let logger: Logger
 
     init(
@@ -32,7 +35,7 @@ final class BrokerServices: Sendable {
         publisher: SSEPublisher,
         access: AccessController,
         prometheus: PrometheusMetrics,
-        demo: DemoPublisher?,
+        brokerExtension: (any BrokerExtension)?,
         logger: Logger
     ) {
         self.configuration = configuration
@@ -40,24 +43,36 @@ final class BrokerServices: Sendable {
         self.hub = core.hub
         self.publisher = publisher
         self.access = access
-        self.cors = CORSPolicy(origins: configuration.corsOrigins)
-        self.publishPolicy = PublishPolicy(cors: cors, cookieName: configuration.access.cookieName)
         self.metrics = prometheus.metrics
         self.prometheus = prometheus
-        self.demo = demo
-        self.channels = ChannelNameValidator(maximumBytes: configuration.maxChannelNameBytes, maximumChannels: configuration.maxChannelsPerStream)
+        self.brokerExtension = brokerExtension
         self.logger = logger
+        self.endpoints = BrokerEndpoints(
+            configuration: EndpointConfiguration(
+                maxPayloadBytes: configuration.maxPayloadBytes,
+                maxChannelNameBytes: configuration.maxChannelNameBytes,
+                maxChannelsPerStream: configuration.maxChannelsPerStream,
+                corsOrigins: configuration.corsOrigins
+            ),
+            access: access,
+            backend: NodeBackend(core: core, prometheus: prometheus, publisher: publisher),
+            logger: logger
+        )
+        self.router = Router(extraRoutes: brokerExtension?.routes ?? [])
     }
 
     /// A node's shared parts for `configuration`, its streams on `group`'s loops (an
     /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
-    /// subscriber is started. Also returns the history store, which the node shuts down.
-    /// Throws for an unusable key.
-    static func make(configuration: BrokerConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> (BrokerServices, HistoryStore?) {
+    /// core is started. Throws for an unusable key. `extensionFactory` makes what the node
+    /// mounts beside its own endpoints.
+    static func make(
+        configuration: BrokerConfiguration,
+        group: any EventLoopGroup,
+        logger: Logger,
+        extensionFactory: BrokerExtensionFactory? = nil
+    ) async throws -> BrokerServices {
         let prometheus = PrometheusMetrics()
         let core = try StreamCore(configuration: configuration.streamCore, group: group, metrics: prometheus.metrics, logger: logger)
-        let hub = core.hub
-        let history = core.history
         let publisher = SSEPublisher(
             redis: configuration.redis,
             history: configuration.history,
@@ -65,25 +80,17 @@ final class BrokerServices: Sendable {
             watermark: core.watermark
         )
         let access = try await AccessController(configuration: configuration.access)
-        let demo = configuration.demo
-            ? DemoPublisher(
-                publisher: publisher,
-                redis: configuration.redis,
-                nodeName: configuration.nodeName,
-                maxTasks: configuration.maxDemoTasks,
-                streams: { hub.connectedCount },
-                logger: logger
-            )
-            : nil
-        let services = BrokerServices(
+        let brokerExtension = extensionFactory?(
+            BrokerExtensionContext(publisher: publisher, streamCount: { core.streamCount }, logger: logger)
+        )
+        return BrokerServices(
             configuration: configuration,
             core: core,
             publisher: publisher,
             access: access,
             prometheus: prometheus,
-            demo: demo,
+            brokerExtension: brokerExtension,
             logger: logger
         )
-        return (services, history)
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SSEEndpoints
 
 /// Answers requests the HTTP parser rejects, then lets the decoder close the connection.
 ///
@@ -40,12 +41,9 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
             } else {
                 answer = HTTPError(.badRequest, "malformed HTTP request: \(parserError)")
             }
-            let body = answer.body
-            let headers = HTTPHeaders([
-                ("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close"),
-            ])
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: answer.status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            let response = BrokerResponse.error(answer, closeAfter: true)
+            context.write(wrapOutboundOut(.head(HTTPResponseWriter.head(response, version: .http1_1, keepAlive: false))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -68,3 +66,6 @@ final class HTTPProtocolErrorResponder: ChannelDuplexHandler, RemovableChannelHa
         context.write(data, promise: promise)
     }
 }
+
+@available(*, unavailable)
+extension HTTPProtocolErrorResponder: Sendable {}

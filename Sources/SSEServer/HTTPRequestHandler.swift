@@ -3,34 +3,30 @@ import NIOCore
 import NIOHTTP1
 import SSEStreamCore
 import SSEAuth
-import SSEPublisher
-import SSERedis
+import SSEEndpoints
 import SSEWire
 
-/// Routes one HTTP/1.x request at a time (NIO's pipelining handler orders them) and answers it.
+/// Carries one HTTP/1.x request at a time (NIO's pipelining handler orders them) from the
+/// decoder to the endpoints and their answer to the encoder.
 ///
-/// `GET /stream` turns the connection into an event stream: the HTTP handlers leave the
-/// pipeline and a `StreamConnectionHandler` takes over. `POST /publish` is authorized from its
-/// head while its body arrives (a refused one is answered 401/403 and closed without waiting
-/// for the body; `Expect: 100-continue` is answered only once the head is allowed), then hands
-/// the payload to the publisher's Redis thread and answers when Redis has, without blocking
-/// the loop. With auth configured, streams wait for the access decision first (401 or 403
-/// with a JSON body). ``RequestTimeoutHandler`` is told when a request ends, when a response
-/// ends and when the connection becomes a stream.
+/// The decisions are ``Router``'s and ``BrokerEndpoints``'s; this handler only sequences them
+/// on the connection: it reads the head and the body (at most `--max-payload`), runs access
+/// checks off the loop and comes back to it, writes each ``BrokerResponse`` through
+/// ``HTTPResponseWriter``, and turns the connection into a stream. `POST /publish` is
+/// authorized from its head while its body arrives (a refused one is answered 401/403 and
+/// closed without waiting for the body; `Expect: 100-continue` is answered only once the head
+/// is allowed), then handed to the publisher's Redis thread, answered when Redis has.
+/// ``RequestTimeoutHandler`` is told when a request ends, when a response ends and when the
+/// connection becomes a stream.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum Route {
-        case stream(channels: [String])
+    /// What answers a request, as decided from its head.
+    private enum Target {
+        case route(Router.Route)
         case publish(channel: String)
-        case preflight(methods: String)
-        case health
-        case ready
-        case metrics
-        case demoPage
-        case demoTask
-        case refuse(HTTPError)
+        case answer(BrokerResponse)
     }
 
     /// Where a publish's access decision, started at its head, stands.
@@ -42,7 +38,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The request whose head arrived and whose end has not.
     private struct Receiving {
         let head: HTTPRequestHead
-        let route: Route
+        let request: BrokerRequest
+        let target: Target
         /// A publish's body so far, at most `--max-payload`.
         var body: ByteBuffer?
         /// Body bytes of any other request, which are ignored, also at most `--max-payload`.
@@ -57,7 +54,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// channel is writable again.
         case parked(Receiving)
         /// A publish whose body is all here, waiting for the decision its head started.
-        case awaitingPublishCheck(HTTPRequestHead, channel: String, body: ByteBuffer)
+        case awaitingPublishCheck(Receiving)
         /// An answer went out before the request ended (body too large, publish refused); the
         /// connection closes.
         case closing
@@ -66,8 +63,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let services: BrokerServices
+    private var endpoints: BrokerEndpoints { services.endpoints }
     /// The connection's socket, for a stream's direct writes.
     private let socket: Int32
+    /// The HTTP handlers ``HTTPPipeline`` installed beside this one, which a stream replaces.
+    private let replacedByStream: HTTPPipeline.StreamReplaced
     private var state = State.idle
     /// A graceful shutdown asked this connection to finish.
     private var quiesceRequested = false
@@ -76,34 +76,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// publish that completes later must not answer again (a second response to one request).
     private var ended = false
 
-    init(services: BrokerServices, socket: Int32) {
+    init(services: BrokerServices, socket: Int32, replacedByStream: HTTPPipeline.StreamReplaced) {
         self.services = services
         self.socket = socket
+        self.replacedByStream = replacedByStream
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
-            var request = Receiving(head: head, route: route(head))
-            if case .publish(let channel) = request.route {
-                if let declared = head.headers.first(name: "content-length").map({ Int($0) ?? Int.max }),
-                    declared > services.configuration.maxPayloadBytes
-                {
-                    refuseEarly(context: context, head: head, payloadTooLarge())
-                    return
-                }
-                request.body = context.channel.allocator.buffer(capacity: 0)
-                request.publishCheck = .pending
-                state = .receiving(request)
-                checkPublish(context: context, head: head, channel: channel)
-            } else {
-                state = .receiving(request)
-            }
+            receive(context: context, head: head)
         case (.body(var chunk), .receiving(var request)):
-            let limit = services.configuration.maxPayloadBytes
+            let limit = endpoints.configuration.maxPayloadBytes
             if var body = request.body {
                 guard body.readableBytes + chunk.readableBytes <= limit else {
-                    refuseEarly(context: context, head: request.head, payloadTooLarge())
+                    refuseEarly(context: context, head: request.head, endpoints.bodyTooLarge(publish: true))
                     return
                 }
                 state = .idle  // drop the references so the append does not copy
@@ -114,7 +101,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // A body nobody asked for (GET with a body) is ignored, but not without end.
                 request.ignoredBytes += chunk.readableBytes
                 guard request.ignoredBytes <= limit else {
-                    refuseEarly(context: context, head: request.head, HTTPError(.payloadTooLarge, "request body larger than \(limit) bytes"))
+                    refuseEarly(context: context, head: request.head, endpoints.bodyTooLarge(publish: false))
                     return
                 }
             }
@@ -139,17 +126,47 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Routes a request from its head; a publish is admitted (or refused) at once.
+    private func receive(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        var request = BrokerRequest(head, peer: nil)
+        let route = services.router.route(method: request.method, path: request.path)
+        switch route {
+        case .publish:
+            request.peer = context.channel.remoteAddress
+            switch endpoints.admitPublish(request) {
+            case .refuseNow(let response):
+                refuseEarly(context: context, head: head, response)
+            case .refuseAtEnd(let response):
+                state = .receiving(Receiving(head: head, request: request, target: .answer(response)))
+            case .admit(let channel, let check):
+                var receiving = Receiving(head: head, request: request, target: .publish(channel: channel))
+                receiving.body = context.channel.allocator.buffer(capacity: 0)
+                receiving.publishCheck = .pending
+                state = .receiving(receiving)
+                checkPublish(context: context, request: request, head: head, check: check)
+            }
+        case .mounted:
+            request.peer = context.channel.remoteAddress
+            state = .receiving(Receiving(head: head, request: request, target: .route(route)))
+        default:
+            state = .receiving(Receiving(head: head, request: request, target: .route(route)))
+        }
+    }
+
     /// A request that ended: published, waiting for its publish check, or dispatched.
     private func proceed(context: ChannelHandlerContext, with request: Receiving) {
-        switch (request.route, request.publishCheck) {
-        case (.publish(let channel), .pending?):
-            state = .awaitingPublishCheck(request.head, channel: channel, body: request.body ?? ByteBuffer())
-        case (.publish(let channel), .allowed?):
+        switch (request.target, request.publishCheck) {
+        case (.publish, .pending?):
+            state = .awaitingPublishCheck(request)
+        case (.publish(let channel), _):
             state = .idle
-            publish(context: context, request: request.head, channel: channel, body: request.body ?? ByteBuffer(), cors: cors(request.head))
-        default:
+            publish(context: context, request: request, channel: channel)
+        case (.answer(let response), _):
             state = .idle
-            dispatch(context: context, head: request.head, route: request.route)
+            respond(context: context, to: request.head, response)
+        case (.route(let route), _):
+            state = .idle
+            dispatch(context: context, head: request.head, request: request.request, route: route)
         }
     }
 
@@ -180,304 +197,139 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
-    private func payloadTooLarge() -> HTTPError {
-        HTTPError(.payloadTooLarge, "publish body larger than \(services.configuration.maxPayloadBytes) bytes")
-    }
-
-    private func route(_ head: HTTPRequestHead) -> Route {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let query = QueryParameters(uri: head.uri)
-        switch (path, head.method) {
-        case ("/stream", .GET), ("/stream", .HEAD):
-            do {
-                return .stream(channels: try services.channels.streamChannels(query))
-            } catch {
-                return .refuse(error)
-            }
-        case ("/stream", .OPTIONS):
-            return .preflight(methods: "GET, HEAD, OPTIONS")
-        case ("/stream", _):
-            return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD, .OPTIONS]))
-        case ("/publish", .POST):
-            do {
-                return .publish(channel: try services.channels.publishChannel(query))
-            } catch {
-                return .refuse(error)
-            }
-        case ("/publish", .OPTIONS):
-            return .preflight(methods: "POST, OPTIONS")
-        case ("/publish", _):
-            return .refuse(.methodNotAllowed(head.method, allowed: [.POST, .OPTIONS]))
-        case ("/healthz", .GET), ("/healthz", .HEAD):
-            return .health
-        case ("/readyz", .GET), ("/readyz", .HEAD):
-            return .ready
-        case ("/metrics", .GET):
-            return .metrics
-        case ("/", .GET) where services.demo != nil, ("/", .HEAD) where services.demo != nil:
-            return .demoPage
-        case ("/demo/task", .POST) where services.demo != nil:
-            return .demoTask
-        case ("/healthz", _), ("/readyz", _):
-            return .refuse(.methodNotAllowed(head.method, allowed: [.GET, .HEAD]))
-        case ("/metrics", _):
-            return .refuse(.methodNotAllowed(head.method, allowed: [.GET]))
-        default:
-            return .refuse(HTTPError(.notFound, "no such endpoint: \(path)"))
-        }
-    }
-
-    private func cors(_ head: HTTPRequestHead) -> [(String, String)] {
-        services.cors.headers(origin: head.headers.first(name: "origin"))
-    }
-
-    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, route: Route) {
-        let cors = cors(head)
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, request: BrokerRequest, route: Router.Route) {
         switch route {
         case .health:
-            respond(context: context, request: head, status: .ok, json: ["status": "ok"])
+            respond(context: context, to: head, endpoints.health())
         case .ready:
-            if services.hub.subscriber.isConnected {
-                // Channels Redis refuses (an ACL) are a misconfiguration to see, not a reason to
-                // take every node out of the load balancer: ready, with the count.
-                let refused = services.hub.refusedChannelCount
-                var answer: JSONObject = ["status": "ready"]
-                if refused > 0 { answer["refusedChannels"] = .integer(JSONInteger(refused)) }
-                respond(context: context, request: head, status: .ok, json: answer)
-            } else {
-                respond(context: context, request: head, status: .serviceUnavailable, json: ["status": "redis subscription down"])
-            }
+            respond(context: context, to: head, endpoints.ready())
         case .metrics:
-            let headers = HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
-            finishResponse(
-                context: context,
-                request: head,
-                head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
-                body: services.prometheus.exposition()
-            )
-        case .demoPage:
-            let headers = HTTPHeaders([("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache")])
-            finishResponse(
-                context: context,
-                request: head,
-                head: HTTPResponseHead(version: head.version, status: .ok, headers: headers),
-                body: Array(DemoPage.html.utf8)
-            )
-        case .demoTask:
-            guard let demo = services.demo else { return }
-            let refusal = openPublishRefusal(context: context, head: head)
-            let credentials = services.publishPolicy.credentials(head)
-            authorize(context: context, request: head, cors: cors, check: { access, _ in
-                await access.authorizePublish(channel: "demo.task", credentials: credentials, openPublishRefusal: refusal)
-            }, fastPath: false) { [self] _ in
-                guard let task = demo.startTask() else {
-                    let busy = HTTPError(.tooManyRequests, "\(demo.maxTasks) demo tasks are already running; retry shortly", headers: [("Retry-After", "5")])
-                    respond(context: context, request: head, error: busy, extraHeaders: cors)
-                    return
-                }
-                respond(context: context, request: head, status: .ok, json: ["task": .string(task)], extraHeaders: cors)
-            }
+            respond(context: context, to: head, endpoints.metrics())
         case .preflight(let methods):
-            let headers = HTTPHeaders(services.cors.preflightHeaders(origin: head.headers.first(name: "origin"), methods: methods))
-            finishResponse(context: context, request: head, head: HTTPResponseHead(version: head.version, status: .noContent, headers: headers), body: [])
+            respond(context: context, to: head, endpoints.preflight(request, methods: methods))
         case .refuse(let error):
-            respond(context: context, request: head, error: error, extraHeaders: cors)
-        case .stream(let channels):
-            let refused = services.hub.refusedChannels(among: channels)
-            guard refused.isEmpty else {
-                let error = HTTPError(.serviceUnavailable, "Redis refuses to subscribe channel \(refused[0]) (access control)")
-                respond(context: context, request: head, error: error, extraHeaders: cors)
-                return
+            respond(context: context, to: head, endpoints.refusal(error, for: request))
+        case .mounted(let mounted):
+            whenDecided(context: context, mounted.respond(request, endpoints)) { [self] response in
+                respond(context: context, to: head, response)
             }
-            authorize(context: context, request: head, cors: cors, check: { access, credentials in
-                await access.authorizeStream(channels: channels, credentials: credentials)
-            }, fastPath: !services.access.configuration.streamsNeedToken) { [self] expiresAt in
-                if head.method == .HEAD {
-                    respondToStreamHead(context: context, request: head, cors: cors)
-                } else {
-                    becomeStream(context: context, request: head, channels: channels, cors: cors, expiresAt: expiresAt)
+        case .stream:
+            whenDecided(context: context, endpoints.stream(request)) { [self] answer in
+                switch answer {
+                case .respond(let response):
+                    respond(context: context, to: head, response)
+                case .open(let opening) where opening.headOnly:
+                    let headers = StreamPreamble.headers + opening.corsHeaders + [("Transfer-Encoding", "chunked")]
+                    respond(context: context, to: head, BrokerResponse(status: .ok, headers: headers, body: nil))
+                case .open(let opening):
+                    becomeStream(context: context, head: head, opening: opening)
                 }
             }
         case .publish:
-            // Publishes are decided from their head, in `channelRead`.
+            // Publishes are admitted from their head, in `receive`.
             preconditionFailure("a publish is dispatched from its access check")
         }
     }
 
     // MARK: Access
 
-    /// A stream's credentials: `Authorization`, the cookie, or `?token=` (EventSource cannot set headers).
-    private func credentials(_ head: HTTPRequestHead) -> AccessController.Credentials {
-        AccessController.Credentials(
-            authorization: head.headers.first(name: "authorization"),
-            cookieHeader: head.headers[canonicalForm: "cookie"].joined(separator: "; "),
-            queryToken: QueryParameters(uri: head.uri).first("token")
-        )
-    }
-
-    private func openPublishRefusal(context: ChannelHandlerContext, head: HTTPRequestHead) -> String? {
-        services.publishPolicy.openPublishRefusal(
-            head,
-            peer: context.channel.remoteAddress,
-            allowAnyPeer: services.access.configuration.allowOpenPublish
-        )
+    /// Goes on with `gated`'s answer: at once, or once its access check (a task off the loop:
+    /// jwt-kit's key collection is an actor) has come back to the loop.
+    private func whenDecided<Value>(context: ChannelHandlerContext, _ gated: AccessGated<Value>, then proceed: @escaping (Value) -> Void) {
+        switch gated {
+        case .decided(let value):
+            proceed(value)
+        case .afterCheck(let check, let resolve):
+            state = .waiting
+            let promise = context.eventLoop.makePromise(of: AccessDecision.self)
+            promise.completeWithTask { await check() }
+            promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+                guard !ended else { return }
+                state = .idle
+                proceed(resolve(decision))
+            }
+        }
     }
 
     /// Starts a publish's access decision from its head alone. Allowed: an `Expect:
     /// 100-continue` gets its `100 Continue`, and the publish goes out once the body is here.
     /// Refused: 401/403 with `Connection: close` at once, whatever of the body has arrived.
-    private func checkPublish(context: ChannelHandlerContext, head: HTTPRequestHead, channel: String) {
-        let access = services.access
-        let credentials = services.publishPolicy.credentials(head)
-        let refusal = openPublishRefusal(context: context, head: head)
+    private func checkPublish(
+        context: ChannelHandlerContext,
+        request: BrokerRequest,
+        head: HTTPRequestHead,
+        check: @escaping @Sendable () async -> AccessDecision
+    ) {
         let promise = context.eventLoop.makePromise(of: AccessDecision.self)
-        promise.completeWithTask {
-            await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal)
-        }
+        promise.completeWithTask { await check() }
         promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
             guard !ended else { return }
-            let refusal: HTTPError
-            switch decision {
-            case .allowed:
+            if let refusal = endpoints.publishRefusal(decision, for: request) {
                 switch state {
-                case .parked(var request):
-                    request.publishCheck = .allowed
-                    state = .parked(request)
-                case .receiving(var request):
-                    request.publishCheck = .allowed
-                    state = .receiving(request)
-                    if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-                    }
-                case .awaitingPublishCheck(let head, let channel, let body):
-                    state = .idle
-                    publish(context: context, request: head, channel: channel, body: body, cors: cors(head))
+                case .receiving, .awaitingPublishCheck, .parked:
+                    refuseEarly(context: context, head: head, refusal)
                 case .idle, .closing, .waiting:
-                    break  // answered already (413, say) or closed
+                    break
                 }
                 return
-            case .unauthenticated(let message):
-                refusal = HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", #"Bearer realm="sse""#)])
-            case .forbidden(let message):
-                refusal = HTTPError(.forbidden, message)
             }
             switch state {
-            case .receiving, .awaitingPublishCheck, .parked:
-                refuseEarly(context: context, head: head, refusal, extraHeaders: cors(head))
+            case .parked(var receiving):
+                receiving.publishCheck = .allowed
+                state = .parked(receiving)
+            case .receiving(var receiving):
+                receiving.publishCheck = .allowed
+                state = .receiving(receiving)
+                if request.expectsContinue {
+                    let continueHead = HTTPResponseHead(version: head.version, status: HTTPResponseWriter.status(.continue))
+                    context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
+                }
+            case .awaitingPublishCheck(let receiving):
+                if case .publish(let channel) = receiving.target {
+                    state = .idle
+                    publish(context: context, request: receiving, channel: channel)
+                }
             case .idle, .closing, .waiting:
-                break
-            }
-        }
-    }
-
-    /// Runs the access check (off the loop: jwt-kit's key collection is an actor), then either
-    /// continues on the loop or answers 401/403.
-    private func authorize(
-        context: ChannelHandlerContext,
-        request: HTTPRequestHead,
-        cors: [(String, String)],
-        check: @escaping @Sendable (AccessController, AccessController.Credentials) async -> AccessDecision,
-        fastPath: Bool,
-        then proceed: @escaping (Double?) -> Void
-    ) {
-        if fastPath {
-            proceed(nil)
-            return
-        }
-        state = .waiting
-        let access = services.access
-        let credentials = credentials(request)
-        let promise = context.eventLoop.makePromise(of: AccessDecision.self)
-        promise.completeWithTask { await check(access, credentials) }
-        promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
-            guard !ended else { return }
-            state = .idle
-            switch decision {
-            case .allowed(let expiresAt):
-                proceed(expiresAt)
-            case .unauthenticated(let message):
-                respond(
-                    context: context,
-                    request: request,
-                    error: HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", #"Bearer realm="sse""#)]),
-                    extraHeaders: cors
-                )
-            case .forbidden(let message):
-                respond(context: context, request: request, error: HTTPError(.forbidden, message), extraHeaders: cors)
+                break  // answered already (413, say) or closed
             }
         }
     }
 
     // MARK: Publishing
 
-    private func publish(context: ChannelHandlerContext, request: HTTPRequestHead, channel: String, body: ByteBuffer, cors: [(String, String)]) {
-        let message: FlaskSSEMessage
-        do {
-            message = try PublishRequest.message(from: body.readableBytesView)
-        } catch {
-            respond(context: context, request: request, error: error, extraHeaders: cors)
-            return
-        }
+    private func publish(context: ChannelHandlerContext, request: Receiving, channel: String) {
         state = .waiting
-        let promise = context.eventLoop.makePromise(of: PublishReceipt.self)
-        services.publisher.publish(message, channel: channel) { result in
-            promise.completeWith(result.mapError { $0 as any Error })
+        let promise = context.eventLoop.makePromise(of: BrokerResponse.self)
+        endpoints.publish(body: (request.body ?? ByteBuffer()).readableBytesView, channel: channel, request: request.request) { response in
+            promise.succeed(response)
         }
-        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+        promise.futureResult.assumeIsolated().whenSuccess { [self] response in
             state = .idle
-            switch result {
-            case .success(let receipt):
-                services.metrics.publishes.increment()
-                var answer: JSONObject = ["receivers": .integer(JSONInteger(receipt.receivers))]
-                if let id = receipt.id { answer["id"] = .string(id) }
-                respond(context: context, request: request, status: .ok, json: answer, extraHeaders: cors)
-            case .failure(let error):
-                services.metrics.publishErrors.increment()
-                services.logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                respond(
-                    context: context,
-                    request: request,
-                    error: HTTPError(.serviceUnavailable, "publish failed: Redis is unavailable; retry shortly", headers: [("Retry-After", "1")]),
-                    extraHeaders: cors
-                )
-            }
+            respond(context: context, to: request.head, response)
         }
     }
 
     // MARK: Streams
 
-    private func respondToStreamHead(context: ChannelHandlerContext, request: HTTPRequestHead, cors: [(String, String)]) {
-        var headers = HTTPHeaders(StreamPreamble.headers + cors)
-        headers.add(name: "Transfer-Encoding", value: "chunked")
-        finishResponse(context: context, request: request, head: HTTPResponseHead(version: request.version, status: .ok, headers: headers), body: nil)
-    }
-
     /// Replaces the HTTP handlers with a `StreamConnectionHandler`, which writes the head itself.
-    private func becomeStream(
-        context: ChannelHandlerContext,
-        request: HTTPRequestHead,
-        channels: [String],
-        cors: [(String, String)],
-        expiresAt: Double?
-    ) {
-        let isChunked = request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1)
-        // EventSource sends Last-Event-ID on reconnect; a page that stored an id passes lastEventId.
-        let resumeFrom = request.headers.first(name: "last-event-id") ?? QueryParameters(uri: request.uri).first("lastEventId")
-        let preamble = cors.isEmpty
+    private func becomeStream(context: ChannelHandlerContext, head: HTTPRequestHead, opening: StreamOpening) {
+        let isChunked = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
+        let configuration = services.configuration
+        let preamble = opening.corsHeaders.isEmpty
             ? services.hub.preamble
             : StreamPreamble(
-                retryMilliseconds: services.configuration.retryMilliseconds,
-                nodeName: services.configuration.demo ? services.configuration.nodeName : nil,
-                extraHeaders: cors
+                retryMilliseconds: configuration.retryMilliseconds,
+                nodeName: configuration.demo ? configuration.nodeName : nil,
+                extraHeaders: opening.corsHeaders
             )
         let stream = StreamConnectionHandler(
-            channels: channels.map { ChannelName($0) },
-            resumeFrom: resumeFrom.flatMap { $0.isEmpty ? nil : $0 },
+            channels: opening.channels.map { ChannelName($0) },
+            resumeFrom: opening.resumeFrom,
             isChunked: isChunked,
             preamble: preamble.bytes(chunked: isChunked),
-            expiresAt: expiresAt,
+            expiresAt: opening.expiresAt,
             hub: services.hub,
-            clientBufferBytes: services.configuration.clientBufferBytes,
+            clientBufferBytes: configuration.clientBufferBytes,
             socket: socket
         )
         // Requests pipelined behind the stream, which SwiftNIO passes on as its handlers leave,
@@ -486,12 +338,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.triggerUserOutboundEvent(HTTPConnectionEvent.becameStream, promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
-            try removeHandler(HTTPServerPipelineHandler.self, from: pipeline)
-            try removeHandler(BackPressureHandler.self, from: pipeline)
-            try removeHandler(HTTPProtocolErrorResponder.self, from: pipeline)
-            try removeHandler(NIOHTTPResponseHeadersValidator.self, from: pipeline)
-            try removeHandler(HTTPResponseEncoder.self, from: pipeline)
-            try removeHandler(ByteToMessageHandler<HTTPRequestDecoder>.self, from: pipeline)
+            replacedByStream.remove(from: pipeline)
             try pipeline.addHandler(stream)
             pipeline.removeHandler(context: context, promise: nil)
             if quiesceRequested { stream.finish() }
@@ -501,64 +348,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func removeHandler<Handler: RemovableChannelHandler>(
-        _ type: Handler.Type,
-        from pipeline: ChannelPipeline.SynchronousOperations
-    ) throws {
-        let handler = try pipeline.handler(type: type)
-        pipeline.removeHandler(handler, promise: nil)
-    }
-
     // MARK: Responses
 
     /// Answers before the request ended (its body is not read) and closes the connection.
-    private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HTTPError, extraHeaders: [(String, String)] = []) {
+    private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ response: BrokerResponse) {
         state = .closing
         context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
-        var head = head
-        head.headers.replaceOrAdd(name: "connection", value: "close")
-        respond(context: context, request: head, error: error, extraHeaders: extraHeaders)
-    }
-
-    private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, error: HTTPError, extraHeaders: [(String, String)] = []) {
-        var headers = HTTPHeaders(error.headers + extraHeaders)
-        headers.add(name: "Content-Type", value: "application/json")
-        finishResponse(
-            context: context,
-            request: request,
-            head: HTTPResponseHead(version: request.version, status: error.status, headers: headers),
-            body: error.body
-        )
-    }
-
-    private func respond(
-        context: ChannelHandlerContext,
-        request: HTTPRequestHead,
-        status: HTTPResponseStatus,
-        json: JSONObject,
-        extraHeaders: [(String, String)] = []
-    ) {
-        let headers = HTTPHeaders([("Content-Type", "application/json")] + extraHeaders)
-        finishResponse(
-            context: context,
-            request: request,
-            head: HTTPResponseHead(version: request.version, status: status, headers: headers),
-            body: PythonJSONEncoder.encode(.object(json))
-        )
+        var response = response
+        response.closeAfter = true
+        respond(context: context, to: head, response)
     }
 
     /// Writes a complete response, closing afterwards unless the request keeps the connection alive.
-    private func finishResponse(context: ChannelHandlerContext, request: HTTPRequestHead, head: HTTPResponseHead, body: [UInt8]?) {
+    private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead, _ response: BrokerResponse) {
         guard !ended else { return }
-        var head = head
-        let keepAlive = request.isKeepAlive && head.headers.first(name: "connection")?.lowercased() != "close"
-        if let body, head.status != .noContent { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
-        head.headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, !body.isEmpty, request.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        let (done, keepAlive) = HTTPResponseWriter.write(response, to: head, context: context, wrap: wrapOutboundOut)
         if keepAlive {
             context.triggerUserOutboundEvent(HTTPConnectionEvent.responseEnded, promise: nil)
         } else {
@@ -566,3 +370,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 }
+
+@available(*, unavailable)
+extension HTTPRequestHandler: Sendable {}

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import Foundation
 import SSEAuth
+import SSEDemo
 import SSEHistory
 import SSERedis
 import SSEServer
@@ -120,7 +121,13 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "sse-broker")
         let configuration = try makeConfiguration(environment)
-        let server = try await BrokerServer(configuration: configuration, logger: logger)
+        let server = try await BrokerServer(
+            configuration: configuration,
+            logger: logger,
+            extensionFactory: configuration.demo
+                ? DemoRoutes.factory(redis: configuration.redis, nodeName: configuration.nodeName, maxTasks: configuration.maxDemoTasks)
+                : nil
+        )
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server)],

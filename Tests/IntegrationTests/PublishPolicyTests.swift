@@ -130,10 +130,16 @@ struct PublishPolicyTests {
         await node.shutdown()
     }
 
-    @Test("POST /demo/task needs publish authorization, and at most maxDemoTasks (8 by default) run at once (429 beyond)")
+    @Test("with the demo mounted: GET / serves its page; POST /demo/task needs publish authorization, and at most maxDemoTasks (8 by default) run at once (429 beyond)")
     func demoTask() async throws {
         let redis = try await RedisServerProcess()
         let node = try await Self.keyed(redis, demo: true, maxDemoTasks: 2)
+        let page = try await node.request("GET", "/")
+        #expect(page.status == 200)
+        #expect(page.header("content-type") == "text/html; charset=utf-8")
+        #expect(page.bodyText.hasPrefix("<!doctype html>\n<html lang=\"en\">"))
+        #expect(page.bodyText.hasSuffix("</body>\n</html>"))
+        #expect(page.body.count == 14430)
         #expect(try await node.request("POST", "/demo/task").status == 401)
         let key = ["Authorization": "Bearer publish-key-for-tests"]
         #expect(try await node.request("POST", "/demo/task", headers: key).status == 200)

@@ -7,6 +7,7 @@ import SSERedis
 import Testing
 
 @testable import SSEServer
+@testable import SSEStreamCore
 
 /// The request path through ``HTTPPipeline`` on an `EmbeddedChannel`: bytes in, bytes out. No
 /// Redis is running (the node is never started), so these cover what is decided on the loop.
@@ -23,7 +24,7 @@ struct HTTPPipelineTests {
         let loop = EmbeddedEventLoop()
         var logger = Logger(label: "test.pipeline")
         logger.logLevel = .critical
-        let (services, _) = try await BrokerServices.make(configuration: configuration, group: loop, logger: logger)
+        let services = try await BrokerServices.make(configuration: configuration, group: loop, logger: logger)
         let channel = EmbeddedChannel(loop: loop)
         try HTTPPipeline.configure(channel.pipeline.syncOperations, services: services, socket: -1)
         try await channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 5000)).get()

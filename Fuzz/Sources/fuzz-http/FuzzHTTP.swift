@@ -7,6 +7,7 @@ import NIOHTTP1
 import SSEAuth
 import SSERedis
 @testable import SSEServer
+@testable import SSEStreamCore
 import Synchronization
 
 /// The HTTP request path: the node's real pipeline (`HTTPPipeline`) with real `BrokerServices`
@@ -36,7 +37,7 @@ final class Nodes: Sendable {
             configuration.maxHeadBytes = 2048
             configure(&configuration)
             let loop = NIOAsyncTestingEventLoop()
-            let (services, _) = try await BrokerServices.make(configuration: configuration, group: loop, logger: logger)
+            let services = try await BrokerServices.make(configuration: configuration, group: loop, logger: logger)
             return (loop, services)
         }
         open = try await node { _ in }

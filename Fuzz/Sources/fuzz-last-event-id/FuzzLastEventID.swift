@@ -1,5 +1,5 @@
 import FuzzSupport
-@testable import SSEServer
+@testable import SSEEndpoints
 import SSEWire
 
 /// `Last-Event-ID` (and `?lastEventId=`) parsing: `HistoryPosition`, as the stream hub reads the

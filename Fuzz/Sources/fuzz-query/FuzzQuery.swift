@@ -1,5 +1,5 @@
 import FuzzSupport
-@testable import SSEServer
+@testable import SSEEndpoints
 
 /// Query-string and channel-name decoding: `QueryParameters` as Werkzeug decodes a request
 /// target, and `ChannelNameValidator`'s stream and publish rules. The input is a request target

@@ -1,4 +1,5 @@
 import Logging
+import SSEDemo
 import SSERedis
 import SSEServer
 
@@ -13,7 +14,14 @@ final class BrokerNode: Sendable {
         configure(&configuration)
         var logger = Logger(label: "test.broker")
         logger.logLevel = .warning
-        let server = try await BrokerServer(configuration: configuration, logger: logger)
+        // With `demo`, the demo is mounted as the executable mounts it.
+        let server = try await BrokerServer(
+            configuration: configuration,
+            logger: logger,
+            extensionFactory: configuration.demo
+                ? DemoRoutes.factory(redis: configuration.redis, nodeName: configuration.nodeName, maxTasks: configuration.maxDemoTasks)
+                : nil
+        )
         // A start that throws has shut the node down itself; one that started but does not come
         // up is shut down here, so a failing set-up leaves no node behind.
         try await server.start()

@@ -14,17 +14,17 @@ import Darwin
 /// Publishes the demo page's live data (`--demo`): a clock tick every second on `demo.clock`
 /// (one node per second, chosen by a Redis `SET NX` lock, so a cluster ticks once), this node's
 /// status every two seconds on `demo.status`, and background-task progress on `demo.task`.
-final class DemoPublisher: Sendable {
+package final class DemoPublisher: Sendable {
     private let publisher: SSEPublisher
     private let redis: RedisCommandClient
     private let nodeName: String
     private let streams: @Sendable () -> Int
     private let logger: Logger
     /// Most background tasks running at once; `POST /demo/task` beyond it gets 429.
-    let maxTasks: Int
+    package let maxTasks: Int
     private let runningTasks = Mutex(0)
 
-    init(
+    package init(
         publisher: SSEPublisher,
         redis: RedisConfiguration,
         nodeName: String,
@@ -41,7 +41,7 @@ final class DemoPublisher: Sendable {
     }
 
     /// Runs the clock and status loops until cancelled.
-    func run() async {
+    package func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.clockLoop() }
             group.addTask { await self.statusLoop() }
@@ -51,7 +51,7 @@ final class DemoPublisher: Sendable {
 
     private func clockLoop() async {
         while !Task.isCancelled {
-            let now = WallClock.seconds()
+            let now = Self.unixSeconds()
             let second = Int(now)
             try? await Task.sleep(for: .milliseconds(max(1, Int((Double(second + 1) - now) * 1000))))
             // Every node tries; the one that takes this second's lock publishes.
@@ -77,7 +77,7 @@ final class DemoPublisher: Sendable {
                 data: [
                     "node": .string(nodeName), "redis": .string(up ? "up" : "down"),
                     "responseMs": .float((milliseconds * 100).rounded() / 100), "streams": .integer(JSONInteger(streams())),
-                    "time": .string(Self.timeOfDay(Int(WallClock.seconds()))),
+                    "time": .string(Self.timeOfDay(Int(Self.unixSeconds()))),
                 ],
                 type: "status",
                 channel: "demo.status"
@@ -90,7 +90,7 @@ final class DemoPublisher: Sendable {
     /// or nil when `maxTasks` are already running. Each task publishes 21 events over five
     /// seconds, so the limit bounds what `POST /demo/task` can make a node publish to about
     /// `maxTasks` × 4 events a second.
-    func startTask() -> String? {
+    package func startTask() -> String? {
         let admitted = runningTasks.withLock { running in
             guard running < maxTasks else { return false }
             running += 1
@@ -114,13 +114,13 @@ final class DemoPublisher: Sendable {
         return id
     }
 
-    static func timeOfDay(_ unix: Int) -> String {
+    package static func timeOfDay(_ unix: Int) -> String {
         let seconds = ((unix % 86_400) + 86_400) % 86_400
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(two(seconds / 3600)):\(two(seconds / 60 % 60)):\(two(seconds % 60))"
     }
 
-    static func iso(_ unix: Int) -> String {
+    package static func iso(_ unix: Int) -> String {
         var time = time_t(unix)
         var parts = tm()
         gmtime_r(&time, &parts)
@@ -130,5 +130,12 @@ final class DemoPublisher: Sendable {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))Z"
+    }
+
+    /// Unix time in seconds: the clock's ticks name wall-clock seconds.
+    private static func unixSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import SSEAuth
 
 /// Who may publish, decided from the request head and the connection's peer (item 8 of the
@@ -13,26 +12,31 @@ import SSEAuth
 ///   forwarding: a request with `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Host` or
 ///   `X-Real-IP`, a `Host` that is not a loopback name (DNS rebinding), or an `Origin` not
 ///   allowed (a cross-site page's `fetch` or form) is refused.
-struct PublishPolicy: Sendable {
-    let cors: CORSPolicy
-    let cookieName: String
+package struct PublishPolicy: Sendable {
+    package let cors: CORSPolicy
+    package let cookieName: String
 
-    static let proxyHeaders = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"]
+    package init(cors: CORSPolicy, cookieName: String) {
+        self.cors = cors
+        self.cookieName = cookieName
+    }
+
+    package static let proxyHeaders = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"]
 
     /// The credentials a publish may use.
-    func credentials(_ head: HTTPRequestHead) -> AccessController.Credentials {
+    package func credentials(_ head: BrokerRequest) -> AccessController.Credentials {
         let cookies = originIsAllowed(head) == true ? head.headers[canonicalForm: "cookie"].joined(separator: "; ") : nil
         return AccessController.Credentials(authorization: head.headers.first(name: "authorization"), cookieHeader: cookies, queryToken: nil)
     }
 
     /// Why this request may not publish without credentials; nil when it may (from a loopback
     /// peer, or from anywhere with `--allow-open-publish`).
-    func openPublishRefusal(_ head: HTTPRequestHead, peer: SocketAddress?, allowAnyPeer: Bool) -> String? {
+    package func openPublishRefusal(_ head: BrokerRequest, allowAnyPeer: Bool) -> String? {
         if originIsAllowed(head) == false {
             return "publishing from origin \(head.headers.first(name: "origin") ?? "") is not allowed (see --cors-origin)"
         }
         if allowAnyPeer { return nil }
-        guard let peer, Self.isLoopback(peer) else {
+        guard let peer = head.peer, Self.isLoopback(peer) else {
             return "publishing without credentials is open only to loopback clients; configure --jwt-secret, --jwt-public-key or --publish-key, or pass --allow-open-publish"
         }
         if let header = Self.proxyHeaders.first(where: { head.headers.contains(name: $0) }) {
@@ -47,7 +51,7 @@ struct PublishPolicy: Sendable {
 
     /// Whether the request's `Origin` is allowed to use credentials and open publish: nil when
     /// it has none (not a browser's cross-origin or form request).
-    func originIsAllowed(_ head: HTTPRequestHead) -> Bool? {
+    package func originIsAllowed(_ head: BrokerRequest) -> Bool? {
         let origins = head.headers[canonicalForm: "origin"]
         guard let first = origins.first else { return nil }
         guard origins.count == 1 else { return false }
@@ -63,7 +67,7 @@ struct PublishPolicy: Sendable {
     }
 
     /// Whether `address` is a loopback peer (127.0.0.0/8, ::1, or ::ffff:127.x.x.x).
-    static func isLoopback(_ address: SocketAddress) -> Bool {
+    package static func isLoopback(_ address: SocketAddress) -> Bool {
         switch address {
         case .v4(let v4):
             return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
@@ -78,7 +82,7 @@ struct PublishPolicy: Sendable {
 
     /// Whether a `Host` header names a loopback address: `localhost`, a dotted 127.x.x.x or
     /// `[::1]`, each with an optional port.
-    static func isLoopbackName(_ host: String) -> Bool {
+    package static func isLoopbackName(_ host: String) -> Bool {
         var name = Substring(host.lowercased())
         if name.hasPrefix("[") {
             guard let close = name.firstIndex(of: "]") else { return false }

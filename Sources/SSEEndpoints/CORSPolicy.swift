@@ -3,19 +3,19 @@
 /// With explicit origins the matching origin is echoed with `Access-Control-Allow-Credentials`,
 /// so cookie auth works cross-origin; with `*` any origin is allowed but never with credentials,
 /// as the Fetch standard requires.
-struct CORSPolicy: Sendable {
-    let allowsAnyOrigin: Bool
-    let origins: Set<String>
+package struct CORSPolicy: Sendable {
+    package let allowsAnyOrigin: Bool
+    package let origins: Set<String>
 
-    init(origins: [String]) {
+    package init(origins: [String]) {
         allowsAnyOrigin = origins.contains("*")
         self.origins = Set(origins.filter { $0 != "*" })
     }
 
-    var isEnabled: Bool { allowsAnyOrigin || !origins.isEmpty }
+    package var isEnabled: Bool { allowsAnyOrigin || !origins.isEmpty }
 
     /// Headers for a response to a request from `origin`.
-    func headers(origin: String?) -> [(String, String)] {
+    package func headers(origin: String?) -> [(String, String)] {
         guard isEnabled, let origin else { return [] }
         if origins.contains(origin) {
             return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), ("Vary", "Origin")]
@@ -25,7 +25,7 @@ struct CORSPolicy: Sendable {
     }
 
     /// Headers for a preflight (`OPTIONS`) from `origin` for a resource allowing `methods`.
-    func preflightHeaders(origin: String?, methods: String) -> [(String, String)] {
+    package func preflightHeaders(origin: String?, methods: String) -> [(String, String)] {
         let allow = headers(origin: origin)
         guard allow.contains(where: { $0.0 == "Access-Control-Allow-Origin" }) else { return allow }
         return allow + [

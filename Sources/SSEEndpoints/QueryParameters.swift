@@ -2,11 +2,11 @@
 ///
 /// `+` is a space, `%XX` a byte, malformed escapes are kept literally, invalid UTF-8 becomes
 /// U+FFFD. Repeated names keep every value in order.
-struct QueryParameters {
+package struct QueryParameters: Sendable {
     private var pairs: [(name: String, value: String)] = []
 
     /// Parses the query part of `uri` (everything after the first `?`).
-    init(uri: String) {
+    package init(uri: String) {
         guard let question = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return }
         let query = uri.utf8[uri.utf8.index(after: question)...]
         for piece in query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
@@ -24,16 +24,16 @@ struct QueryParameters {
     }
 
     /// The first value of `name`, as Werkzeug's `request.args.get(name)`.
-    func first(_ name: String) -> String? {
+    package func first(_ name: String) -> String? {
         pairs.first { $0.name == name }?.value
     }
 
     /// Every value of `name`, in order.
-    func all(_ name: String) -> [String] {
+    package func all(_ name: String) -> [String] {
         pairs.filter { $0.name == name }.map(\.value)
     }
 
-    static func decode(_ bytes: some Collection<UInt8>) -> String {
+    package static func decode(_ bytes: some Collection<UInt8>) -> String {
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = bytes.startIndex

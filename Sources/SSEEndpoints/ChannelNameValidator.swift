@@ -3,17 +3,22 @@
 /// A missing or empty first `channel` means `sse`, as in Flask-SSE. Names are otherwise opaque
 /// Redis channel names, but a name longer than the limit or with control characters (Unicode
 /// category Cc) is refused with 400: such names are mistakes or attacks, never real channels.
-struct ChannelNameValidator {
-    let maximumBytes: Int
+package struct ChannelNameValidator: Sendable {
+    package let maximumBytes: Int
     /// Most distinct channels one stream may name (`--max-channels`).
-    var maximumChannels: Int = 64
+    package var maximumChannels: Int
+
+    package init(maximumBytes: Int, maximumChannels: Int = 64) {
+        self.maximumBytes = maximumBytes
+        self.maximumChannels = maximumChannels
+    }
 
     /// The channels of a stream request: every `channel` value; with none or one, Flask-SSE's
     /// meaning (the first value, `sse` when missing or empty). A name repeated byte for byte
     /// counts once (the stream gets each event once); names that differ in their bytes are
     /// different Redis channels even when Unicode calls them equivalent. More than
     /// `maximumChannels` distinct names: 400.
-    func streamChannels(_ query: QueryParameters) throws(HTTPError) -> [String] {
+    package func streamChannels(_ query: QueryParameters) throws(HTTPError) -> [String] {
         let values = query.all("channel")
         if values.count <= 1 {
             return [try validate(values.first ?? "")]
@@ -33,12 +38,12 @@ struct ChannelNameValidator {
     }
 
     /// The channel of a publish request: the first `channel` value, `sse` when missing or empty.
-    func publishChannel(_ query: QueryParameters) throws(HTTPError) -> String {
+    package func publishChannel(_ query: QueryParameters) throws(HTTPError) -> String {
         try validate(query.first("channel") ?? "")
     }
 
     /// Applies the default and the rules to one name.
-    func validate(_ raw: String) throws(HTTPError) -> String {
+    package func validate(_ raw: String) throws(HTTPError) -> String {
         let name = raw.isEmpty ? "sse" : raw
         guard name.utf8.count <= maximumBytes else {
             throw HTTPError(.badRequest, "channel name longer than \(maximumBytes) bytes")

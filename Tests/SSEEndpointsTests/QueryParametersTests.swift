@@ -1,6 +1,6 @@
 import Testing
 
-@testable import SSEServer
+@testable import SSEEndpoints
 
 @Suite("Query strings decode as Werkzeug decodes them")
 struct QueryParametersTests {

@@ -1,7 +1,7 @@
 import SSEWire
 import Testing
 
-@testable import SSEServer
+@testable import SSEEndpoints
 
 @Suite("POST /publish bodies")
 struct PublishRequestTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import SSEServer
+@testable import SSEEndpoints
 
 @Suite("Channel names")
 struct ChannelNameValidatorTests {

@@ -2,9 +2,9 @@ import SSEWire
 
 /// A `POST /publish` body: `{"data": …, "type": …, "id": …, "retry": …}`, the arguments of
 /// Flask-SSE's `sse.publish`. `data` is required; any other key is refused so typos surface.
-enum PublishRequest {
+package enum PublishRequest {
     /// Reads the body into the message to publish, or says what is wrong with it.
-    static func message(from body: some Collection<UInt8>) throws(HTTPError) -> FlaskSSEMessage {
+    package static func message(from body: some Collection<UInt8>) throws(HTTPError) -> FlaskSSEMessage {
         let value: JSONValue
         do {
             value = try JSONParser.parse(body)
