@@ -167,3 +167,21 @@ extension AccessDecision {
         return false
     }
 }
+
+@Suite("Grants a host supplies")
+struct SuppliedGrantsTests {
+    @Test("a stream is allowed only when every channel is granted; globs as in tokens")
+    func streams() {
+        let grants = ChannelGrants(subscribe: ["news", "user.42.*"], publish: ["news"])
+        #expect(grants.decideStream(channels: ["news", "user.42.inbox"], expiresAt: 5) == .allowed(expiresAt: 5))
+        #expect(grants.decideStream(channels: ["news", "user.43.inbox"]) == .forbidden("not granted subscribe on: user.43.inbox"))
+        #expect(ChannelGrants().decideStream(channels: ["news"]) == .forbidden("not granted subscribe on: news"))
+    }
+
+    @Test("publishing needs a publish grant, a subscribe grant is not enough")
+    func publishing() {
+        let grants = ChannelGrants(subscribe: ["news", "chat"], publish: ["news"])
+        #expect(grants.decidePublish(channel: "news") == .allowed(expiresAt: nil))
+        #expect(grants.decidePublish(channel: "chat") == .forbidden("not granted publish on: chat"))
+    }
+}
