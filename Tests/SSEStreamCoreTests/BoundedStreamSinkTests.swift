@@ -115,6 +115,8 @@ struct BoundedStreamSinkTests {
         #expect(state == (true, 0))
         try await harness.onLoop { sink, _ in sink.end(after: ByteBuffer(repeating: 3, count: 5)) }
         #expect(try await withTimeout { try await consumer.value } == 125)
+        // The closed callback runs on the loop after the consumer saw the end.
+        #expect(await harness.log.wait(for: .closed))
         #expect(harness.log.events == [.writable(false), .writable(true), .closed])
     }
 
@@ -204,12 +206,16 @@ struct BoundedStreamSinkTests {
                 _ = try await iterator.next()
             }
         case .hostCancelled:
+            let (tookFirst, signal) = AsyncStream.makeStream(of: Void.self)
             let reader = Task {
                 var count = 0
-                for try await _ in harness.chunks { count += 1 }
+                for try await _ in harness.chunks {
+                    count += 1
+                    signal.yield()
+                }
                 return count
             }
-            try await Task.sleep(for: .milliseconds(20))
+            for await _ in tookFirst { break }
             harness.chunks.cancel()
             #expect(try await withTimeout { try await reader.value } == 1)
         case .chunksDroppedUnread:
