@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps fuzz soak screenshots bench redis cluster cluster-down clean
+.PHONY: all deps build release run test test-deps test-hummingbird fuzz soak screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -87,6 +87,12 @@ test: test-deps
 	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	python3 Tests/Soak/soak.py --seconds $(SOAK_TEST_SECONDS)
 	FUZZ_SCRATCH=.build FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+## test-hummingbird: the Hummingbird host's tests, with the package trait `Hummingbird` (which builds
+## Hummingbird 2). Switching traits in one .build recompiles every module of this package once.
+test-hummingbird: deps
+	swift build --traits Hummingbird --build-tests
+	swift test --skip-build --traits Hummingbird --filter 'SSEStreamCoreTests|SSEHummingbirdTests'
 
 ## fuzz: libFuzzer with AddressSanitizer on each target in Fuzz/ for FUZZ_SECONDS (in .build-fuzz),
 ## seeded with the golden vectors, Fuzz/Corpus and every past crash (Fuzz/Regressions).

@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -9,6 +9,16 @@ let package = Package(
         /// The counterpart of Flask-SSE's `sse.publish`, usable without running a server.
         .library(name: "SSEPublisher", targets: ["SSEPublisher"]),
         .library(name: "SSEWire", targets: ["SSEWire"]),
+        /// The broker mounted in a Hummingbird 2 app; empty unless the `Hummingbird` trait is on.
+        .library(name: "SSEHummingbird", targets: ["SSEHummingbird"]),
+        .executable(name: "hummingbird-example", targets: ["HummingbirdExample"]),
+    ],
+    traits: [
+        // Off by default, so users of the standalone broker never build Hummingbird.
+        .trait(
+            name: "Hummingbird",
+            description: "Build SSEHummingbird, its tests and the example app against Hummingbird 2."
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -18,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -117,6 +128,24 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        /// The broker mounted in a Hummingbird 2 app (trait `Hummingbird`; its sources are gated on it).
+        .target(
+            name: "SSEHummingbird",
+            dependencies: [
+                "SSEStreamCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ]
+        ),
+        /// An app with its own routes plus the mounted broker (trait `Hummingbird`).
+        .executableTarget(
+            name: "HummingbirdExample",
+            dependencies: [
+                "SSEHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ],
+            path: "Examples/HummingbirdApp"
+        ),
         .executableTarget(
             name: "sse-broker",
             dependencies: [
@@ -171,6 +200,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SSEHummingbirdTests",
+            dependencies: [
+                "SSEHummingbird",
+                "SSEStreamCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
             ]
         ),
         .testTarget(
