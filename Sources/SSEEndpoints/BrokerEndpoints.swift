@@ -79,8 +79,13 @@ package struct BrokerEndpoints: Sendable {
     // MARK: Streams
 
     /// `GET /stream` (or `HEAD`): validated channels, none refused by Redis (503), access
-    /// allowed when streams need a token (401/403); then what to open.
-    package func stream(_ request: BrokerRequest) -> AccessGated<StreamAnswer> {
+    /// allowed when streams need a token (401/403); then what to open. `authorize`, when given,
+    /// decides access instead of the broker's own rules (a host whose authentication supplies
+    /// the grants).
+    package func stream(
+        _ request: BrokerRequest,
+        authorize: (@Sendable (_ channels: [String]) async -> AccessDecision)? = nil
+    ) -> AccessGated<StreamAnswer> {
         let streamChannels: [String]
         do {
             streamChannels = try channels.streamChannels(request.query)
@@ -104,10 +109,16 @@ package struct BrokerEndpoints: Sendable {
                 headOnly: request.method == .HEAD
             ))
         }
-        guard access.configuration.streamsNeedToken else { return .decided(opening(expiresAt: nil)) }
-        let access = self.access
-        let credentials = streamCredentials(request)
-        return .afterCheck({ await access.authorizeStream(channels: streamChannels, credentials: credentials) }) { decision in
+        let check: @Sendable () async -> AccessDecision
+        if let authorize {
+            check = { await authorize(streamChannels) }
+        } else {
+            guard access.configuration.streamsNeedToken else { return .decided(opening(expiresAt: nil)) }
+            let access = self.access
+            let credentials = streamCredentials(request)
+            check = { await access.authorizeStream(channels: streamChannels, credentials: credentials) }
+        }
+        return .afterCheck(check) { decision in
             switch decision {
             case .allowed(let expiresAt): return opening(expiresAt: expiresAt)
             case .unauthenticated, .forbidden: return .respond(Self.refusal(decision, cors: cors, closeAfter: false))

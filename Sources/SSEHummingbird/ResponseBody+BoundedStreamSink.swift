@@ -1,6 +1,7 @@
 #if Hummingbird
 import Hummingbird
 import SSEStreamCore
+import ServiceLifecycle
 
 extension ResponseBody {
     /// A streamed body carrying a broker stream: it writes what `chunks` yields, as it comes,
@@ -23,16 +24,26 @@ extension ResponseBody {
     ///   - request: The request being answered. Its body must be the one Hummingbird made (not
     ///     replaced by a middleware): Hummingbird traps otherwise. Pipelined requests behind the
     ///     stream are never answered, as on the standalone server.
-    public init(draining chunks: BoundedStreamSink.Chunks, whileConnected request: Request) {
+    ///   - onGracefulShutdown: Runs once when the server begins a graceful shutdown while the
+    ///     stream is open (it should end the stream, or the server's drain waits for it).
+    public init(
+        draining chunks: BoundedStreamSink.Chunks,
+        whileConnected request: Request,
+        onGracefulShutdown: @escaping @Sendable () -> Void = {}
+    ) {
         self.init { writer in
             do {
-                try await request.body.consumeWithInboundCloseHandler { _ in
-                    var iterator = chunks.makeAsyncIterator()
-                    while let batch = try await iterator.nextBatch() {
-                        try await writer.write(contentsOf: batch)
+                try await withGracefulShutdownHandler {
+                    try await request.body.consumeWithInboundCloseHandler { _ in
+                        var iterator = chunks.makeAsyncIterator()
+                        while let batch = try await iterator.nextBatch() {
+                            try await writer.write(contentsOf: batch)
+                        }
+                    } onInboundClosed: {
+                        chunks.cancel()
                     }
-                } onInboundClosed: {
-                    chunks.cancel()
+                } onGracefulShutdown: {
+                    onGracefulShutdown()
                 }
             } catch {
                 chunks.cancel()

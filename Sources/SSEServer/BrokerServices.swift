@@ -55,7 +55,7 @@ final class BrokerServices: Sendable {
                 corsOrigins: configuration.corsOrigins
             ),
             access: access,
-            backend: NodeBackend(core: core, prometheus: prometheus, publisher: publisher),
+            backend: StreamCoreBackend(core: core, publisher: publisher, exposition: prometheus.exposition),
             logger: logger
         )
         self.router = Router(extraRoutes: brokerExtension?.routes ?? [])

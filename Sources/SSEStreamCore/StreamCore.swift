@@ -83,12 +83,12 @@ public final class StreamCore: Sendable {
         hub.shutdown()
     }
 
-    /// Opens a stream of `channels` whose bytes go to `sink` (the body's opening first, then
-    /// events as text: the host writes the head and frames the body), on `loop`, one of the
-    /// core's loops; call on that loop. `resumeFrom` is the client's `Last-Event-ID`;
-    /// `expiresAt` (Unix seconds) ends the stream then. The sink tells the returned stream
-    /// when it is writable or closed.
-    package func openStream(
+    /// A stream of `channels` whose bytes go to `sink` (the body's opening first, then events
+    /// as text: the host writes the head and frames the body), on `loop`, one of the core's
+    /// loops; call on that loop, make the stream the sink's owner, then `start()` it.
+    /// `resumeFrom` is the client's `Last-Event-ID`; `expiresAt` (Unix seconds) ends the
+    /// stream then.
+    package func makeStream(
         channels: [ChannelName],
         resumeFrom: String?,
         expiresAt: Double?,
@@ -107,8 +107,13 @@ public final class StreamCore: Sendable {
             sink: sink,
             eventLoop: loop
         )
-        client.start()
         return client
+    }
+
+    /// Ends every open stream cleanly (a host's graceful shutdown), so each EventSource
+    /// reconnects, through the load balancer, to another node.
+    public func endAllStreams() {
+        hub.finishAllStreams()
     }
 
     /// Whether the Redis subscription is up.

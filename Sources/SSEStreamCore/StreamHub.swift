@@ -106,6 +106,15 @@ package final class StreamHub: RedisSubscriberDelegate {
         }
     }
 
+    /// Ends every stream on every loop cleanly.
+    package func finishAllStreams() {
+        for registry in registries {
+            registry.eventLoop.execute {
+                for client in registry.value.clients { client.finish() }
+            }
+        }
+    }
+
     /// Stops the hub's own Redis connection.
     package func shutdown() {
         verifier?.shutdown()

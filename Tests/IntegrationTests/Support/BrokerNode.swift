@@ -43,19 +43,24 @@ final class BrokerNode: Sendable {
 
     /// Sends one complete request and waits for the whole response.
     func request(_ method: String, _ target: String, body: [UInt8] = [], headers: [String: String] = [:]) async throws -> HTTPResponse {
-        let connection = try await TestConnection.connect(port: port)
-        defer { Task { await connection.close() } }
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
-        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
-        try await connection.send(Array((head + "\r\n").utf8) + body)
-        try await connection.waitForClose()
-        guard let response = try HTTPResponse.parse(connection.received) else {
-            throw TestFailure("no HTTP response to \(method) \(target)")
-        }
-        return response
+        try await sendRequest(port: port, method, target, body: body, headers: headers)
     }
 
     func shutdown() async {
         await server.shutdown()
     }
+}
+
+/// Sends one complete request to `port` on loopback and waits for the whole response.
+func sendRequest(port: Int, _ method: String, _ target: String, body: [UInt8] = [], headers: [String: String] = [:]) async throws -> HTTPResponse {
+    let connection = try await TestConnection.connect(port: port)
+    defer { Task { await connection.close() } }
+    var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+    for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+    try await connection.send(Array((head + "\r\n").utf8) + body)
+    try await connection.waitForClose()
+    guard let response = try HTTPResponse.parse(connection.received) else {
+        throw TestFailure("no HTTP response to \(method) \(target)")
+    }
+    return response
 }
