@@ -77,6 +77,7 @@ let package = Package(
                 "SSERedis",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("Resources/demo.html")]
         ),
