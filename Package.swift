@@ -104,8 +104,10 @@ let package = Package(
                 "SSEEndpoints",
                 "SSEPublisher",
                 "SSERedis",
+                "SSEStreamCore",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("Resources/demo.html")]
         ),

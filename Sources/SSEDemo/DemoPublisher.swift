@@ -3,6 +3,7 @@ import SSEPublisher
 import SSERedis
 import SSEWire
 import SSEStreamCore
+import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,7 +15,10 @@ import Darwin
 /// Publishes the demo page's live data (`--demo`): a clock tick every second on `demo.clock`
 /// (one node per second, chosen by a Redis `SET NX` lock, so a cluster ticks once), this node's
 /// status every two seconds on `demo.status`, and background-task progress on `demo.task`.
-package final class DemoPublisher: Sendable {
+///
+/// A swift-service-lifecycle `Service`: it runs until cancelled or, in a `ServiceGroup`, until a
+/// graceful shutdown begins.
+package final class DemoPublisher: Service, Sendable {
     private let publisher: SSEPublisher
     private let redis: RedisCommandClient
     private let nodeName: String
@@ -40,11 +44,13 @@ package final class DemoPublisher: Sendable {
         self.logger = logger
     }
 
-    /// Runs the clock and status loops until cancelled.
+    /// Runs the clock and status loops until cancelled or a graceful shutdown.
     package func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.clockLoop() }
-            group.addTask { await self.statusLoop() }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.clockLoop() }
+                group.addTask { await self.statusLoop() }
+            }
         }
         redis.shutdown()
     }

@@ -31,7 +31,12 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias OutboundOut = ByteBuffer
 
     private var machine: RequestTimeoutStateMachine
-    private var timer: Scheduled<Void>?
+    /// The one pending deadline. A scheduled callback with this handler as its target, rather
+    /// than a scheduled closure: no closure, promise or future allocated per deadline on every
+    /// connection (the heap of a connection burst's HTTP phase stays behind its streams).
+    private var timer: NIOScheduledCallback?
+    /// Set while the handler is in a pipeline, for the callback.
+    private var context: ChannelHandlerContext?
     private var started = false
     /// A read asked for while the channel was not writable, to be done once it is.
     private var pendingRead = false
@@ -43,12 +48,14 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
         readIfPending(context: context)
     }
 
@@ -120,10 +127,8 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
             break
         case .schedule(let deadline):
             timer?.cancel()
-            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                timer = nil
-                run(machine.timerFired(now: context.eventLoop.now), context: context)
-            }
+            // Scheduling fails only on a loop that is shutting down, which closes the connection.
+            timer = try? context.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
         case .cancelTimer:
             timer?.cancel()
             timer = nil
@@ -138,6 +143,14 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             context.close(promise: nil)
         }
+    }
+}
+
+extension RequestTimeoutHandler: NIOScheduledCallbackHandler {
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        timer = nil
+        guard let context else { return }
+        run(machine.timerFired(now: eventLoop.now), context: context)
     }
 }
 

@@ -216,25 +216,6 @@ struct BrokerIntegrationTests {
         await node.shutdown()
     }
 
-    @Test("routing: health 200, ready 200, unknown 404, wrong method 405 with Allow")
-    func routing() async throws {
-        let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration)
-        #expect(try await node.request("GET", "/healthz").status == 200)
-        #expect(try await node.request("GET", "/readyz").status == 200)
-        let missing = try await node.request("GET", "/nope")
-        #expect(missing.status == 404)
-        #expect(missing.bodyText.contains("error"))
-        let streamPost = try await node.request("POST", "/stream")
-        #expect(streamPost.status == 405)
-        #expect(streamPost.header("allow") == "GET, HEAD, OPTIONS")
-        let publishGet = try await node.request("GET", "/publish")
-        #expect(publishGet.status == 405)
-        #expect(publishGet.header("allow") == "POST, OPTIONS")
-        #expect(try await node.request("GET", "/stream/extra").status == 404)
-        await node.shutdown()
-    }
-
     @Test("an HTTP/1.0 client gets a close-delimited stream without chunk framing")
     func http10Stream() async throws {
         let redis = try await RedisServerProcess()

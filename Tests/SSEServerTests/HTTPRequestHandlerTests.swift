@@ -72,6 +72,25 @@ struct HTTPRequestHandlerTests {
             == Self.json("405 Method Not Allowed", #"{"error": "method POST not allowed; use GET"}"#, extra: "Allow: GET\r\n"))
         // Without --demo nothing is mounted at /.
         #expect(try Self.exchange(services, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n") == Self.json("404 Not Found", #"{"error": "no such endpoint: /"}"#))
+        #expect(try Self.exchange(services, "GET /stream/extra HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            == Self.json("404 Not Found", #"{"error": "no such endpoint: /stream/extra"}"#))
+        #expect(try Self.exchange(services, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n") == Self.json("200 OK", #"{"status": "ok"}"#))
+        // No Redis here: the subscription is down.
+        #expect(try Self.exchange(services, "GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            == Self.json("503 Service Unavailable", #"{"status": "redis subscription down"}"#))
+    }
+
+    @Test("bad channel names: 400 with a JSON error, a publish's body read and ignored", arguments: [
+        ("GET /stream?channel=" + String(repeating: "c", count: 257), "channel name longer than 256 bytes"),
+        ("GET /stream?channel=a%0Aid:1", "channel name contains control characters"),
+        ("GET /stream?channel=%00", "channel name contains control characters"),
+        ("POST /publish?channel=%1B", "channel name contains control characters"),
+    ])
+    func badChannel(requestLine: String, message: String) async throws {
+        let services = try await Self.services()
+        let body = requestLine.hasPrefix("POST") ? #"{"data": 1}"# : ""
+        #expect(try Self.exchange(services, "\(requestLine) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            == Self.json("400 Bad Request", #"{"error": "\#(message)"}"#, connection: "close"))
     }
 
     @Test("HEAD: the GET answer's head with its Content-Length and no body; a stream's HEAD is its head, chunked, and no stream")
@@ -85,6 +104,9 @@ struct HTTPRequestHandlerTests {
             // SwiftNIO's encoder moves the framing header of a HEAD answer (which has no body) last.
             + "Connection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n", "\(streamHead.debugDescription)")
         #expect(services.hub.connectedCount == 0)
+        // The connection stays an HTTP connection: the next request's answer follows the head directly.
+        let then = try Self.exchange(services, "HEAD /stream HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(then == streamHead + Self.json("200 OK", #"{"status": "ok"}"#))
     }
 
     @Test("CORS: an allowed origin is echoed with credentials, another gets only Vary; preflights likewise")
