@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps test-hummingbird fuzz soak screenshots bench redis cluster cluster-down clean
+.PHONY: all deps build release run test test-deps test-hummingbird example fuzz soak screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -82,9 +82,12 @@ TEST_WIDTH ?= 6
 ## test: the full suite. Each test starts its own throwaway redis-server (or cluster) and stops it after:
 ## the Swift tests, then the real-browser demo test through nginx and the compose-file check.
 test: test-deps
-	swift build --build-tests
+	@# The standalone broker must not even resolve Hummingbird (it is behind the package trait).
+	@if swift package show-dependencies 2>/dev/null | grep -qi hummingbird; then \
+		echo "error: the package without traits resolves Hummingbird"; exit 1; fi
+	swift build --traits Hummingbird --build-tests
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser
-	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH)
+	SSE_TEST_PYTHON=$(CURDIR)/$(VENV)/bin/python swift test --skip-build --traits Hummingbird --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	python3 Tests/Soak/soak.py --seconds $(SOAK_TEST_SECONDS)
 	FUZZ_SCRATCH=.build FUZZ_VECTORS="$(FUZZ_VECTORS)" Fuzz/run.sh $(FUZZ_TEST_SECONDS)
 
@@ -92,7 +95,12 @@ test: test-deps
 ## Hummingbird 2). Switching traits in one .build recompiles every module of this package once.
 test-hummingbird: deps
 	swift build --traits Hummingbird --build-tests
-	swift test --skip-build --traits Hummingbird --filter 'SSEStreamCoreTests|SSEHummingbirdTests'
+	swift test --skip-build --traits Hummingbird --filter 'SSEStreamCoreTests|SSEHummingbirdTests|HummingbirdMountTests'
+
+## example: the Hummingbird example app (its own routes plus the mounted broker) on :8080,
+## against REDIS_URL, starting a local Redis when none answers.
+example: deps redis
+	REDIS_URL=$(REDIS_URL) swift run --traits Hummingbird hummingbird-example
 
 ## fuzz: libFuzzer with AddressSanitizer on each target in Fuzz/ for FUZZ_SECONDS (in .build-fuzz),
 ## seeded with the golden vectors, Fuzz/Corpus and every past crash (Fuzz/Regressions).
