@@ -41,6 +41,18 @@ struct StreamConnectionHandlerTests {
         )
     }
 
+    /// A connected channel with a stream of `channels` on it, its opening bytes already read.
+    static func connectedStream(_ channels: [ChannelName], buffer: Int = 1024) throws -> (loop: EmbeddedEventLoop, hub: StreamHub, channel: EmbeddedChannel, handler: StreamConnectionHandler) {
+        let loop = EmbeddedEventLoop()
+        let hub = try makeHub(loop: loop)
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        let handler = stream(channels, hub: hub, buffer: buffer)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        #expect(try readAll(channel) == "PREAMBLE")
+        return (loop, hub, channel, handler)
+    }
+
     static func readAll(_ channel: EmbeddedChannel) throws -> String {
         var text = ""
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
@@ -49,13 +61,7 @@ struct StreamConnectionHandlerTests {
 
     @Test("opening bytes first, then each delivery's chunks; the client is in the hub while open")
     func delivers() throws {
-        let loop = EmbeddedEventLoop()
-        let hub = try Self.makeHub(loop: loop)
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        let handler = Self.stream(["news"], hub: hub)
-        try channel.pipeline.syncOperations.addHandler(handler)
-        #expect(try Self.readAll(channel) == "PREAMBLE")
+        let (_, hub, channel, handler) = try Self.connectedStream(["news"])
         #expect(hub.clientCount(for: "news") == 1)
         let event = EncodedEvent(ServerSentEvent(data: "hi"), position: nil, allocator: Self.allocator)
         let batch = ChannelBatch(channel: "news", events: [event], allocator: Self.allocator)
@@ -70,12 +76,7 @@ struct StreamConnectionHandlerTests {
 
     @Test("quiesce ends the stream with the terminating chunk, leaves the hub and closes")
     func quiesce() throws {
-        let loop = EmbeddedEventLoop()
-        let hub = try Self.makeHub(loop: loop)
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try channel.pipeline.syncOperations.addHandler(Self.stream(["a", "b"], hub: hub))
-        _ = try Self.readAll(channel)
+        let (loop, hub, channel, _) = try Self.connectedStream(["a", "b"])
         #expect(hub.connectedCount == 1)
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         loop.run()
@@ -86,13 +87,7 @@ struct StreamConnectionHandlerTests {
 
     @Test("a sink that is not writable but has nothing waiting keeps its client (the backlog, not writability, decides); finish leaves the hub")
     func notWritableNothingWaiting() throws {
-        let loop = EmbeddedEventLoop()
-        let hub = try Self.makeHub(loop: loop)
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        let handler = Self.stream(["a"], hub: hub, buffer: 16)
-        try channel.pipeline.syncOperations.addHandler(handler)
-        _ = try Self.readAll(channel)
+        let (loop, hub, channel, handler) = try Self.connectedStream(["a"], buffer: 16)
         // The embedded channel sends everything at once; the client says it is full.
         handler.client?.sinkWritabilityChanged(isWritable: false)
         let big = EncodedEvent(text: Array(repeating: UInt8(ascii: "x"), count: 64), allocator: Self.allocator)
@@ -109,12 +104,7 @@ struct StreamConnectionHandlerTests {
 
     @Test("a client that disconnects leaves the hub; later deliveries are no-ops")
     func disconnect() throws {
-        let loop = EmbeddedEventLoop()
-        let hub = try Self.makeHub(loop: loop)
-        let channel = EmbeddedChannel(loop: loop)
-        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        let handler = Self.stream(["a"], hub: hub)
-        try channel.pipeline.syncOperations.addHandler(handler)
+        let (_, hub, channel, handler) = try Self.connectedStream(["a"])
         let client = try #require(handler.client)
         _ = try channel.close().wait()
         #expect(hub.connectedCount == 0)
