@@ -70,8 +70,18 @@ package struct SubscriptionTable {
     }
 
     /// Records a position Redis vouched for (the counter, or any channel's event).
+    ///
+    /// The first one the node learns is also where every channel first wanted before it stands
+    /// (streams opened while the node's first counter read was in flight): otherwise a catch-up
+    /// would start those channels at the newest position known by then, which after an outage
+    /// is past everything published during it.
     package mutating func observe(_ position: HistoryPosition) {
-        if newest.map({ $0 < position }) ?? true { newest = position }
+        guard let known = newest else {
+            newest = position
+            for (channel, entry) in entries where entry.position == nil { entries[channel]?.position = position }
+            return
+        }
+        if known < position { newest = position }
     }
 
     /// Every channel's known position.

@@ -213,6 +213,33 @@ struct HistoryTests {
         await node.shutdown()
     }
 
+    @Test("streams opened before the node's first counter read are caught up after a subscription kill like any other")
+    func catchUpOfStreamsOpenedBeforeFirstCounterRead() async throws {
+        try await withRedis { redis in
+            // Holds back the node's first counter read (a script: paused as a write) while its
+            // subscription connects and the streams open, so the streams' channels start with no
+            // known position; SUBSCRIBE and GET are not paused.
+            _ = try await redis.command("CLIENT", "PAUSE", "900", "WRITE")
+            try await withNode(redis: try redis.configuration) { node in
+                let clients = [try await node.stream("p"), try await node.stream("p&channel=q")]
+                try await redis.waitForSubscribers("p", count: 1)
+                let publisher = SSEPublisher(redis: try redis.configuration)
+                defer { publisher.shutdown() }
+                _ = try await redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+                var expected: [String] = []
+                for index in 0..<5 {
+                    let data = "e\(index)"
+                    expected.append(Self.event(data, try #require(try await publisher.publish(data: .string(data), channel: "p").id)))
+                }
+                try await redis.waitForSubscribers("p", count: 1)
+                for client in clients {
+                    #expect(try await client.waitForEvents(expected.count) == expected)
+                }
+                for client in clients { await client.close() }
+            }
+        }
+    }
+
     @Test("soak: publishing never pauses while 50 clients reconnect at random to two nodes for 30 s; each sees every event once, in order")
     func reconnectSoak() async throws {
         let redis = try await RedisServerProcess()

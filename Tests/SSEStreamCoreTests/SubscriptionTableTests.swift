@@ -60,4 +60,22 @@ struct SubscriptionTableTests {
         #expect(table.channelCount == 1)
         #expect(table.newest == HistoryPosition(epoch: 7, sequence: 12))
     }
+
+    @Test("channels first wanted before the node knew any position start at the first one it learns, not at a later newest")
+    func positionsBeforeFirstObservation() {
+        var table = SubscriptionTable()
+        _ = table.add(channel: "a", loop: 0)
+        _ = table.add(channel: "b", loop: 1)
+        let first = HistoryPosition(epoch: 0, sequence: 0)
+        table.observe(first)
+        // After an outage the counter read moves the newest past what was published meanwhile;
+        // a catch-up of "a" and "b" must still start where they stood.
+        table.observe(HistoryPosition(epoch: 7, sequence: 20))
+        #expect(table.position(of: "a") == first)
+        #expect(table.position(of: "b") == first)
+        #expect(table.positions == ["a": first, "b": first])
+        // A channel first wanted later starts at the newest position known then.
+        _ = table.add(channel: "c", loop: 0)
+        #expect(table.position(of: "c") == HistoryPosition(epoch: 7, sequence: 20))
+    }
 }
