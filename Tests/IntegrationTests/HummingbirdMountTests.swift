@@ -2,6 +2,8 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import Metrics
+import MetricsTestKit
 import NIOCore
 import SSEAuth
 import SSEHummingbird
@@ -37,6 +39,7 @@ final class MountedApp: Sendable {
     static func start(
         redis: RedisConfiguration,
         configure: (inout SSEBroker.Configuration) -> Void = { _ in },
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance,
         grants: (@Sendable (Request, PeerContext) -> SSEBroker.Grants?)? = nil
     ) async throws -> MountedApp {
         var logger = Logger(label: "test.hummingbird")
@@ -44,7 +47,7 @@ final class MountedApp: Sendable {
         var configuration = SSEBroker.Configuration(redis: redis)
         configuration.stream.subscriber = .init(backoffBaseMilliseconds: 50, backoffCapMilliseconds: 500, pingIntervalMilliseconds: 1000)
         configure(&configuration)
-        let broker = try await SSEBroker(configuration: configuration, logger: logger)
+        let broker = try await SSEBroker(configuration: configuration, metricsFactory: metrics, logger: logger)
         let router = Router(context: PeerContext.self)
         router.get("/hello") { _, _ in "the app's own route\n" }
         broker.addRoutes(to: router, grants: grants)
@@ -95,10 +98,11 @@ final class MountedApp: Sendable {
 func withMountedApp<Result>(
     redis: RedisConfiguration,
     configure: (inout SSEBroker.Configuration) -> Void = { _ in },
+    metrics: any MetricsFactory = NOOPMetricsHandler.instance,
     grants: (@Sendable (Request, PeerContext) -> SSEBroker.Grants?)? = nil,
     _ body: (MountedApp) async throws -> Result
 ) async throws -> Result {
-    let app = try await MountedApp.start(redis: redis, configure: configure, grants: grants)
+    let app = try await MountedApp.start(redis: redis, configure: configure, metrics: metrics, grants: grants)
     return try await ensuring({ try await body(app) }, finally: { await app.shutdown() })
 }
 
@@ -194,6 +198,25 @@ struct HummingbirdMountTests {
                 try await eventually("only the allowed stream open") { app.broker.core.streamCount == 1 }
                 await allowed.close()
                 try await eventually("the closed stream gone") { app.broker.core.streamCount == 0 }
+            }
+        }
+    }
+
+    @Test("the mounted broker's metrics go to the app's metrics factory, named as on the node")
+    func metricsReachTheAppsFactory() async throws {
+        let metrics = TestMetrics()
+        try await withRedis { redis in
+            try await withMountedApp(redis: try redis.configuration, metrics: metrics) { app in
+                let stream = try await app.stream("/stream?channel=m")
+                try await redis.waitForSubscribers("m", count: 1)
+                let published = try await app.request("POST", "/publish?channel=m", body: Self.publishBody(#""x""#))
+                #expect(published.status == 200)
+                _ = try await stream.waitForEvents(1)
+                #expect(try metrics.expectCounter("sse_publishes_total").totalValue == 1)
+                #expect(try metrics.expectGauge("sse_connected_clients").lastValue == 1)
+                try await eventually("the delivery counted") { (try? metrics.expectCounter("sse_events_delivered_total").totalValue) == 1 }
+                await stream.close()
+                try await eventually("the stream's end counted") { (try? metrics.expectGauge("sse_connected_clients").lastValue) == 0 }
             }
         }
     }
