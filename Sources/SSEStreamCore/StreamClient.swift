@@ -191,6 +191,10 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         case .writeAndFlush(let bytes):
             sink?.writeAndFlush(bytes)
             return false
+        case .writeAll(let writes, let touched):
+            guard let sink else { return false }
+            for bytes in writes { sink.write(bytes) }
+            return touched
         case .writeAllAndFlush(let writes):
             guard let sink else { return false }
             for bytes in writes { sink.write(bytes) }

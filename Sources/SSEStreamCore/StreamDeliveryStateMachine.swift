@@ -33,6 +33,8 @@ package struct StreamDeliveryStateMachine {
         case write(ByteBuffer, touched: Bool)
         /// Write and flush `bytes` at once, by the sink's fastest path.
         case writeAndFlush(ByteBuffer)
+        /// Queue each of `bytes`, in order; `touched` as for `write`.
+        case writeAll([ByteBuffer], touched: Bool)
         /// Queue each of `bytes` (possibly none), then flush.
         case writeAllAndFlush([ByteBuffer])
         /// Close at once: the client is too slow (`backlog` bytes were waiting for it).
@@ -262,9 +264,8 @@ package struct StreamDeliveryStateMachine {
     }
 
     private mutating func queue(_ writes: [ByteBuffer]) -> Action {
-        guard writes.count > 1, var joined = writes.first else { return writes.first.map { queue($0) } ?? .none }
-        for var more in writes.dropFirst() { joined.writeBuffer(&more) }
-        return queue(joined)
+        defer { hasPendingWrites = true }
+        return .writeAll(writes, touched: !hasPendingWrites)
     }
 
     /// The client's backlog when it is past its buffer; nil while it keeps up. Writable means

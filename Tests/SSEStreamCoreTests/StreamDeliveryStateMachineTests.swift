@@ -24,7 +24,7 @@ struct StreamDeliveryStateMachineTests {
     static func written(_ action: Machine.Action) -> String? {
         switch action {
         case .write(let bytes, _), .writeAndFlush(let bytes): String(buffer: bytes)
-        case .writeAllAndFlush(let writes): writes.map { String(buffer: $0) }.joined()
+        case .writeAll(let writes, _), .writeAllAndFlush(let writes): writes.map { String(buffer: $0) }.joined()
         case .finish(let last): last.map { String(buffer: $0) }
         case .none, .cutOff: nil
         }
