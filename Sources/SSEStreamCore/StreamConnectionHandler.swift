@@ -28,7 +28,9 @@ package final class StreamConnectionHandler: ChannelInboundHandler, RemovableCha
     package typealias InboundIn = ByteBuffer
     package typealias OutboundOut = ByteBuffer
 
-    private let makeClient: (StreamConnectionHandler, any EventLoop) -> StreamClient
+    /// Makes the stream once the handler is in the pipeline; let go of then (the stream keeps
+    /// what it needs, and an idle connection should not keep it twice).
+    private var makeClient: ((StreamConnectionHandler, any EventLoop) -> StreamClient)?
     private let clientBufferBytes: Int
     /// The stream this connection carries, once the handler is in the pipeline.
     package private(set) var client: StreamClient?
@@ -81,6 +83,8 @@ package final class StreamConnectionHandler: ChannelInboundHandler, RemovableCha
         self.options = context.channel.syncOptions
         let high = max(1, clientBufferBytes)
         try? options?.setOption(.writeBufferWaterMark, value: .init(low: max(1, high / 2), high: high))
+        guard let makeClient else { return }
+        self.makeClient = nil
         let client = makeClient(self, context.eventLoop)
         self.client = client
         client.sinkWritabilityChanged(isWritable: context.channel.isWritable)
