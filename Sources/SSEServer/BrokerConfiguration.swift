@@ -145,11 +145,4 @@ public struct BrokerConfiguration: Sendable {
         core.maxQueuedDeliveriesPerLoop = maxQueuedDeliveriesPerLoop
         return core
     }
-
-    /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values (which the
-    /// command line refuses, but a library caller may pass) become zero or about 30 years.
-    static func timeAmount(seconds: Double) -> TimeAmount {
-        guard seconds.isFinite, seconds > 0 else { return .zero }
-        return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
-    }
 }

@@ -214,7 +214,7 @@ public final class BrokerServer: Service, Sendable {
         services.core.stopHeartbeats()
         let open = connections.count
         connections.quiesceAll()
-        let timeout = Duration.nanoseconds(BrokerConfiguration.timeAmount(seconds: configuration.drainTimeoutSeconds).nanoseconds)
+        let timeout = Duration.nanoseconds(TimeAmount.clamping(seconds: configuration.drainTimeoutSeconds).nanoseconds)
         let drained = await connectionsClosed(within: timeout)
         let forced = drained ? 0 : connections.count
         if forced > 0 {

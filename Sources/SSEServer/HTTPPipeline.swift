@@ -46,8 +46,8 @@ enum HTTPPipeline {
         let configuration = services.configuration
         let maxHeadBytes = configuration.maxHeadBytes
         let timeout = RequestTimeoutHandler(
-            requestTimeout: BrokerConfiguration.timeAmount(seconds: configuration.requestTimeoutSeconds),
-            idleTimeout: BrokerConfiguration.timeAmount(seconds: configuration.idleTimeoutSeconds)
+            requestTimeout: TimeAmount.clamping(seconds: configuration.requestTimeoutSeconds),
+            idleTimeout: TimeAmount.clamping(seconds: configuration.idleTimeoutSeconds)
         )
         try pipeline.addHandler(timeout)
         try pipeline.configureHTTPServerPipeline(

@@ -64,7 +64,7 @@ public final class StreamCore: Sendable {
     public func start() {
         hub.subscriber.start(delegate: hub)
         if configuration.heartbeatSeconds > 0 {
-            hub.startHeartbeats(every: Self.timeAmount(seconds: configuration.heartbeatSeconds))
+            hub.startHeartbeats(every: .clamping(seconds: configuration.heartbeatSeconds))
         }
     }
 
@@ -124,10 +124,12 @@ public final class StreamCore: Sendable {
 
     /// Streams of `channel` in this process.
     public func streamCount(for channel: String) -> Int { hub.clientCount(for: channel) }
+}
 
-    /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values become
-    /// zero, huge ones about 30 years.
-    package static func timeAmount(seconds: Double) -> TimeAmount {
+extension TimeAmount {
+    /// `seconds` as a `TimeAmount`, without trapping: NaN, infinite or negative values (which the
+    /// command line refuses, but a library caller may pass) become zero, huge ones about 30 years.
+    package static func clamping(seconds: Double) -> TimeAmount {
         guard seconds.isFinite, seconds > 0 else { return .zero }
         return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
     }
