@@ -9,6 +9,15 @@
 # LB_PORT (8080), BROKER (.build/debug/sse-broker), NODE_ARGS (extra sse-broker options),
 # SSE_PUBLISH_KEY (the nodes' publish key; a random one if unset, written to $CLUSTER_DIR/publish-key:
 # requests through nginx carry X-Forwarded-For, so they never publish openly).
+#
+# Which Redis (REDIS_MODE):
+#   plain     (default) redis-server on REDIS_PORT, nodes use redis://127.0.0.1:REDIS_PORT/0
+#   tls       redis-server with TLS only on REDIS_PORT, certificates made here by openssl in
+#             $CLUSTER_DIR/tls; nodes use rediss://127.0.0.1:REDIS_PORT/0?ssl_ca_certs=.../ca.crt
+#   sentinel  a master on REDIS_PORT, a replica on REDIS_REPLICA_PORT (REDIS_PORT+1) and three
+#             sentinels on SENTINEL_PORTS ("26379 26380 26381"), master name "mymaster"; nodes use
+#             redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster/0
+# REDIS_URL, when set, is passed to the nodes as it is and no Redis is started (your own Redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +28,9 @@ LB_PORT=${LB_PORT:-8080}
 BROKER=${BROKER:-$PWD/.build/debug/sse-broker}
 NODE_ARGS=${NODE_ARGS:-}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+REDIS_MODE=${REDIS_MODE:-plain}
+REDIS_REPLICA_PORT=${REDIS_REPLICA_PORT:-$((REDIS_PORT + 1))}
+SENTINEL_PORTS=${SENTINEL_PORTS:-"26379 26380 26381"}
 
 wait_for_port() {
     for _ in $(seq 100); do
@@ -29,15 +41,87 @@ wait_for_port() {
     return 1
 }
 
-up() {
-    mkdir -p "$CLUSTER_DIR"
+# redis-server in the background, by pid file, on loopback; "$@" are its extra options.
+start_redis_server() {
+    local name=$1 port=$2
+    shift 2
+    redis-server --bind 127.0.0.1 --save '' --appendonly yes --dir "$CLUSTER_DIR" --appenddirname "$name-aof" --dbfilename "$name.rdb" \
+        --daemonize yes --pidfile "$CLUSTER_DIR/$name.pid" --logfile "$CLUSTER_DIR/$name.log" "$@"
+    wait_for_port "$port"
+    echo "$name: started on $port (pid $(cat "$CLUSTER_DIR/$name.pid"))"
+}
+
+start_plain_redis() {
     if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
         echo "redis: already answering on $REDIS_PORT"
     else
-        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --dir "$CLUSTER_DIR" \
-            --daemonize yes --pidfile "$CLUSTER_DIR/redis.pid" --logfile "$CLUSTER_DIR/redis.log"
-        wait_for_port "$REDIS_PORT"
-        echo "redis: started on $REDIS_PORT (pid $(cat "$CLUSTER_DIR/redis.pid"))"
+        start_redis_server redis "$REDIS_PORT" --port "$REDIS_PORT"
+    fi
+}
+
+# A CA and a server certificate for 127.0.0.1 and localhost, made once per CLUSTER_DIR.
+make_tls_certificates() {
+    local dir=$CLUSTER_DIR/tls
+    [ -f "$dir/server.crt" ] && return 0
+    mkdir -p "$dir"
+    (umask 077
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sse-broker cluster CA" \
+            -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/server.ext"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 30 \
+            -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null)
+    chmod 644 "$dir/ca.crt" "$dir/server.crt"
+}
+
+start_tls_redis() {
+    make_tls_certificates
+    local dir=$CLUSTER_DIR/tls
+    start_redis_server redis "$REDIS_PORT" --port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$dir/server.crt" \
+        --tls-key-file "$dir/server.key" --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no
+    echo "redis: TLS only; redis-cli --tls --cacert $dir/ca.crt -p $REDIS_PORT"
+}
+
+start_sentinel_redis() {
+    start_redis_server redis "$REDIS_PORT" --port "$REDIS_PORT"
+    start_redis_server redis-replica "$REDIS_REPLICA_PORT" --port "$REDIS_REPLICA_PORT" --replicaof 127.0.0.1 "$REDIS_PORT"
+    local index=0
+    for port in $SENTINEL_PORTS; do
+        index=$((index + 1))
+        # A sentinel rewrites its configuration file, so each gets its own.
+        {
+            echo "port $port"
+            echo "bind 127.0.0.1"
+            echo "daemonize yes"
+            echo "pidfile $CLUSTER_DIR/sentinel$index.pid"
+            echo "logfile $CLUSTER_DIR/sentinel$index.log"
+            echo "dir $CLUSTER_DIR"
+            echo "sentinel monitor mymaster 127.0.0.1 $REDIS_PORT 2"
+            echo "sentinel down-after-milliseconds mymaster 5000"
+            echo "sentinel failover-timeout mymaster 10000"
+        } >"$CLUSTER_DIR/sentinel$index.conf"
+        redis-server "$CLUSTER_DIR/sentinel$index.conf" --sentinel
+        wait_for_port "$port"
+    done
+    echo "sentinels: $SENTINEL_PORTS (master mymaster; try: redis-cli -p ${SENTINEL_PORTS%% *} SENTINEL FAILOVER mymaster)"
+}
+
+up() {
+    mkdir -p "$CLUSTER_DIR"
+    local redis_url
+    if [ -n "${REDIS_URL:-}" ]; then
+        redis_url=$REDIS_URL
+        echo "redis: using REDIS_URL as given"
+    else
+        case "$REDIS_MODE" in
+            plain) start_plain_redis; redis_url="redis://127.0.0.1:$REDIS_PORT/0" ;;
+            tls) start_tls_redis; redis_url="rediss://127.0.0.1:$REDIS_PORT/0?ssl_ca_certs=$CLUSTER_DIR/tls/ca.crt" ;;
+            sentinel)
+                start_sentinel_redis
+                redis_url="redis+sentinel://$(for p in $SENTINEL_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')/mymaster/0"
+                ;;
+            *) echo "REDIS_MODE must be plain, tls or sentinel, got '$REDIS_MODE'" >&2; exit 2 ;;
+        esac
     fi
     local key=${SSE_PUBLISH_KEY:-}
     if [ -z "$key" ]; then key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'); fi
@@ -46,7 +130,7 @@ up() {
     for port in $NODE_PORTS; do
         index=$((index + 1))
         # shellcheck disable=SC2086
-        SSE_PUBLISH_KEY=$key "$BROKER" --host 127.0.0.1 --port "$port" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" \
+        SSE_PUBLISH_KEY=$key "$BROKER" --host 127.0.0.1 --port "$port" --redis-url "$redis_url" \
             --node-name "node$index" --demo --retry-ms 1000 $NODE_ARGS >"$CLUSTER_DIR/node$index.log" 2>&1 &
         echo $! >"$CLUSTER_DIR/node$index.pid"
         servers="$servers        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;\n"
@@ -76,7 +160,7 @@ up() {
 
 down() {
     rm -f "$CLUSTER_DIR/publish-key"
-    for pidfile in "$CLUSTER_DIR"/nginx.pid "$CLUSTER_DIR"/node*.pid "$CLUSTER_DIR"/redis.pid; do
+    for pidfile in "$CLUSTER_DIR"/nginx.pid "$CLUSTER_DIR"/node*.pid "$CLUSTER_DIR"/sentinel*.pid "$CLUSTER_DIR"/redis*.pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         if kill "$pid" 2>/dev/null; then

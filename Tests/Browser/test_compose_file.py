@@ -40,3 +40,21 @@ def test_docker_compose_config_when_available():
         return  # no compose plugin here: the structural test above stands in for it
     env = dict(os.environ, SSE_PUBLISH_KEY="compose-config-check")
     subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], check=True, env=env)
+
+
+def test_compose_sentinel_override():
+    """deploy/compose.sentinel.yml: the nodes reach Redis through the sentinels it defines."""
+    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    override = yaml.safe_load((ROOT / "deploy/compose.sentinel.yml").read_text())["services"]
+    sentinels = {name for name in override if name.startswith("sentinel")}
+    assert len(sentinels) == 3
+    for name in sentinels:
+        script = override[name]["command"][-1]
+        assert "sentinel monitor mymaster redis 6379 2" in script and "--sentinel" in script
+    assert "--replicaof" in override["redis-replica"]["command"]
+    for name in ("node1", "node2", "node3"):
+        assert name in base
+        url = override[name]["environment"]["REDIS_URL"]
+        assert url.startswith("redis+sentinel://") and url.endswith("/mymaster/0")
+        hosts = {part.split(":")[0] for part in url.removeprefix("redis+sentinel://").split("/")[0].split(",")}
+        assert hosts == sentinels
