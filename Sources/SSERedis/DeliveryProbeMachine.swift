@@ -8,7 +8,11 @@
 /// command path, which is where its publishes go) and expects it back on the subscription:
 /// - `PUBLISH` answers 0 receivers: the server the node publishes to has no subscriber for the
 ///   probe channel, so the subscription sits on another server: silent at once.
-/// - The token is not back within `deadline` of the PUBLISH's answer: silent.
+/// - The token is not back within `deadline` of the PUBLISH's answer: silent. While other
+///   messages keep arriving, the token may simply be queued behind them (a node reading a large
+///   backlog, or starved of CPU): the deadline then counts from the last message, for at most
+///   one more `interval`, so a busy subscription is not torn down (and its backlog lost) for
+///   being late, yet one that delivers everything but the probe is still found.
 /// - The PUBLISH itself fails (or is not answered within `interval + deadline`): the command
 ///   path is down, which the command client reports; no verdict on the subscription.
 ///
@@ -38,8 +42,8 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
         case waiting(next: ContinuousClock.Instant)
         /// PUBLISH sent, not answered yet.
         case publishing(Probe)
-        /// PUBLISH answered with receivers; the token is awaited on the subscription.
-        case awaitingToken(Probe, answeredAt: ContinuousClock.Instant)
+        /// PUBLISH answered with receivers; the token is awaited on the subscription, by `due`.
+        case awaitingToken(Probe, answeredAt: ContinuousClock.Instant, due: ContinuousClock.Instant)
         /// Declared silent; nothing more until the connection is rebuilt.
         case silent
     }
@@ -64,7 +68,7 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
         case .idle, .silent: nil
         case .waiting(let next): next
         case .publishing(let probe): probe.sentAt + interval + deadline
-        case .awaitingToken(_, let answeredAt): answeredAt + deadline
+        case .awaitingToken(_, _, let due): due
         }
     }
 
@@ -93,10 +97,11 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
             // The command path never answered: its own timeouts report that. Probe again.
             state = .waiting(next: probe.sentAt + interval)
             return tick(now: now)
-        case .awaitingToken(_, let answeredAt):
-            guard now >= answeredAt + deadline else { return [] }
+        case .awaitingToken(_, let answeredAt, let due):
+            guard now >= due else { return [] }
             state = .silent
-            return [.declareSilent(reason: "the probe message did not come back within \(deadline.roundedUpMilliseconds) ms of its PUBLISH")]
+            let waited = answeredAt.duration(to: now).roundedUpMilliseconds
+            return [.declareSilent(reason: "the probe message did not come back within \(deadline.roundedUpMilliseconds) ms of its PUBLISH (waited \(waited) ms)")]
         }
     }
 
@@ -107,8 +112,16 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
             state = .silent
             return [.declareSilent(reason: "the Redis server the node publishes to has no subscriber for its probe channel: the subscription is on another server")]
         }
-        state = .awaitingToken(probe, answeredAt: now)
+        state = .awaitingToken(probe, answeredAt: now, due: now + deadline)
         return []
+    }
+
+    /// Other messages arrived on the subscription: it delivers, and the token may be queued
+    /// behind them, so the deadline counts from now (at most one interval past the first one).
+    mutating func traffic(now: ContinuousClock.Instant) {
+        guard case .awaitingToken(let probe, let answeredAt, let due) = state else { return }
+        let extended = min(now + deadline, answeredAt + deadline + interval)
+        if extended > due { state = .awaitingToken(probe, answeredAt: answeredAt, due: extended) }
     }
 
     /// The PUBLISH of `token` failed: the command path is down, not a verdict on the subscription.
@@ -121,7 +134,7 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
     mutating func received(payload: [UInt8]) -> [Action] {
         let probe: Probe
         switch state {
-        case .publishing(let outstanding), .awaitingToken(let outstanding, _): probe = outstanding
+        case .publishing(let outstanding), .awaitingToken(let outstanding, _, _): probe = outstanding
         case .idle, .waiting, .silent: return []
         }
         guard payload == probe.token else { return [] }

@@ -6,6 +6,8 @@ import SSEWire
 struct SubscriberProbe {
     private let owner: RedisSubscriber
     private let shared: DeliveryProbe
+    /// Redis refuses the probe channel (logged once until it is confirmed).
+    private var channelRefused = false
     private let channelText: String
     private var machine: DeliveryProbeMachine<SystemRandomNumberGenerator>
     /// The last PUBLISH failed (logged once until one succeeds again).
@@ -26,6 +28,9 @@ struct SubscriberProbe {
         )
     }
 
+    /// The probe channel.
+    var channel: ChannelName { shared.channel }
+
     /// When the probe must be serviced next.
     var nextDeadline: ContinuousClock.Instant? { machine.nextDeadline }
 
@@ -37,11 +42,33 @@ struct SubscriberProbe {
 
     /// Redis confirmed `channel` on the current connection: for the probe channel, probe now.
     mutating func confirmed(_ channel: ChannelName, now: ContinuousClock.Instant) {
-        if channel == shared.channel { machine.connected(now: now) }
+        guard channel == shared.channel else { return }
+        channelRefused = false
+        machine.connected(now: now)
+    }
+
+    /// `refused` without the probe channel: Redis refusing it (an ACL without
+    /// `&sse-broker:probe:*`) turns the probe off, which is logged here, but it is no channel
+    /// of the delegate's.
+    mutating func screen(_ refused: [ChannelName], error: String) -> [ChannelName] {
+        guard refused.contains(shared.channel) else { return refused }
+        if !channelRefused {
+            channelRefused = true
+            owner.log.warning(
+                "Redis refuses the delivery probe's channel; no probe until it accepts (grant &\(RedisSubscriber.probeChannelPrefix)* to the ACL user)",
+                metadata: ["channel": "\(channelText)", "error": "\(error)"]
+            )
+        }
+        return refused.filter { $0 != shared.channel }
     }
 
     mutating func disconnected() {
         machine.disconnected()
+    }
+
+    /// Other messages arrived: the token may be queued behind them.
+    mutating func traffic(now: ContinuousClock.Instant) {
+        machine.traffic(now: now)
     }
 
     /// A message on the probe channel.

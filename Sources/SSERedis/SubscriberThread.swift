@@ -208,7 +208,8 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func publishRefused() {
-        let refused = machine.refusedChannels
+        var refused = machine.refusedChannels
+        if let probe { refused.remove(probe.channel) }
         guard refused != publishedRefused else { return }
         publishedRefused = refused
         owner.setRefused(refused)
@@ -222,7 +223,9 @@ final class SubscriberThread: @unchecked Sendable {
                 guard let connection else { continue }
                 if !connection.hasPendingOutput { lastOutputProgress = .now }
                 try connection.append(Self.arguments(command))
-            case .reportRefused(let channels, let error):
+            case .reportRefused(let refused, let error):
+                let channels = probe?.screen(refused, error: error) ?? refused
+                guard !channels.isEmpty else { continue }
                 owner.log.error(
                     "Redis refused to subscribe; those channels get no live events until it accepts",
                     metadata: ["channels": "\(channels.prefix(20))", "count": "\(channels.count)", "error": "\(error)"]
@@ -266,6 +269,7 @@ final class SubscriberThread: @unchecked Sendable {
             }
         }
         if !batch.isEmpty {
+            probe?.traffic(now: now)
             owner.delegate?.subscriber(owner, received: batch)
         }
         try perform(actions)

@@ -99,6 +99,35 @@ struct DeliveryProbeMachineTests {
         #expect(machine.tick(now: at(.seconds(20))) == [])
     }
 
+    @Test("traffic while the token is awaited: the deadline counts from the last message, for at most one more interval")
+    func trafficExtendsDeadline() throws {
+        var (machine, _) = try awaiting()
+        let answered = at(.milliseconds(2))
+        machine.traffic(now: at(.seconds(1)))
+        #expect(machine.nextDeadline == at(.seconds(1)) + deadline)
+        #expect(machine.tick(now: answered + deadline) == [], "messages still flowing: not silent yet")
+        machine.traffic(now: at(.seconds(2)))
+        machine.traffic(now: at(.seconds(1)))
+        #expect(machine.nextDeadline == at(.seconds(2)) + deadline, "an older instant never shortens it")
+        for second in 3...20 { machine.traffic(now: at(.seconds(Int64(second)))) }
+        #expect(machine.nextDeadline == answered + deadline + interval, "capped")
+        #expect(machine.tick(now: answered + deadline + interval - .milliseconds(1)) == [])
+        #expect(isSilent(machine.tick(now: answered + deadline + interval)), "everything but the probe delivered: still found")
+    }
+
+    @Test("traffic before the PUBLISH is answered, or while idle, changes nothing")
+    func trafficElsewhere() throws {
+        var machine = makeMachine()
+        machine.traffic(now: start)
+        #expect(machine.nextDeadline == nil)
+        machine.connected(now: start)
+        let sent = try token(machine.tick(now: start))
+        machine.traffic(now: at(.seconds(1)))
+        #expect(machine.nextDeadline == start + interval + deadline)
+        #expect(machine.published(token: sent, receivers: 1, now: at(.seconds(2))) == [])
+        #expect(machine.nextDeadline == at(.seconds(2)) + deadline)
+    }
+
     @Test("PUBLISH failed: no verdict; the next probe one interval later")
     func publishFailed() throws {
         var machine = makeMachine()
