@@ -27,11 +27,17 @@ struct DeliveryProbeMachineTests {
         actions.contains { if case .declareSilent = $0 { return true } else { return false } }
     }
 
-    /// A machine connected at `start` whose first probe was published and answered with one receiver.
-    func awaiting() throws -> (Machine, [UInt8]) {
+    /// A machine connected at `start` whose first probe was just sent.
+    func probing() throws -> (Machine, [UInt8]) {
         var machine = makeMachine()
         machine.connected(now: start)
         let sent = try token(machine.tick(now: start))
+        return (machine, sent)
+    }
+
+    /// A machine connected at `start` whose first probe was published and answered with one receiver.
+    func awaiting() throws -> (Machine, [UInt8]) {
+        var (machine, sent) = try probing()
         #expect(machine.published(token: sent, receivers: 1, now: at(.milliseconds(2))) == [])
         return (machine, sent)
     }
@@ -68,9 +74,7 @@ struct DeliveryProbeMachineTests {
 
     @Test("the token back before the PUBLISH's answer: healthy; the late answer is ignored")
     func tokenBeforeAnswer() throws {
-        var machine = makeMachine()
-        machine.connected(now: start)
-        let sent = try token(machine.tick(now: start))
+        var (machine, sent) = try probing()
         #expect(machine.received(payload: sent) == [.healthy])
         #expect(machine.published(token: sent, receivers: 0, now: at(.milliseconds(3))) == [], "stale answer: no verdict")
         #expect(machine.nextDeadline == start + interval)
@@ -78,9 +82,7 @@ struct DeliveryProbeMachineTests {
 
     @Test("0 receivers: silent at once (the subscription is on another server)")
     func zeroReceivers() throws {
-        var machine = makeMachine()
-        machine.connected(now: start)
-        let sent = try token(machine.tick(now: start))
+        var (machine, sent) = try probing()
         let actions = machine.published(token: sent, receivers: 0, now: at(.milliseconds(1)))
         #expect(isSilent(actions))
         #expect(actions.description.contains("no subscriber"))
@@ -130,9 +132,7 @@ struct DeliveryProbeMachineTests {
 
     @Test("PUBLISH failed: no verdict; the next probe one interval later")
     func publishFailed() throws {
-        var machine = makeMachine()
-        machine.connected(now: start)
-        let sent = try token(machine.tick(now: start))
+        var (machine, sent) = try probing()
         machine.publishFailed(token: sent)
         #expect(machine.nextDeadline == start + interval)
         #expect(machine.tick(now: at(.seconds(4))) == [])
@@ -144,9 +144,7 @@ struct DeliveryProbeMachineTests {
 
     @Test("PUBLISH never answered: no verdict; probed again after interval + deadline")
     func publishUnanswered() throws {
-        var machine = makeMachine()
-        machine.connected(now: start)
-        let first = try token(machine.tick(now: start))
+        var (machine, first) = try probing()
         #expect(machine.tick(now: start + interval + deadline - .milliseconds(1)) == [])
         let actions = machine.tick(now: start + interval + deadline)
         #expect(!isSilent(actions))
@@ -186,9 +184,7 @@ struct DeliveryProbeMachineTests {
 
     @Test("after a silent verdict, a rebuilt connection probes again and can be healthy")
     func silentThenRebuilt() throws {
-        var machine = makeMachine()
-        machine.connected(now: start)
-        let sent = try token(machine.tick(now: start))
+        var (machine, sent) = try probing()
         #expect(isSilent(machine.published(token: sent, receivers: 0, now: start)))
         machine.disconnected()
         machine.connected(now: at(.seconds(1)))
