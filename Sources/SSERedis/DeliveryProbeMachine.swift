@@ -9,10 +9,13 @@
 /// - `PUBLISH` answers 0 receivers: the server the node publishes to has no subscriber for the
 ///   probe channel, so the subscription sits on another server: silent at once.
 /// - The token is not back within `deadline` of the PUBLISH's answer: silent. While other
-///   messages keep arriving, the token may simply be queued behind them (a node reading a large
-///   backlog, or starved of CPU): the deadline then counts from the last message, for at most
-///   one more `interval`, so a busy subscription is not torn down (and its backlog lost) for
-///   being late, yet one that delivers everything but the probe is still found.
+///   messages or confirmations keep arriving, the token may simply be queued behind them (a
+///   backlog of messages, the confirmations of a re-subscription of many channels, a node
+///   starved of CPU): the deadline then counts from the last of them, up to `maximumWait` after
+///   the answer (60 s, the window of Redis's own pub/sub output-buffer soft limit), so a busy
+///   subscription is not torn down for being late (its backlog lost, or a large re-subscription
+///   restarted again and again), yet one that delivers everything but the probe is still found.
+///   PONGs do not count: a path that drops pushes still answers PING.
 /// - The PUBLISH itself fails (or is not answered within `interval + deadline`): the command
 ///   path is down, which the command client reports; no verdict on the subscription.
 ///
@@ -53,12 +56,15 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
 
     let interval: Duration
     let deadline: Duration
+    /// The longest wait for a token after the PUBLISH's answer while other traffic arrives.
+    let maximumWait: Duration
     private var state = State.idle
     private var generator: Generator
 
-    init(interval: Duration, deadline: Duration, generator: Generator) {
+    init(interval: Duration, deadline: Duration, maximumWait: Duration = .seconds(60), generator: Generator) {
         self.interval = max(interval, .milliseconds(1))
         self.deadline = max(deadline, .milliseconds(1))
+        self.maximumWait = max(maximumWait, self.deadline)
         self.generator = generator
     }
 
@@ -116,11 +122,11 @@ struct DeliveryProbeMachine<Generator: RandomNumberGenerator> {
         return []
     }
 
-    /// Other messages arrived on the subscription: it delivers, and the token may be queued
-    /// behind them, so the deadline counts from now (at most one interval past the first one).
+    /// Other messages or confirmations arrived on the subscription: the token may be queued
+    /// behind them, so the deadline counts from now (at most `maximumWait` past the answer).
     mutating func traffic(now: ContinuousClock.Instant) {
         guard case .awaitingToken(let probe, let answeredAt, let due) = state else { return }
-        let extended = min(now + deadline, answeredAt + deadline + interval)
+        let extended = min(now + deadline, answeredAt + maximumWait)
         if extended > due { state = .awaitingToken(probe, answeredAt: answeredAt, due: extended) }
     }
 

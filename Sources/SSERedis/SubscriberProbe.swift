@@ -66,7 +66,7 @@ struct SubscriberProbe {
         machine.disconnected()
     }
 
-    /// Other messages arrived: the token may be queued behind them.
+    /// Other messages or confirmations arrived: the token may be queued behind them.
     mutating func traffic(now: ContinuousClock.Instant) {
         machine.traffic(now: now)
     }

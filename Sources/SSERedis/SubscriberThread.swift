@@ -253,6 +253,8 @@ final class SubscriberThread: @unchecked Sendable {
     private func drainReplies(_ connection: RedisConnection) throws(RedisError) {
         var batch: [RedisPubSubMessage] = []
         var actions: [Machine.Action] = []
+        // Messages or confirmations read: a probe token may be queued behind them.
+        var progressed = false
         let now = ContinuousClock.now
         while let reply = try connection.takeBufferedRawReply() {
             defer { freeReplyObject(reply) }
@@ -260,16 +262,19 @@ final class SubscriberThread: @unchecked Sendable {
             case .message(let message):
                 if probe?.owns(message) == true { probe?.received(message.payload) } else { batch.append(message) }
             case .subscribed(let channel):
+                progressed = true
                 probe?.confirmed(channel, now: now)
                 actions += machine.subscribeConfirmed(channel)
-            case .unsubscribed(let channel): actions += machine.unsubscribeConfirmed(channel)
+            case .unsubscribed(let channel):
+                progressed = true
+                actions += machine.unsubscribeConfirmed(channel)
             case .pong: actions += machine.pong()
             case .error(let text): actions += machine.errorReply(text, now: now)
             case .unexpected(let what): actions.append(.closeConnection(reason: "unexpected reply on the subscription connection: \(what)"))
             }
         }
+        if progressed || !batch.isEmpty { probe?.traffic(now: now) }
         if !batch.isEmpty {
-            probe?.traffic(now: now)
             owner.delegate?.subscriber(owner, received: batch)
         }
         try perform(actions)
