@@ -41,8 +41,14 @@ package struct BrokerEndpoints: Sendable {
         .json(.ok, ["status": "ok"])
     }
 
-    /// `GET /readyz`: ready while the Redis subscription is up.
+    /// `GET /readyz`: ready while the Redis subscription is up and, as far as the delivery probe
+    /// knows, delivers.
     package func ready() -> BrokerResponse {
+        // First: a node the probe found silent stays out of the load balancer until a probe
+        // succeeds on the rebuilt subscription, even while the rebuild is still connecting.
+        guard backend.isSubscriptionDelivering else {
+            return .json(.serviceUnavailable, ["status": "redis subscription not delivering"])
+        }
         guard backend.isSubscriptionConnected else {
             return .json(.serviceUnavailable, ["status": "redis subscription down"])
         }

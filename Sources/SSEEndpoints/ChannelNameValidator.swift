@@ -1,8 +1,11 @@
+import SSERedis
+
 /// Validates the channel names a client asks for.
 ///
 /// A missing or empty first `channel` means `sse`, as in Flask-SSE. Names are otherwise opaque
 /// Redis channel names, but a name longer than the limit or with control characters (Unicode
 /// category Cc) is refused with 400: such names are mistakes or attacks, never real channels.
+/// So is the prefix of the nodes' delivery probe channels (`RedisSubscriber.probeChannelPrefix`).
 package struct ChannelNameValidator: Sendable {
     package let maximumBytes: Int
     /// Most distinct channels one stream may name (`--max-channels`).
@@ -50,6 +53,11 @@ package struct ChannelNameValidator: Sendable {
         }
         guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
             throw HTTPError(.badRequest, "channel name contains control characters")
+        }
+        // The nodes' delivery probes: a client that streamed one could not break a probe (its
+        // tokens are random), but one that published there could waste a node's checks.
+        guard !name.utf8.starts(with: RedisSubscriber.probeChannelPrefix.utf8) else {
+            throw HTTPError(.badRequest, "channel names starting with \(RedisSubscriber.probeChannelPrefix) are reserved for the broker")
         }
         return name
     }

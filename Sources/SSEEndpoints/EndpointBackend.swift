@@ -9,6 +9,8 @@ import SSEWire
 package protocol EndpointBackend: Sendable {
     /// Whether the node's Redis subscription is up (`/readyz`).
     var isSubscriptionConnected: Bool { get }
+    /// False while the delivery probe finds the subscription connected but not delivering (`/readyz`).
+    var isSubscriptionDelivering: Bool { get }
     /// Channels Redis refuses this node now (an ACL).
     var refusedChannelCount: Int { get }
     /// Those of `channels` Redis refuses, in order.

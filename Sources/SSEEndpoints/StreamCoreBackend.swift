@@ -19,6 +19,8 @@ package struct StreamCoreBackend: EndpointBackend {
 
     package var isSubscriptionConnected: Bool { core.isSubscriptionConnected }
 
+    package var isSubscriptionDelivering: Bool { core.isSubscriptionDelivering }
+
     package var refusedChannelCount: Int { core.hub.refusedChannelCount }
 
     package func refusedChannels(among channels: [String]) -> [String] {

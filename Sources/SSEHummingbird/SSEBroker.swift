@@ -118,8 +118,9 @@ public final class SSEBroker: Service, Sendable {
         )
     }
 
-    /// Whether the Redis subscription is up (for the app's readiness check).
-    public var isReady: Bool { core.isSubscriptionConnected }
+    /// Whether the Redis subscription is up and, as far as the delivery probe knows, delivers
+    /// (for the app's readiness check).
+    public var isReady: Bool { core.isSubscriptionConnected && core.isSubscriptionDelivering }
 
     // MARK: Service
 

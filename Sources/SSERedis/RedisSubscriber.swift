@@ -37,21 +37,43 @@ public final class RedisSubscriber: Sendable {
         public var refusalRetryBaseMilliseconds: Int
         /// Longest wait between retries of a refused channel.
         public var refusalRetryCapMilliseconds: Int
+        /// How often the delivery probe PUBLISHes a token on the node's probe channel and
+        /// expects it back on the subscription, whatever the traffic; 0 turns the probe off.
+        /// A subscription that stops delivering is found within interval + deadline.
+        public var probeIntervalMilliseconds: Int
+        /// How long after Redis answered the probe's PUBLISH the token may take to come back
+        /// before the subscription counts as silent (dropped and rebuilt); 0 turns the probe off.
+        public var probeDeadlineMilliseconds: Int
+        /// The node's part of its probe channel's name (`sse-broker:probe:<node>:<random>`);
+        /// nil or unusable (empty, over 64 bytes, not printable ASCII): random.
+        public var probeNodeName: String?
 
         public init(
             backoffBaseMilliseconds: Int = 100,
             backoffCapMilliseconds: Int = 5000,
             pingIntervalMilliseconds: Int = 5000,
             refusalRetryBaseMilliseconds: Int = 5000,
-            refusalRetryCapMilliseconds: Int = 30000
+            refusalRetryCapMilliseconds: Int = 30000,
+            probeIntervalMilliseconds: Int = 5000,
+            probeDeadlineMilliseconds: Int = 3000,
+            probeNodeName: String? = nil
         ) {
             self.backoffBaseMilliseconds = backoffBaseMilliseconds
             self.backoffCapMilliseconds = backoffCapMilliseconds
             self.pingIntervalMilliseconds = pingIntervalMilliseconds
             self.refusalRetryBaseMilliseconds = refusalRetryBaseMilliseconds
             self.refusalRetryCapMilliseconds = refusalRetryCapMilliseconds
+            self.probeIntervalMilliseconds = probeIntervalMilliseconds
+            self.probeDeadlineMilliseconds = probeDeadlineMilliseconds
+            self.probeNodeName = probeNodeName
         }
+
+        /// Whether the delivery probe runs.
+        public var isProbeEnabled: Bool { probeIntervalMilliseconds > 0 && probeDeadlineMilliseconds > 0 }
     }
+
+    /// Every node's probe channel starts with this; clients may neither stream nor publish on it.
+    public static let probeChannelPrefix = "sse-broker:probe:"
 
     /// Channels are kept as `ChannelName`s, compared byte for byte as Redis compares them:
     /// canonically equivalent names (`"é"` and `"e\u{301}"`) are two Redis channels.
@@ -71,6 +93,8 @@ public final class RedisSubscriber: Sendable {
     private let logger: Logger
     private let shared = Mutex(Shared())
     private let wakeup: WakeupPipe
+    /// The delivery probe's channel and command path (nil when the probe is off).
+    let probe: DeliveryProbe?
 
     /// Where the subscriber thread is in its life.
     private enum ThreadPhase {
@@ -85,17 +109,29 @@ public final class RedisSubscriber: Sendable {
         self.redis = redis
         self.configuration = configuration
         self.logger = logger
+        let wakeup: WakeupPipe
         do {
-            self.wakeup = try WakeupPipe()
+            wakeup = try WakeupPipe()
         } catch {
             throw RedisError(.connectionFailed, "cannot create the subscriber's wake-up pipe: \(error)")
         }
+        self.wakeup = wakeup
+        self.probe = configuration.isProbeEnabled
+            ? DeliveryProbe(redis: redis, nodeName: configuration.probeNodeName, logger: logger, wakeup: wakeup)
+            : nil
     }
 
     /// Whether the subscription connection is up right now.
     public var isConnected: Bool { shared.withLock { $0.connected } }
 
-    /// The channels currently wanted.
+    /// False from the moment the delivery probe found the subscription silent until a probe
+    /// succeeds on a rebuilt connection (always true with the probe off): for `/readyz`.
+    public var isDelivering: Bool { probe?.isDelivering ?? true }
+
+    /// The node's probe channel (nil with the probe off). Its messages never reach the delegate.
+    public var probeChannel: String? { probe?.channel.text }
+
+    /// The channels currently wanted (the probe channel among them).
     public var wantedChannels: Set<String> { Set(shared.withLock { $0.wanted }.map(\.text)) }
 
     /// Starts the thread. Messages and connection changes go to `delegate` until `shutdown()`.
@@ -104,6 +140,11 @@ public final class RedisSubscriber: Sendable {
         shared.withLock { state in
             guard case .notStarted = state.thread else { return }
             state.delegate = delegate
+            if let probe {
+                // Wanted like any channel, so it follows every reconnect and re-subscription.
+                state.wanted.insert(probe.channel)
+                state.changes[probe.channel] = true
+            }
             // Spawned under the lock, so a concurrent `shutdown()` sees the thread it must wait
             // for; the new thread takes this lock only after it is released.
             state.thread = .running(SubscriberThread(owner: self).start())
@@ -191,6 +232,7 @@ public final class RedisSubscriber: Sendable {
 
     private func endShutdown() {
         shared.withLock { $0.delegate = nil }
+        probe?.shutdown()
     }
 
     // MARK: - Thread side

@@ -15,9 +15,16 @@ public protocol RedisSubscriberDelegate: AnyObject, Sendable {
     /// doubling up to `refusalRetryCapMilliseconds`, since an ACL can change); a channel that
     /// is later confirmed leaves the refused set. Only the named channels are affected.
     func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String)
+    /// The delivery probe found the subscription connected but not delivering (`reason` says
+    /// how); the subscriber drops the connection and reconnects, and `isDelivering` stays false
+    /// until a probe succeeds on the rebuilt connection.
+    func subscriber(_ subscriber: RedisSubscriber, foundSilent reason: String)
 }
 
 extension RedisSubscriberDelegate {
     /// Default: nothing (the refusal is logged by the subscriber and listed in `refusedChannels`).
     public func subscriber(_ subscriber: RedisSubscriber, refused channels: [String], error: String) {}
+
+    /// Default: nothing (the subscriber logs the verdict and reconnects).
+    public func subscriber(_ subscriber: RedisSubscriber, foundSilent reason: String) {}
 }

@@ -31,6 +31,8 @@ final class SubscriberThread: @unchecked Sendable {
     private var lastOutputProgress = ContinuousClock.now
     private var hasReportedDown = false
     private var publishedRefused: Set<ChannelName> = []
+    /// The delivery probe (nil when it is off).
+    private var probe: SubscriberProbe?
 
     init(owner: RedisSubscriber) {
         self.owner = owner
@@ -42,6 +44,7 @@ final class SubscriberThread: @unchecked Sendable {
             )
         )
         self.backoff = ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
+        self.probe = owner.probe.map { SubscriberProbe(owner: owner, shared: $0) }
     }
 
     /// Spawns the thread; nil (and logged) if the system refused one.
@@ -98,6 +101,7 @@ final class SubscriberThread: @unchecked Sendable {
     private func drop(_ error: RedisError) {
         connection = nil
         machine.disconnected()
+        probe?.disconnected()
         reportDown(error)
         waitForRetry()
     }
@@ -161,17 +165,19 @@ final class SubscriberThread: @unchecked Sendable {
             try drainReplies(connection)
         }
         try perform(machine.tick(now: .now))
+        try probe?.service(now: .now)
         try write(connection)
         try checkLiveness(connection)
         publishRefused()
     }
 
-    /// Until the next deadline: the liveness check, the output stall limit, a refusal retry.
+    /// Until the next deadline: the liveness check, the output stall limit, a refusal retry, the probe.
     private func pollTimeout(_ connection: RedisConnection) -> Int {
         let now = ContinuousClock.now
         var deadline = (pingSentAt ?? lastTraffic).advanced(by: .milliseconds(interval))
         if connection.hasPendingOutput { deadline = min(deadline, lastOutputProgress.advanced(by: .milliseconds(interval))) }
         if let retry = machine.nextRetry { deadline = min(deadline, retry) }
+        if let due = probe?.nextDeadline { deadline = min(deadline, due) }
         return max(1, min(interval, now.duration(to: deadline).roundedUpMilliseconds))
     }
 
@@ -202,7 +208,8 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func publishRefused() {
-        let refused = machine.refusedChannels
+        var refused = machine.refusedChannels
+        if let probe { refused.remove(probe.channel) }
         guard refused != publishedRefused else { return }
         publishedRefused = refused
         owner.setRefused(refused)
@@ -216,7 +223,9 @@ final class SubscriberThread: @unchecked Sendable {
                 guard let connection else { continue }
                 if !connection.hasPendingOutput { lastOutputProgress = .now }
                 try connection.append(Self.arguments(command))
-            case .reportRefused(let channels, let error):
+            case .reportRefused(let refused, let error):
+                let channels = probe?.screen(refused, error: error) ?? refused
+                guard !channels.isEmpty else { continue }
                 owner.log.error(
                     "Redis refused to subscribe; those channels get no live events until it accepts",
                     metadata: ["channels": "\(channels.prefix(20))", "count": "\(channels.count)", "error": "\(error)"]
@@ -244,18 +253,27 @@ final class SubscriberThread: @unchecked Sendable {
     private func drainReplies(_ connection: RedisConnection) throws(RedisError) {
         var batch: [RedisPubSubMessage] = []
         var actions: [Machine.Action] = []
+        // Messages or confirmations read: a probe token may be queued behind them.
+        var progressed = false
         let now = ContinuousClock.now
         while let reply = try connection.takeBufferedRawReply() {
             defer { freeReplyObject(reply) }
             switch SubscriberReply(reply.pointee) {
-            case .message(let message): batch.append(message)
-            case .subscribed(let channel): actions += machine.subscribeConfirmed(channel)
-            case .unsubscribed(let channel): actions += machine.unsubscribeConfirmed(channel)
+            case .message(let message):
+                if probe?.owns(message) == true { probe?.received(message.payload) } else { batch.append(message) }
+            case .subscribed(let channel):
+                progressed = true
+                probe?.confirmed(channel, now: now)
+                actions += machine.subscribeConfirmed(channel)
+            case .unsubscribed(let channel):
+                progressed = true
+                actions += machine.unsubscribeConfirmed(channel)
             case .pong: actions += machine.pong()
             case .error(let text): actions += machine.errorReply(text, now: now)
             case .unexpected(let what): actions.append(.closeConnection(reason: "unexpected reply on the subscription connection: \(what)"))
             }
         }
+        if progressed || !batch.isEmpty { probe?.traffic(now: now) }
         if !batch.isEmpty {
             owner.delegate?.subscriber(owner, received: batch)
         }

@@ -132,9 +132,11 @@ public struct BrokerConfiguration: Sendable {
 
     /// The stream core's part of this configuration.
     package var streamCore: StreamCoreConfiguration {
+        var probed = subscriber
+        if probed.probeNodeName == nil { probed.probeNodeName = nodeName }
         var core = StreamCoreConfiguration(
             redis: redis,
-            subscriber: subscriber,
+            subscriber: probed,
             history: history,
             heartbeatSeconds: heartbeatSeconds,
             retryMilliseconds: retryMilliseconds,

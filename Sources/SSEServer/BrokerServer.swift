@@ -169,6 +169,9 @@ public final class BrokerServer: Service, Sendable {
     /// Whether the node's Redis subscription is up.
     public var isSubscriptionConnected: Bool { services.core.isSubscriptionConnected }
 
+    /// False from a failed delivery probe until a probe succeeds on the rebuilt subscription.
+    public var isSubscriptionDelivering: Bool { services.core.isSubscriptionDelivering }
+
     /// Clients of `channel` on this node.
     public func clientCount(for channel: String) -> Int {
         services.hub.clientCount(for: channel)

@@ -119,6 +119,9 @@ public final class StreamCore: Sendable {
     /// Whether the Redis subscription is up.
     public var isSubscriptionConnected: Bool { hub.subscriber.isConnected }
 
+    /// False from a failed delivery probe until a probe succeeds on the rebuilt subscription.
+    public var isSubscriptionDelivering: Bool { hub.subscriber.isDelivering }
+
     /// Open streams in this process.
     public var streamCount: Int { hub.connectedCount }
 

@@ -459,6 +459,12 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     package func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
 
+    /// The delivery probe found the subscription silent: counted; the subscriber reconnects, and
+    /// the reconnect catches every stream up from history (`subscriberDidConnect`).
+    package func subscriber(_ subscriber: RedisSubscriber, foundSilent reason: String) {
+        metrics.probeFailures.increment()
+    }
+
     /// Redis refused to subscribe `channels` (an ACL user without access to them): only these
     /// channels are affected. Their open streams get a `subscription-refused` event and end, so
     /// an EventSource reconnects and is then answered 503 while the refusal lasts (the node

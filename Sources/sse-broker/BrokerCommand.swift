@@ -72,6 +72,12 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may stay idle between requests before it is closed. (env: SSE_IDLE_TIMEOUT, default: 60)")
     var idleTimeout: Double?
 
+    @Option(name: .customLong("redis-probe-interval"), help: "Seconds between delivery probes: the node PUBLISHes a random token on its own probe channel and expects it back on its subscription; 0 turns the probe off. (env: SSE_REDIS_PROBE_INTERVAL, default: 5)")
+    var redisProbeInterval: Double?
+
+    @Option(name: .customLong("redis-probe-timeout"), help: "Seconds a probe may take to come back before the subscription counts as silent and is rebuilt (/readyz 503 meanwhile); 0 turns the probe off. (env: SSE_REDIS_PROBE_TIMEOUT, default: 3)")
+    var redisProbeTimeout: Double?
+
     @Option(name: .customLong("max-channels"), help: "Most channels one stream may name (400 beyond). (env: SSE_MAX_CHANNELS, default: 64)")
     var maxChannels: Int?
 
@@ -164,6 +170,12 @@ struct BrokerCommand: AsyncParsableCommand {
         configuration.requestTimeoutSeconds = try requestTimeout ?? environment.value("SSE_REQUEST_TIMEOUT") ?? configuration.requestTimeoutSeconds
         configuration.idleTimeoutSeconds = try idleTimeout ?? environment.value("SSE_IDLE_TIMEOUT") ?? configuration.idleTimeoutSeconds
         configuration.maxChannelsPerStream = try maxChannels ?? environment.value("SSE_MAX_CHANNELS") ?? configuration.maxChannelsPerStream
+        configuration.subscriber.probeIntervalMilliseconds = try Self.probeMilliseconds(
+            redisProbeInterval ?? environment.value("SSE_REDIS_PROBE_INTERVAL"), "redis-probe-interval", default: configuration.subscriber.probeIntervalMilliseconds, maximum: 3600
+        )
+        configuration.subscriber.probeDeadlineMilliseconds = try Self.probeMilliseconds(
+            redisProbeTimeout ?? environment.value("SSE_REDIS_PROBE_TIMEOUT"), "redis-probe-timeout", default: configuration.subscriber.probeDeadlineMilliseconds, maximum: 600
+        )
 
         let historyLength = try history ?? environment.value("SSE_HISTORY") ?? configuration.history.length
         let historyTTL = try self.historyTTL ?? environment.value("SSE_HISTORY_TTL") ?? configuration.history.ttlSeconds
@@ -199,6 +211,16 @@ extension BrokerCommand {
         guard range.contains(value) else {
             throw ValidationError("\(name) must be between \(range.lowerBound) and \(range.upperBound)\(unit), got \(value)")
         }
+    }
+
+    /// A probe setting in seconds as milliseconds: 0 (off), or between 0.05 and `maximum` seconds.
+    static func probeMilliseconds(_ seconds: Double?, _ name: String, default milliseconds: Int, maximum: Double) throws -> Int {
+        guard let seconds else { return milliseconds }
+        try check(seconds, name, 0...maximum, unit: " seconds")
+        guard seconds == 0 || seconds >= 0.05 else {
+            throw ValidationError("\(name) must be 0 (off) or at least 0.05 seconds, got \(seconds)")
+        }
+        return Int((seconds * 1000).rounded())
     }
 
     private func makeAccess(_ environment: Environment) throws -> AccessConfiguration {

@@ -63,3 +63,28 @@ struct BrokerExecutableTests {
         #expect(broker.text.contains("TLS"))
     }
 }
+
+/// The delivery probe's options.
+@Suite("sse-broker executable: delivery probe options", .timeLimit(.minutes(1)))
+struct BrokerProbeOptionTests {
+    @Test("--help lists the probe options with their environment variables")
+    func help() async throws {
+        let process = try ChildProcess(try Executables.broker(), ["--help"])
+        #expect(try await process.waitForExit() == 0)
+        for expected in ["--redis-probe-interval", "SSE_REDIS_PROBE_INTERVAL", "--redis-probe-timeout", "SSE_REDIS_PROBE_TIMEOUT"] {
+            #expect(process.text.contains(expected), "--help does not mention \(expected)")
+        }
+    }
+
+    @Test("probe settings out of bounds are refused at start, naming the option", arguments: [
+        (["--redis-probe-interval", "0.001"], "redis-probe-interval"),
+        (["--redis-probe-interval", "-1"], "redis-probe-interval"),
+        (["--redis-probe-interval", "nan"], "redis-probe-interval"),
+        (["--redis-probe-timeout", "601"], "redis-probe-timeout"),
+    ])
+    func refused(_ arguments: [String], _ name: String) async throws {
+        let broker = try ChildProcess(try Executables.broker(), arguments + ["--port", "0", "--redis-url", "redis://127.0.0.1:1/0"])
+        #expect(try await broker.waitForExit() != 0)
+        #expect(broker.text.contains(name), "\(broker.text)")
+    }
+}

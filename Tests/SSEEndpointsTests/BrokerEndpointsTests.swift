@@ -12,16 +12,19 @@ import Testing
 /// A node's facts as plain values, and a publisher that answers with `publishResult`.
 final class FixedBackend: EndpointBackend {
     let isSubscriptionConnected: Bool
+    let isSubscriptionDelivering: Bool
     let refused: [String]
     let publishResult: Result<PublishReceipt, RedisError>
     let published = Mutex<[(String, [UInt8])]>([])
 
     init(
         isSubscriptionConnected: Bool = true,
+        isSubscriptionDelivering: Bool = true,
         refused: [String] = [],
         publishResult: Result<PublishReceipt, RedisError> = .success(PublishReceipt(receivers: 2, id: "1-5"))
     ) {
         self.isSubscriptionConnected = isSubscriptionConnected
+        self.isSubscriptionDelivering = isSubscriptionDelivering
         self.refused = refused
         self.publishResult = publishResult
     }
@@ -65,7 +68,7 @@ struct BrokerEndpointsTests {
 
     static let secret = "endpoint-test-secret-endpoint-test-secret"
 
-    @Test("health, ready (with refused channels, or down), metrics")
+    @Test("health, ready (with refused channels, or down, or not delivering), metrics")
     func simple() async throws {
         let endpoints = try await Self.endpoints(backend: FixedBackend(refused: ["x"]))
         #expect(Self.text(endpoints.health()) == #"{"status": "ok"}"#)
@@ -73,6 +76,11 @@ struct BrokerEndpointsTests {
         let down = try await Self.endpoints(backend: FixedBackend(isSubscriptionConnected: false))
         #expect(down.ready().status == .serviceUnavailable)
         #expect(Self.text(down.ready()) == #"{"status": "redis subscription down"}"#)
+        for connected in [true, false] {
+            let silent = try await Self.endpoints(backend: FixedBackend(isSubscriptionConnected: connected, isSubscriptionDelivering: false))
+            #expect(silent.ready().status == .serviceUnavailable)
+            #expect(Self.text(silent.ready()) == #"{"status": "redis subscription not delivering"}"#)
+        }
         let metrics = endpoints.metrics()
         #expect(metrics.headers.map(\.0) == ["Content-Type"])
         #expect(Self.text(metrics) == "sse_connected_clients 0\n")

@@ -24,6 +24,22 @@ struct ChannelNameValidatorTests {
         #expect(throws: HTTPError.self) { try validator.streamChannels(QueryParameters(uri: uri)) }
     }
 
+    @Test("refused: the delivery probes' prefix, to stream (alone or among others) and to publish", arguments: [
+        "/stream?channel=sse-broker:probe:",
+        "/stream?channel=sse-broker:probe:node:0123456789abcdef",
+        "/stream?channel=a&channel=sse-broker%3Aprobe%3Ax",
+    ])
+    func probePrefix(_ uri: String) {
+        #expect(throws: HTTPError.self) { try validator.streamChannels(QueryParameters(uri: uri)) }
+        #expect(throws: HTTPError.self) { try validator.publishChannel(QueryParameters(uri: uri.replacing("channel=a&", with: ""))) }
+    }
+
+    @Test("accepted: near the probe prefix is a plain name")
+    func nearProbePrefix() throws {
+        #expect(try validator.validate("sse-broker:probe") == "sse-broker:probe")
+        #expect(try validator.validate("x:sse-broker:probe:y") == "x:sse-broker:probe:y")
+    }
+
     @Test("accepted: 256 bytes, unicode, dots and globs are plain names")
     func accepted() throws {
         let longest = String(repeating: "é", count: 128)
