@@ -17,7 +17,9 @@ def test_compose_topology():
     for name in ("node1", "node2", "node3"):
         node = services[name]
         assert node["build"] == "."
-        assert node["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert node["environment"]["REDIS_URL"] == "${SSE_REDIS_URL:-redis://redis:6379/0}"
+        for option in ("SSE_REDIS_TLS_CA", "SSE_REDIS_TLS_CERT", "SSE_REDIS_TLS_KEY"):
+            assert node["environment"][option] == "${%s:-}" % option
         assert node["environment"]["SSE_NODE_NAME"] == name
         # Port 8080 listens on every interface: publishing needs the key, never open.
         assert "SSE_ALLOW_OPEN_PUBLISH" not in node["environment"]
