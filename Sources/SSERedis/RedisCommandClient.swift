@@ -23,6 +23,10 @@ import Synchronization
 /// - The queue is bounded: each lane holds at most `maximumPending` commands; beyond that
 ///   `send` fails at once with `.overloaded` (nothing waits for room).
 ///
+/// Through Sentinel (`.sentinel` endpoint) every connect resolves the master anew, a batch first
+/// checks that no failover was announced since its connection was resolved (else it reconnects),
+/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again.
+///
 /// Lanes keep one caller's flood from starving another: a batch takes commands from the
 /// non-empty lanes in turn, one at a time, so with k busy lanes each gets at least a k-th of
 /// every batch, and a full lane refuses only its own commands. Within a lane order is FIFO;

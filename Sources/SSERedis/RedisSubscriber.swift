@@ -24,6 +24,8 @@ import Darwin
 /// write that Redis does not take within the ping interval drops the connection, so the
 /// thread never blocks on a stalled Redis. What Redis answers is tracked by a pure
 /// `SubscriptionStateMachine`: a channel Redis refuses (`-NOPERM`) affects only itself.
+/// Through Sentinel the thread is woken when a failover is announced (`SentinelWatcher`) and
+/// resubscribes on the new master at once, with its backoff reset.
 public final class RedisSubscriber: Sendable {
     /// Tuning for reconnects and liveness checks.
     public struct Configuration: Sendable, Hashable {

@@ -58,6 +58,35 @@ struct SentinelTests {
         }
     }
 
+    @Test("sse-broker with a redis+sentinel:// URL and --redis-sentinel-password (env SSE_REDIS_SENTINEL_PASSWORD) subscribes through the sentinel; the flag without a Sentinel URL is refused")
+    func executable() async throws {
+        try await withRedis { master in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-sentinel-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let sentinel = try SentinelProcess(port: try FreePort.next(), id: Self.randomID(), directory: directory, lines: [
+                "requirepass s3ntinel",
+                "sentinel monitor mymaster 127.0.0.1 \(master.port) 1",
+            ])
+            try await sentinel.waitUntilListening()
+            let url = "redis+sentinel://\(sentinel.address)/mymaster"
+            for (arguments, environment) in [(["--redis-sentinel-password", "s3ntinel"], [:]), ([], ["SSE_REDIS_SENTINEL_PASSWORD": "s3ntinel"])] {
+                let broker = try await BrokerProcess(redisURL: url, arguments: arguments, environment: environment)
+                let client = try await StreamClient.open(port: broker.port, "/stream?channel=via")
+                try await master.waitForSubscribers("via", count: 1)
+                let publish = try await sendRequest(port: broker.port, "POST", "/publish?channel=via", body: Array(#"{"data": "through sentinel"}"#.utf8))
+                #expect(publish.status == 200, "\(publish.bodyText)")
+                #expect(try await client.waitForEvents(1).first?.hasPrefix("data:through sentinel\n") == true)
+                await client.close()
+                #expect(try await broker.stop() == 0)
+                #expect(!broker.child.text.contains("s3ntinel"))
+            }
+            let refused = try ChildProcess(try Executables.broker(), ["--redis-url", master.url(), "--redis-sentinel-password", "x", "--port", "0"])
+            #expect(try await refused.waitForExit() != 0)
+            #expect(refused.text.contains("needs a redis+sentinel:// URL"))
+        }
+    }
+
     static func randomID() -> String {
         (0..<40).map { _ in String("0123456789abcdef".randomElement() ?? "0") }.joined()
     }
