@@ -34,6 +34,7 @@ struct SentinelResolver {
             do throws(ResolveFailure) {
                 return stamped(try connectMaster(announced), master: announced, generation: generation)
             } catch {
+                topology.forgetAnnounced(in: generation)
                 reasons.append("announced \(error.reason.prefix(Self.maximumReasonCharacters))")
             }
         }

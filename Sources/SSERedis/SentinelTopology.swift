@@ -116,9 +116,20 @@ final class SentinelTopology: Sendable {
         return notify != nil
     }
 
-    /// The master announced when `generation` began, while it is the current one.
+    /// The master announced when `generation` began, while it is the current one and no
+    /// connection of it has reached a master yet: only the first resolves after the news try it.
     func announced(in generation: UInt64) -> SentinelAddress? {
-        state.withLock { state in currentGeneration.load(ordering: .acquiring) == generation ? state.announced : nil }
+        state.withLock { state in
+            currentGeneration.load(ordering: .acquiring) == generation && state.master == nil ? state.announced : nil
+        }
+    }
+
+    /// The announced master could not be used (down, or not a master): later resolves of
+    /// `generation` go straight to the sentinels, instead of each waiting for it again.
+    func forgetAnnounced(in generation: UInt64) {
+        state.withLock { state in
+            if currentGeneration.load(ordering: .acquiring) == generation { state.announced = nil }
+        }
     }
 
     /// Starts a new generation when a sentinel names another master than this generation's.

@@ -91,7 +91,7 @@ struct SentinelTests {
         (0..<40).map { _ in String("0123456789abcdef".randomElement() ?? "0") }.joined()
     }
 
-    @Test("two nodes follow SENTINEL FAILOVER and then a killed master: every acknowledged event reaches every client once and in order, or a history-gap says what is missing; readyz returns to 200")
+    @Test("two nodes follow SENTINEL FAILOVER, then, with the sentinel they listened on gone, a killed master: every acknowledged event reaches every client once and in order, or a history-gap says what is missing; readyz returns to 200")
     func failover() async throws {
         try await withSentinelCluster { cluster in
             try await cluster.waitUntilSettled()
@@ -136,6 +136,9 @@ struct SentinelTests {
             _ = try await cluster.sentinels[0].command("SENTINEL", "FAILOVER", SentinelCluster.masterName)
         }
         try await Task.sleep(for: .milliseconds(800))
+        // The sentinel the watchers listen on (the first that answered) dies: they move on to the next.
+        cluster.sentinels[0].stop()
+        try await Task.sleep(for: .milliseconds(300))
         // 2. The new master dies (SIGKILL); the first dials hit the dead address for about 2 s.
         let killedMaster = try await cluster.currentMaster()
         let killed = try await Self.measure("kill -9 of the master", cluster, watched, log) {

@@ -40,11 +40,22 @@ struct SentinelTopologyTests {
         #expect(!topology.announce(Self.b), "the leader's late +switch-master")
         #expect(topology.generation == 1)
         _ = topology.resolved(Self.b, in: 1)
+        #expect(topology.announced(in: 1) == nil, "once a connection reached the master, resolves ask the sentinels again")
         topology.check(master: Self.b)
         #expect(topology.generation == 1)
         topology.check(master: Self.a)
         #expect(topology.generation == 2)
         #expect(topology.announced(in: 2) == nil)
+    }
+
+    @Test("an announced master that could not be used is not tried again in its generation")
+    func forgetAnnounced() {
+        let topology = SentinelTopology(endpoint: Self.endpoint)
+        #expect(topology.announce(Self.b))
+        topology.forgetAnnounced(in: 0)
+        #expect(topology.announced(in: 1) == Self.b, "an older generation's failure changes nothing")
+        topology.forgetAnnounced(in: 1)
+        #expect(topology.announced(in: 1) == nil)
     }
 
     @Test("the sentinel that answered moves to the front")

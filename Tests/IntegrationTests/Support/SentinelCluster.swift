@@ -119,9 +119,10 @@ final class SentinelCluster: @unchecked Sendable {
         get throws { try RedisConfiguration(url: url) }
     }
 
-    /// The server the first sentinel names as master now.
+    /// The server the first sentinel that answers names as master now.
     func currentMaster() async throws -> RedisServerProcess {
-        let port = await sentinels[0].masterPort()
+        var port: Int?
+        for sentinel in sentinels where port == nil { port = await sentinel.masterPort() }
         guard let server = servers.first(where: { $0.port == port }) else { throw TestFailure("no known master (sentinel says \(String(describing: port)))") }
         return server
     }
