@@ -40,6 +40,8 @@ final class SentinelWatcher: @unchecked Sendable {
     /// The index, in the topology's order, of the sentinel to watch next.
     private var next = 0
     private var backoff = ReconnectBackoff(baseMilliseconds: 100, capMilliseconds: 2000)
+    /// Whether a whole round of sentinels failed since the last subscription (logged once).
+    private var hasReportedRound = false
 
     /// PING after this long without traffic; no answer within as long again drops the sentinel.
     static let pingIntervalMilliseconds = 1000
@@ -87,7 +89,16 @@ final class SentinelWatcher: @unchecked Sendable {
                     logger.debug("Sentinel watcher moves to the next sentinel", metadata: ["sentinel": "\(sentinel)", "error": "\(error)"])
                 }
                 next = (next + 1) % sentinels.count
-                if next == 0 { pause(milliseconds: backoff.nextDelayMilliseconds()) }
+                if next == 0 {
+                    if !hasReportedRound, !isStopping {
+                        hasReportedRound = true
+                        logger.warning(
+                            "no sentinel can be watched; failovers are noticed only when connections break, and the watcher keeps trying",
+                            metadata: ["master": "\(topology.endpoint.masterName)", "error": "\(error)"]
+                        )
+                    }
+                    pause(milliseconds: backoff.nextDelayMilliseconds())
+                }
             }
         }
     }
@@ -130,6 +141,7 @@ final class SentinelWatcher: @unchecked Sendable {
                 pingSentAt = nil
                 if try handleReplies(connection, sentinel: sentinel), !subscribed {
                     subscribed = true
+                    hasReportedRound = false
                     backoff.reset()
                     logger.debug("Sentinel watcher subscribed", metadata: ["sentinel": "\(sentinel)", "master": "\(endpoint.masterName)"])
                 }
