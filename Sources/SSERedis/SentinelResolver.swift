@@ -38,7 +38,8 @@ struct SentinelResolver {
                 reasons.append("announced \(error.reason.prefix(Self.maximumReasonCharacters))")
             }
         }
-        let sentinels = topology.sentinelsInOrder
+        // A library caller's endpoint may name more than a URL can: the first 16 are asked.
+        let sentinels = topology.sentinelsInOrder.prefix(SentinelEndpoint.maximumSentinels)
         for sentinel in sentinels {
             do throws(ResolveFailure) {
                 let master = try askSentinel(sentinel)
