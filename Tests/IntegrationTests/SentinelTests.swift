@@ -1,4 +1,5 @@
 import Foundation
+import SSEPublisher
 import SSERedis
 import SSEWire
 import Synchronization
@@ -85,6 +86,42 @@ struct SentinelTests {
             #expect(try await refused.waitForExit() != 0)
             #expect(refused.text.contains("needs a redis+sentinel:// URL"))
         }
+    }
+
+    @Test("a publish that meets -READONLY (a demoted master) did not run: it is retried on a fresh connection and lands once, when the server is master again")
+    func readOnlyIsRetried() async throws {
+        try await withRedis { server in
+            try await withRedis { other in
+                let publisher = SSEPublisher(redis: try server.configuration)
+                defer { publisher.shutdown() }
+                _ = try await publisher.publish(data: "before", channel: "ro")
+                let connectionsBefore = try await Self.connectionsReceived(server)
+                _ = try await server.command("REPLICAOF", "127.0.0.1", String(other.port))
+                let retried = Task { try await publisher.publish(data: "during", channel: "ro") }
+                try await Task.sleep(for: .milliseconds(400))
+                _ = try await server.command("REPLICAOF", "NO", "ONE")
+                let receipt = try await retried.value
+                #expect(receipt.id != nil)
+                // The retried event is in the history once (whether or not the demotion's sync had
+                // replaced the server's data meanwhile).
+                guard case .array(let entries) = try await server.command("XRANGE", "sse:history:stream:ro", "-", "+") else {
+                    throw TestFailure("no history stream")
+                }
+                let payloads = entries.compactMap { $0.elements?.last?.elements?.compactMap(\.string).joined(separator: " ") }
+                #expect(payloads.filter { $0.contains("during") }.count == 1, "\(payloads)")
+                // At least one reconnect after -READONLY, besides the 4 connections of this test's own commands.
+                #expect(try await Self.connectionsReceived(server) >= connectionsBefore + 5)
+            }
+        }
+    }
+
+    /// `total_connections_received` of `INFO stats` (this read's own connection included).
+    static func connectionsReceived(_ server: RedisServerProcess) async throws -> Int {
+        guard case .bulkString(let bytes) = try await server.command("INFO", "stats"),
+            let line = String(decoding: bytes, as: UTF8.self).split(separator: "\r\n").first(where: { $0.hasPrefix("total_connections_received:") }),
+            let count = Int(line.dropFirst("total_connections_received:".count))
+        else { throw TestFailure("no total_connections_received in INFO stats") }
+        return count
     }
 
     static func randomID() -> String {
