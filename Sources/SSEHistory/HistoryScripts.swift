@@ -41,9 +41,9 @@ enum HistoryScripts {
     /// empty). Returns `{position, receivers}`. The id is spliced into the Flask-SSE payload where
     /// its key sorts, so the pub/sub payload is exactly what `sse.publish(..., id=POSITION)` writes.
     ///
-    /// A new epoch starts when the epoch or the counter is gone (first use, or Redis lost it) or
-    /// the counter has moved back to or below what the publisher already saw in this epoch, or
-    /// below the channel's own last position.
+    /// A new epoch starts when the epoch or the counter is gone (first use, or Redis lost it),
+    /// the counter has moved back to or below what the publisher already saw in this epoch or
+    /// below the channel's own last position, or Redis is in an older epoch than the publisher saw.
     static let publish = RedisScript(
         epochFunctions + """
 
@@ -64,6 +64,11 @@ enum HistoryScripts {
         elseif seenEpoch == epoch and not isGreater(digits(sequence), seenSequence) then
           epoch = newEpoch(epoch, digits(sequence - 1), seenSequence)
           sequence = redis.call('INCR', KEYS[2])
+        elseif seenEpoch ~= '' and isGreater(seenEpoch, epoch) then
+          -- Redis is back in an older epoch than the publisher saw (a promoted replica that
+          -- missed an epoch change): the new one follows the epoch the publisher saw.
+          epoch = newEpoch(seenEpoch, '0', seenSequence)
+          sequence = redis.call('INCR', KEYS[2])
         end
         local previous = redis.call('GET', KEYS[4]) or ''
         local previousEpoch, previousSequence = string.match(previous, '^(%d+)%-(%d+)$')
@@ -81,9 +86,9 @@ enum HistoryScripts {
         """
     )
 
-    /// Starts a new epoch if the counter is, in the same epoch, below what a node saw: Redis
-    /// lost events (a restore, a promoted lagging replica). Another node may have done it
-    /// already; then nothing changes.
+    /// Starts a new epoch if the counter is below what a node saw, in the same epoch or in an
+    /// older one: Redis lost events (a restore, a promoted lagging replica, one that missed an
+    /// epoch change). Another node may have done it already; then nothing changes.
     ///
     /// KEYS: epoch, sequence, previous. ARGV: seen epoch, seen sequence.
     /// Returns `{epoch, sequence, started}` after the check.
@@ -94,6 +99,10 @@ enum HistoryScripts {
         local sequence = redis.call('GET', KEYS[2]) or '0'
         if epoch and epoch == ARGV[1] and isGreater(ARGV[2], sequence) then
           epoch = newEpoch(epoch, sequence, ARGV[2])
+          return {epoch, '0', 1}
+        end
+        if epoch and isGreater(ARGV[1], epoch) then
+          epoch = newEpoch(ARGV[1], '0', ARGV[2])
           return {epoch, '0', 1}
         end
         return {epoch or '', sequence, 0}

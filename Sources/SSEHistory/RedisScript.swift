@@ -6,7 +6,9 @@ import Synchronization
 /// (a restarted or flushed Redis forgets scripts).
 ///
 /// An error reply that says Redis did not run the command and may soon (`-LOADING` while a
-/// restarted Redis reads its data, `-BUSY`, `-TRYAGAIN`, `-MASTERDOWN`, `-CLUSTERDOWN`) is retried
+/// restarted Redis reads its data, `-BUSY`, `-TRYAGAIN`, `-MASTERDOWN`, `-CLUSTERDOWN`, and
+/// mid-failover `-READONLY` or `-NOREPLICAS`, after which the command client reconnects to the
+/// master) is retried
 /// for about three seconds, without blocking anyone (the retry is scheduled, not slept): a
 /// publish during the second a restart takes to load then succeeds instead of failing. Such a
 /// reply means the script did not run, so a retry never publishes twice. A lost connection is not

@@ -43,7 +43,7 @@ public final class SSEPublisher: Sendable {
         self.history = history.isEnabled ? HistoryStore(configuration: history, client: client, watermark: watermark) : nil
     }
 
-    /// Creates a publisher from a Redis URL (`redis://…` or `unix://…`).
+    /// Creates a publisher from a Redis URL (`redis://…`, `unix://…` or `redis+sentinel://…`).
     public convenience init(
         redisURL: String,
         history: HistoryConfiguration = .default,

@@ -23,6 +23,10 @@ import Synchronization
 /// - The queue is bounded: each lane holds at most `maximumPending` commands; beyond that
 ///   `send` fails at once with `.overloaded` (nothing waits for room).
 ///
+/// Through Sentinel (`.sentinel` endpoint) every connect resolves the master anew, a batch first
+/// checks that no failover was announced since its connection was resolved (else it reconnects),
+/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again.
+///
 /// Lanes keep one caller's flood from starving another: a batch takes commands from the
 /// non-empty lanes in turn, one at a time, so with k busy lanes each gets at least a k-th of
 /// every batch, and a full lane refuses only its own commands. Within a lane order is FIFO;
@@ -137,8 +141,12 @@ public final class RedisCommandClient: Sendable {
 
     /// The command thread: take a batch, pipeline it, answer everyone, repeat.
     private func run() {
+        // Through Sentinel the thread shares the process's topology (and its watcher) while it runs.
+        let sentinel = SentinelTopology.acquire(for: redis, logger: logger)
+        defer { sentinel?.release()?.join() }
         var connection: RedisConnection?
         var lastFailure: ContinuousClock.Instant?
+        var failedGeneration: UInt64 = 0
         while true {
             wakeup.wait()
             let (batch, stopping) = takeBatch()
@@ -152,13 +160,21 @@ public final class RedisCommandClient: Sendable {
                 connection = nil
                 lastFailure = nil
             }
+            if let current = connection, current.isTopologyStale {
+                logger.info("the Redis master may have changed (Sentinel); reconnecting", metadata: ["redis": "\(redis)"])
+                connection = nil
+                lastFailure = nil
+            }
             if connection == nil {
-                if let lastFailure, lastFailure.duration(to: .now) < .milliseconds(retryIntervalMilliseconds) {
+                if let lastFailure, lastFailure.duration(to: .now) < .milliseconds(retryIntervalMilliseconds),
+                    sentinel.map({ $0.topology.generation == failedGeneration }) ?? true
+                {
                     fail(batch, RedisError(.unavailable, "Redis at \(redis) is unreachable"))
                     continue
                 }
                 do {
-                    connection = try RedisConnection.connect(redis)
+                    failedGeneration = sentinel?.topology.generation ?? 0
+                    connection = try RedisConnection.connect(redis, topology: sentinel?.topology)
                     lastFailure = nil
                     setAvailable(true)
                 } catch {
@@ -170,18 +186,41 @@ public final class RedisCommandClient: Sendable {
                 }
             }
             guard let live = connection else { continue }
-            if let error = execute(batch, on: live) {
+            switch execute(batch, on: live) {
+            case .healthy:
+                break
+            case .lost(let error):
                 logger.warning("Redis command connection lost", metadata: ["error": "\(error)"])
                 connection = nil
                 lastFailure = .now
                 setAvailable(false)
+            case .notMaster:
+                // A replica (or a master cut off from its replicas) answered: the topology is
+                // stale. The refused commands did not run, so their callers may retry safely.
+                logger.warning("Redis answered as a replica; reconnecting to the master", metadata: ["redis": "\(redis)"])
+                if let stamp = live.sentinelStamp { stamp.topology.invalidate(stamp.generation) }
+                connection = nil
+                lastFailure = nil
             }
         }
     }
 
-    /// Pipelines `batch`; returns the error that broke the connection, if any.
-    private func execute(_ batch: [Pending], on connection: RedisConnection) -> RedisError? {
+    /// How a batch left the connection.
+    private enum BatchOutcome {
+        case healthy
+        /// The connection broke (the error it broke with).
+        case lost(RedisError)
+        /// A reply said this server does not take writes (`-READONLY`, `-NOREPLICAS`).
+        case notMaster
+    }
+
+    /// Error replies after which the connection goes to the wrong server for writes.
+    static let notMasterCodes: Set<String> = ["READONLY", "NOREPLICAS"]
+
+    /// Pipelines `batch` and answers every command in it.
+    private func execute(_ batch: [Pending], on connection: RedisConnection) -> BatchOutcome {
         var answered = 0
+        var outcome = BatchOutcome.healthy
         do throws(RedisError) {
             for pending in batch { try connection.append(pending.arguments) }
             let stall = Duration.milliseconds(max(1, redis.commandTimeoutMilliseconds))
@@ -189,12 +228,13 @@ public final class RedisCommandClient: Sendable {
             for pending in batch {
                 let reply = try connection.readReply(stall: stall)
                 answered += 1
+                if let code = reply.serverError?.serverCode, Self.notMasterCodes.contains(code) { outcome = .notMaster }
                 pending.completion(.success(reply))
             }
-            return nil
+            return outcome
         } catch {
             fail(batch[answered...], error)
-            return error
+            return .lost(error)
         }
     }
 

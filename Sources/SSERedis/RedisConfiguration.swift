@@ -2,13 +2,17 @@
 ///
 /// Accepted forms are those Flask-SSE users already have (redis-py's):
 /// `redis://[[user]:password@]host[:port][/db][?db=N]` and
-/// `unix://[[user]:password@]/path/to/redis.sock[?db=N]`. `rediss://` is refused with a clear
-/// message: Debian's hiredis 0.14 has no TLS support.
+/// `unix://[[user]:password@]/path/to/redis.sock[?db=N]`; and, for a master behind Redis
+/// Sentinel, `redis+sentinel://[[user]:password@]h1[:26379],h2[:port]/mymaster[/db][?…]`
+/// (see `parseSentinel`). `rediss://` is refused with a clear message: Debian's hiredis 0.14
+/// has no TLS support.
 public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// The transport to the server.
     public enum Endpoint: Sendable, Hashable {
         case tcp(host: String, port: Int)
         case unixSocket(path: String)
+        /// The master that these sentinels name, found anew on every connect.
+        case sentinel(SentinelEndpoint)
     }
 
     public var endpoint: Endpoint
@@ -61,6 +65,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             self = try Self.parseTCP(remainder, url: url)
         case "unix":
             self = try Self.parseUnix(remainder, url: url)
+        case "redis+sentinel":
+            self = try Self.parseSentinel(remainder, url: url, tls: false)
         case "rediss":
             throw RedisConfigurationError(
                 url: url,
@@ -68,7 +74,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
                     + "reach Redis over a private network, a unix socket, or a TLS tunnel such as stunnel"
             )
         default:
-            throw RedisConfigurationError(url: url, reason: "unsupported scheme '\(scheme)'; use redis:// or unix://")
+            throw RedisConfigurationError(url: url, reason: "unsupported scheme '\(scheme)'; use redis://, unix:// or redis+sentinel://")
         }
     }
 
@@ -80,6 +86,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             return "redis://\(auth)\(shownHost):\(port)/\(database)"
         case .unixSocket(let path):
             return "unix://\(auth)\(path)?db=\(database)"
+        case .sentinel(let sentinel):
+            return Self.sentinelDescription(sentinel, auth: auth, database: database)
         }
     }
 
@@ -91,7 +99,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Splits `[[user]:password@]rest` into credentials and the rest.
-    private static func splitCredentials(
+    static func splitCredentials(
         _ text: Substring,
         url: String
     ) throws(RedisConfigurationError) -> (String?, String?, Substring) {
@@ -124,7 +132,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         return (text[..<question], database)
     }
 
-    private static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
+    static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
         guard let database = Int(text), database >= 0 else {
             throw RedisConfigurationError(url: url, reason: "database must be a non-negative integer, got '\(text)'")
         }
@@ -143,25 +151,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
                 database = try parseDatabase(path, url: url)
             }
         }
-        var host = "127.0.0.1"
-        var port = 6379
-        if hostPort.hasPrefix("[") {
-            guard let close = hostPort.firstIndex(of: "]") else {
-                throw RedisConfigurationError(url: url, reason: "unterminated IPv6 address")
-            }
-            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-            let afterHost = hostPort[hostPort.index(after: close)...]
-            if afterHost.hasPrefix(":") {
-                port = try parsePort(afterHost.dropFirst(), url: url)
-            } else if !afterHost.isEmpty {
-                throw RedisConfigurationError(url: url, reason: "unexpected text after the IPv6 address")
-            }
-        } else if let colon = hostPort.lastIndex(of: ":") {
-            if colon > hostPort.startIndex { host = String(hostPort[..<colon]) }
-            port = try parsePort(hostPort[hostPort.index(after: colon)...], url: url)
-        } else if !hostPort.isEmpty {
-            host = String(hostPort)
-        }
+        let (parsedHost, port) = try splitHostPort(hostPort, defaultPort: 6379, url: url)
+        let host = parsedHost.isEmpty ? "127.0.0.1" : String(parsedHost)
         return RedisConfiguration(
             endpoint: .tcp(host: host, port: port),
             username: username,
@@ -170,7 +161,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
-    private static func parsePort(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
+    static func parsePort(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
         guard let port = Int(text), (1...65535).contains(port) else {
             throw RedisConfigurationError(url: url, reason: "port must be 1...65535, got '\(text)'")
         }
@@ -191,7 +182,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
-    private static func percentDecoded(_ text: Substring, url: String) throws(RedisConfigurationError) -> String {
+    static func percentDecoded(_ text: Substring, url: String) throws(RedisConfigurationError) -> String {
         var bytes: [UInt8] = []
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
@@ -217,11 +208,7 @@ public struct RedisConfigurationError: Error, Hashable, CustomStringConvertible 
 
     init(url: String, reason: String) {
         self.reason = reason
-        if let at = url.lastIndex(of: "@"), let schemeEnd = url.firstRange(of: "://") {
-            self.redactedURL = String(url[..<schemeEnd.upperBound]) + "***" + String(url[at...])
-        } else {
-            self.redactedURL = url
-        }
+        self.redactedURL = Self.redacted(url)
     }
 
     public var description: String { "invalid Redis URL '\(redactedURL)': \(reason)" }

@@ -33,6 +33,13 @@ final class RedisConnection {
     /// Whether commands are queued that the socket has not taken yet.
     private(set) var hasPendingOutput = false
 
+    /// For a connection found through Sentinel: where and in which generation it was resolved.
+    var sentinelStamp: SentinelTopology.Stamp?
+
+    /// Whether this connection was resolved through Sentinel before the master may have
+    /// changed: the caller drops it and connects (resolves) again.
+    var isTopologyStale: Bool { sentinelStamp?.isStale ?? false }
+
     /// Bytes queued that the socket has not taken yet.
     var pendingOutputBytes: Int {
         guard let buffer = context.pointee.obuf else { return 0 }
@@ -57,7 +64,13 @@ final class RedisConnection {
     ///
     /// Name resolution (`getaddrinfo`) is the one wait without a deadline; use an address or
     /// a resolver that answers.
-    static func connect(_ configuration: RedisConfiguration) throws(RedisError) -> RedisConnection {
+    ///
+    /// A `.sentinel` endpoint is resolved first (`SentinelResolver`, through `topology` when the
+    /// caller holds one, else a topology of its own), then connected as the `.tcp` master found.
+    static func connect(_ configuration: RedisConfiguration, topology: SentinelTopology? = nil) throws(RedisError) -> RedisConnection {
+        if case .sentinel(let endpoint) = configuration.endpoint {
+            return try SentinelResolver(configuration: configuration, endpoint: endpoint, topology: topology ?? SentinelTopology(endpoint: endpoint)).connect()
+        }
         let timeout = max(1, configuration.connectTimeoutMilliseconds)
         let raw: UnsafeMutablePointer<redisContext>?
         switch configuration.endpoint {
@@ -65,6 +78,8 @@ final class RedisConnection {
             raw = CHiredis_connectTCP(host, Int32(clamping: port), timeout)
         case .unixSocket(let path):
             raw = CHiredis_connectUnix(path, timeout)
+        case .sentinel:
+            throw RedisError(.connectionFailed, "a Sentinel endpoint is resolved before it is connected")
         }
         guard let raw else {
             throw RedisError(.connectionFailed, "cannot allocate a Redis context")

@@ -6,7 +6,8 @@ import Dispatch
 /// `min(maximumDelay, baseDelay × 2ⁿ⁻¹)`), at most `maximumAttempts` attempts in all, and no
 /// retry that would start later than `totalMilliseconds` after the first attempt. What is
 /// transient is `RedisError.isTransient` (connection failed, lost, unavailable, timed out;
-/// error replies `LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`).
+/// error replies `LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`, `READONLY`,
+/// `NOREPLICAS`).
 ///
 /// `run` never blocks the caller's thread: retries are scheduled with
 /// `DispatchQueue.asyncAfter`, so it is safe from an event loop or the command thread.

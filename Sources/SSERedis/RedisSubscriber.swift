@@ -24,6 +24,8 @@ import Darwin
 /// write that Redis does not take within the ping interval drops the connection, so the
 /// thread never blocks on a stalled Redis. What Redis answers is tracked by a pure
 /// `SubscriptionStateMachine`: a channel Redis refuses (`-NOPERM`) affects only itself.
+/// Through Sentinel the thread is woken when a failover is announced (`SentinelWatcher`) and
+/// resubscribes on the new master at once, with its backoff reset.
 public final class RedisSubscriber: Sendable {
     /// Tuning for reconnects and liveness checks.
     public struct Configuration: Sendable, Hashable {
@@ -86,6 +88,8 @@ public final class RedisSubscriber: Sendable {
         var connected = false
         var refused: Set<ChannelName> = []
         var delegate: (any RedisSubscriberDelegate)?
+        /// The hold on the Sentinel topology (and its watcher), for a `.sentinel` endpoint.
+        var sentinel: SentinelTopology.Lease?
     }
 
     private let redis: RedisConfiguration
@@ -145,9 +149,11 @@ public final class RedisSubscriber: Sendable {
                 state.wanted.insert(probe.channel)
                 state.changes[probe.channel] = true
             }
+            // Through Sentinel, the watcher wakes the thread when the master changes.
+            state.sentinel = SentinelTopology.acquire(for: redis, logger: logger, onChange: { [wakeup] in wakeup.signal() })
             // Spawned under the lock, so a concurrent `shutdown()` sees the thread it must wait
             // for; the new thread takes this lock only after it is released.
-            state.thread = .running(SubscriberThread(owner: self).start())
+            state.thread = .running(SubscriberThread(owner: self, topology: state.sentinel?.topology).start())
         }
     }
 
@@ -204,14 +210,14 @@ public final class RedisSubscriber: Sendable {
     /// without holding a thread. Safe to call more than once and from several threads.
     public func shutdown() {
         if let thread = beginShutdown() { thread.join() }
-        endShutdown()
+        endShutdown()?.join()
     }
 
     /// Stops the thread and closes the connection; returns once the thread has exited, suspending
     /// meanwhile instead of blocking a thread of the cooperative pool.
     public func shutdown() async {
         if let thread = beginShutdown() { await thread.join() }
-        endShutdown()
+        if let watcher = endShutdown() { await watcher.join() }
     }
 
     /// Marks the subscriber stopping and wakes its thread; returns the thread to wait for.
@@ -230,9 +236,16 @@ public final class RedisSubscriber: Sendable {
         return thread
     }
 
-    private func endShutdown() {
-        shared.withLock { $0.delegate = nil }
+    /// Forgets the delegate, stops the probe and gives the Sentinel hold back; returns the
+    /// watcher's thread when this was its last user.
+    private func endShutdown() -> OwnedThread? {
+        let lease: SentinelTopology.Lease? = shared.withLock { state in
+            state.delegate = nil
+            defer { state.sentinel = nil }
+            return state.sentinel
+        }
         probe?.shutdown()
+        return lease?.release()
     }
 
     // MARK: - Thread side

@@ -22,6 +22,10 @@ final class SubscriberThread: @unchecked Sendable {
     private typealias Machine = SubscriptionStateMachine<SubscriptionWaiter>
 
     private let owner: RedisSubscriber
+    /// For a `.sentinel` endpoint: the process's topology, shared with the watcher.
+    private let topology: SentinelTopology?
+    /// The topology's generation when the last connect began.
+    private var attemptGeneration: UInt64 = 0
     private var connection: RedisConnection?
     private var machine: Machine
     private var backoff: ReconnectBackoff
@@ -34,8 +38,9 @@ final class SubscriberThread: @unchecked Sendable {
     /// The delivery probe (nil when it is off).
     private var probe: SubscriberProbe?
 
-    init(owner: RedisSubscriber) {
+    init(owner: RedisSubscriber, topology: SentinelTopology?) {
         self.owner = owner
+        self.topology = topology
         let tuning = owner.tuning
         self.machine = Machine(
             configuration: .init(
@@ -68,6 +73,10 @@ final class SubscriberThread: @unchecked Sendable {
                 connect()
                 continue
             }
+            if connection?.isTopologyStale == true {
+                followNewMaster()
+                continue
+            }
             do throws(RedisError) {
                 try serviceConnection()
             } catch {
@@ -79,7 +88,8 @@ final class SubscriberThread: @unchecked Sendable {
     private func connect() {
         do throws(RedisError) {
             try takeInputs(force: true)
-            let fresh = try RedisConnection.connect(owner.redisConfiguration)
+            attemptGeneration = topology?.generation ?? 0
+            let fresh = try RedisConnection.connect(owner.redisConfiguration, topology: topology)
             connection = fresh
             lastTraffic = .now
             pingSentAt = nil
@@ -90,12 +100,29 @@ final class SubscriberThread: @unchecked Sendable {
             owner.setConnected(true)
             owner.log.info(
                 "Redis subscription connected",
-                metadata: ["redis": "\(owner.redisConfiguration)", "channels": "\(machine.wanted.count)"]
+                metadata: [
+                    "redis": "\(owner.redisConfiguration)", "channels": "\(machine.wanted.count)",
+                    "master": "\(fresh.sentinelStamp.map { "\($0.master)" } ?? "-")",
+                ]
             )
             owner.delegate?.subscriberDidConnect(owner)
         } catch {
             drop(error)
         }
+    }
+
+    /// The master may have changed (Sentinel announced a switch, or a command met `-READONLY`):
+    /// drop the connection and resolve again at once, without waiting out any backoff, so
+    /// delivery resumes within one resolve and connect.
+    private func followNewMaster() {
+        connection = nil
+        machine.disconnected()
+        backoff.reset()
+        let error = RedisError(.connectionLost, "Sentinel: the master changed")
+        owner.setConnected(false)
+        hasReportedDown = true
+        owner.log.notice("Redis subscription follows a new master", metadata: ["redis": "\(owner.redisConfiguration)"])
+        owner.delegate?.subscriber(owner, didDisconnectWith: error)
     }
 
     private func drop(_ error: RedisError) {
@@ -123,6 +150,11 @@ final class SubscriberThread: @unchecked Sendable {
         let delay = backoff.nextDelayMilliseconds()
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(delay))
         while !owner.isStopping {
+            if let topology, topology.generation != attemptGeneration {
+                // A new master was announced: try it now.
+                backoff.reset()
+                return
+            }
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return }
             var descriptor = pollfd(fd: owner.wakeupDescriptor, events: Int16(POLLIN), revents: 0)

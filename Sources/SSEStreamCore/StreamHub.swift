@@ -300,16 +300,14 @@ package final class StreamHub: RedisSubscriberDelegate {
         return nil
     }
 
-    /// Reads the counter; if it moved backwards below what this node saw in the same epoch,
-    /// starts a new epoch. Returns the state Redis vouches for now.
+    /// Reads the counter; if it moved backwards below what this node saw (in the same epoch, or
+    /// back to an older epoch), starts a new epoch. Returns the state Redis vouches for now.
     private func refreshCounter() -> HistoryState? {
         // What the node had seen before asking: positions seen while the read is in flight (this
         // node's own publishes, say) may be newer than the answer without anything being wrong.
         let seenBeforeRead = history?.watermark.position
         guard let state = readStateNow() else { return nil }
-        if let current = state.current, let seen = seenBeforeRead, seen.epoch == current.epoch,
-            seen.sequence > current.sequence, let verifier
-        {
+        if let current = state.current, let seen = seenBeforeRead, seen > current, let verifier {
             logger.error(
                 "the history counter moved backwards (Redis lost events); starting a new epoch",
                 metadata: ["seen": "\(seen)", "counter": "\(current)"]

@@ -39,8 +39,11 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on. (env: PORT, default: 5000)")
     var port: Int?
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db] or unix:///path.sock[?db=N]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
+    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path.sock[?db=N] or redis+sentinel://[[user]:password@]host[:26379],host2[:port]/mastername[/db]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
     var redisURL: String?
+
+    @Option(name: .customLong("redis-sentinel-password"), help: "Password for the sentinels of a redis+sentinel:// URL (its user-info authenticates to the master); instead of sentinel_password= in the URL. (env: SSE_REDIS_SENTINEL_PASSWORD)")
+    var redisSentinelPassword: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (env: LOG_LEVEL, default: info)")
     var logLevel: String?
@@ -147,11 +150,18 @@ struct BrokerCommand: AsyncParsableCommand {
 
     private func makeConfiguration(_ environment: Environment) throws -> BrokerConfiguration {
         let urlText = redisURL ?? environment["SSE_REDIS_URL"] ?? environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
-        let redis: RedisConfiguration
+        var redis: RedisConfiguration
         do {
             redis = try RedisConfiguration(url: urlText)
         } catch {
             throw ValidationError(error.description)
+        }
+        if let sentinelPassword = redisSentinelPassword ?? environment["SSE_REDIS_SENTINEL_PASSWORD"] {
+            guard case .sentinel(var endpoint) = redis.endpoint else {
+                throw ValidationError("--redis-sentinel-password needs a redis+sentinel:// URL")
+            }
+            endpoint.password = sentinelPassword
+            redis.endpoint = .sentinel(endpoint)
         }
         var configuration = BrokerConfiguration(redis: redis)
         configuration.host = host ?? environment["HOST"] ?? configuration.host

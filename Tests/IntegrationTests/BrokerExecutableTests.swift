@@ -15,6 +15,7 @@ struct BrokerExecutableTests {
             "--retry-ms", "SSE_RETRY_MS", "--client-buffer", "SSE_CLIENT_BUFFER", "--max-payload", "SSE_MAX_PAYLOAD",
             "--max-head-bytes", "SSE_MAX_HEAD_BYTES", "--max-connections", "SSE_MAX_CONNECTIONS",
             "--drain-timeout", "SSE_DRAIN_TIMEOUT", "--history", "SSE_HISTORY", "--history-ttl", "SSE_HISTORY_TTL",
+            "--redis-sentinel-password", "SSE_REDIS_SENTINEL_PASSWORD", "redis+sentinel://",
         ] {
             #expect(help.contains(expected), "--help does not mention \(expected)")
         }

@@ -96,6 +96,32 @@ struct HistoryHardeningTests {
         await node.shutdown()
     }
 
+    @Test("a Redis back in an older epoch (a promoted replica that missed an epoch change) gets a new epoch past the one clients hold: live events keep flowing, a resume hears what was lost")
+    func olderEpoch() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: try redis.configuration)
+        let live = try await node.stream("older")
+        try await redis.waitForSubscribers("older", count: 1)
+        var ids: [String] = []
+        for index in 1...3 { ids.append(try await Self.publish(node, "older", "o\(index)")) }
+        #expect(try await live.waitForEvents(3).count == 3)
+        let held = try #require(HistoryPosition(ids[2]))
+        // What the replica had: an epoch before the one the node saw, with a higher counter.
+        _ = try await redis.command("SET", "sse:history:epoch", String(held.epoch - 1000))
+        _ = try await redis.command("SET", "sse:history:seq", "10")
+        _ = try await redis.command("DEL", "sse:history:previous", "sse:history:last:older")
+        let after = try await Self.publish(node, "older", "after")
+        let position = try #require(HistoryPosition(after))
+        #expect(position.epoch > held.epoch, "the new epoch follows the one clients hold")
+        #expect(try await live.waitForEvents(4).last == Self.event("after", after))
+        let behind = try await StreamClient.open(port: node.port, "/stream?channel=older", headers: ["Last-Event-ID": ids[1]])
+        let heard = try await behind.waitForEvents(3)
+        #expect(heard[0].hasPrefix("event:history-gap\n") && heard[0].contains(#""older": "lost""#), "\(heard)")
+        #expect(heard.last == Self.event("after", after))
+        for client in [live, behind] { await client.close() }
+        await node.shutdown()
+    }
+
     @Test("after a restore from an older snapshot, the node starts a new epoch before anyone re-issues ids clients hold; a fresh publisher's events reach the connected client")
     func restoreFromOlderSnapshot() async throws {
         let redis = try await RedisServerProcess()

@@ -9,6 +9,8 @@ struct RedisErrorTests {
             "LOADING Redis is loading the dataset in memory", "BUSY Redis is busy running a script",
             "TRYAGAIN Multiple keys request during rehashing of slot", "MASTERDOWN Link with MASTER is down",
             "CLUSTERDOWN The cluster is down",
+            "READONLY You can't write against a read only replica. script: 3a1b, on @user_script:1.",
+            "NOREPLICAS Not enough good replicas to write.",
         ]
     )
     func transientReplies(text: String) {

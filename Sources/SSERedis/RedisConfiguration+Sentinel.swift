@@ -1,0 +1,152 @@
+/// The Sentinel URL form: `redis+sentinel://[[user]:password@]h1[:26379],h2:26380/mymaster[/db][?…]`.
+///
+/// redis-py has no Sentinel URL (one builds `redis.sentinel.Sentinel(…)` in code); this is the
+/// de-facto form of Redis-Sentinel-Url, prefect-redis and redis-vl-java. The user-info
+/// authenticates to the master, like `redis://`; the sentinels get `sentinel_username=` and
+/// `sentinel_password=` (percent-encoded). Ports default to 26379, IPv6 goes in brackets. The
+/// query ends the URL at its first `?`, so a `?` in a password must be written `%3F`.
+extension RedisConfiguration {
+    /// Parses what follows `redis+sentinel://` (or `rediss+sentinel://` with `tls`: its `ssl_*`
+    /// parameters are left to the TLS options, which the caller applies; without TLS they are
+    /// refused). Every other parameter than `db`, `sentinel_username` and `sentinel_password`
+    /// is refused, so a misspelt option never passes silently.
+    static func parseSentinel(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
+        var main = remainder
+        var query: Substring = ""
+        if let question = remainder.firstIndex(of: "?") {
+            main = remainder[..<question]
+            query = remainder[remainder.index(after: question)...]
+        }
+        let (username, password, afterCredentials) = try splitCredentials(main, url: url)
+        guard let slash = afterCredentials.firstIndex(of: "/") else {
+            throw RedisConfigurationError(url: url, reason: "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster")
+        }
+        let sentinels = try parseSentinelList(afterCredentials[..<slash], url: url)
+        let path = afterCredentials[afterCredentials.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+        guard let name = path.first, !name.isEmpty else {
+            throw RedisConfigurationError(url: url, reason: "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster")
+        }
+        guard SentinelEndpoint.isValidMasterName(name) else {
+            throw RedisConfigurationError(
+                url: url,
+                reason: "the master name must be 1 to \(SentinelEndpoint.maximumMasterNameBytes) bytes of letters, digits and -._:"
+            )
+        }
+        guard path.count <= 2 else {
+            throw RedisConfigurationError(url: url, reason: "expected /mastername or /mastername/db after the sentinels")
+        }
+        var database = 0
+        if path.count == 2, !path[1].isEmpty { database = try parseDatabase(path[1], url: url) }
+        var endpoint = SentinelEndpoint(sentinels: sentinels, masterName: String(name))
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = parts[0]
+            let value = parts.count == 2 ? parts[1] : ""
+            switch key {
+            case "db":
+                database = try parseDatabase(value, url: url)
+            case "sentinel_password":
+                let decoded = try percentDecoded(value, url: url)
+                endpoint.password = decoded.isEmpty ? nil : decoded
+            case "sentinel_username":
+                let decoded = try percentDecoded(value, url: url)
+                endpoint.username = decoded.isEmpty ? nil : decoded
+            case _ where key.hasPrefix("ssl_") && tls:
+                continue
+            case _ where key.hasPrefix("ssl_"):
+                throw RedisConfigurationError(url: url, reason: "'\(key.prefix(64))' needs TLS: use rediss+sentinel://")
+            default:
+                throw RedisConfigurationError(
+                    url: url,
+                    reason: "unknown parameter '\(key.prefix(64))'; a Sentinel URL takes db, sentinel_username and sentinel_password"
+                )
+            }
+        }
+        return RedisConfiguration(endpoint: .sentinel(endpoint), username: username, password: password, database: database)
+    }
+
+    /// `h1[:port],[v6]:port,…`: 1 to 16 sentinels, port 26379 unless given.
+    private static func parseSentinelList(_ text: Substring, url: String) throws(RedisConfigurationError) -> [SentinelAddress] {
+        let items = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard items.count <= SentinelEndpoint.maximumSentinels else {
+            throw RedisConfigurationError(url: url, reason: "at most \(SentinelEndpoint.maximumSentinels) sentinels, got \(items.count)")
+        }
+        var sentinels: [SentinelAddress] = []
+        for item in items {
+            var (host, port) = try splitHostPort(item, defaultPort: SentinelAddress.defaultPort, url: url)
+            // A zone is written %25 in a URL (RFC 6874): `[fe80::1%25eth0]`.
+            if item.hasPrefix("[") {
+                host = Substring(try percentDecoded(host, url: url))
+            } else if host.contains(":") {
+                throw RedisConfigurationError(url: url, reason: "an IPv6 sentinel goes in brackets: [::1]:26379")
+            }
+            guard SentinelAddress.isValidHost(host) else {
+                throw RedisConfigurationError(
+                    url: url,
+                    reason: host.isEmpty ? "empty sentinel host" : "sentinel host must be letters, digits and -._:% (at most 255 bytes)"
+                )
+            }
+            sentinels.append(SentinelAddress(host: String(host), port: port))
+        }
+        return sentinels
+    }
+
+    /// Splits `host[:port]` or `[ipv6][:port]`; the host is empty when the text names none.
+    static func splitHostPort(_ text: Substring, defaultPort: Int, url: String) throws(RedisConfigurationError) -> (Substring, Int) {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw RedisConfigurationError(url: url, reason: "unterminated IPv6 address")
+            }
+            let host = text[text.index(after: text.startIndex)..<close]
+            let afterHost = text[text.index(after: close)...]
+            if afterHost.hasPrefix(":") { return (host, try parsePort(afterHost.dropFirst(), url: url)) }
+            guard afterHost.isEmpty else {
+                throw RedisConfigurationError(url: url, reason: "unexpected text after the IPv6 address")
+            }
+            return (host, defaultPort)
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (text, defaultPort) }
+        return (text[..<colon], try parsePort(text[text.index(after: colon)...], url: url))
+    }
+
+    /// The Sentinel form of `description`: credentials masked, the sentinel user shown.
+    static func sentinelDescription(_ endpoint: SentinelEndpoint, auth: String, database: Int) -> String {
+        var parameters: [String] = []
+        if let username = endpoint.username { parameters.append("sentinel_username=\(username)") }
+        if endpoint.password != nil { parameters.append("sentinel_password=***") }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
+        return "redis+sentinel://\(auth)\(endpoint)/\(database)\(query)"
+    }
+}
+
+extension RedisConfigurationError {
+    /// `url` with its secrets masked: the user-info, and the value of every query parameter
+    /// whose name ends in `password` (`sentinel_password=`).
+    ///
+    /// Without such a parameter the user-info runs to the URL's last `@`, so a password with an
+    /// unencoded `?` or `/` stays hidden; with one, the query starts at the `?` before it.
+    static func redacted(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        let rest = url[schemeEnd.upperBound...]
+        var main = rest
+        var query: Substring?
+        if let secret = rest.firstRange(of: "password="), let question = rest[..<secret.lowerBound].lastIndex(of: "?") {
+            main = rest[..<question]
+            query = rest[rest.index(after: question)...]
+        }
+        var shown = String(url[..<schemeEnd.upperBound])
+        if let at = main.lastIndex(of: "@") {
+            shown += "***" + String(main[at...])
+        } else {
+            shown += String(main)
+        }
+        if let query {
+            let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+                guard let equals = pair.firstIndex(of: "="), pair[..<equals].hasSuffix("password") else { return String(pair) }
+                return String(pair[...equals]) + "***"
+            }
+            shown += "?" + pairs.joined(separator: "&")
+        }
+        return shown
+    }
+}
