@@ -18,7 +18,7 @@ def test_compose_topology():
         node = services[name]
         assert node["build"] == "."
         assert node["environment"]["REDIS_URL"] == "${SSE_REDIS_URL:-redis://redis:6379/0}"
-        for option in ("SSE_REDIS_TLS_CA", "SSE_REDIS_TLS_CERT", "SSE_REDIS_TLS_KEY"):
+        for option in ("SSE_REDIS_TLS_CA", "SSE_REDIS_TLS_CERT", "SSE_REDIS_TLS_KEY", "SSE_REDIS_SENTINEL_PASSWORD"):
             assert node["environment"][option] == "${%s:-}" % option
         assert node["environment"]["SSE_NODE_NAME"] == name
         # Port 8080 listens on every interface: publishing needs the key, never open.
