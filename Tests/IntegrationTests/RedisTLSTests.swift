@@ -137,8 +137,13 @@ struct RedisTLSTests {
         var configuration = try RedisConfiguration(url: "rediss://127.0.0.1:\(silent.port)/0")
         configuration.connectTimeoutMilliseconds = 300
         let started = ContinuousClock.now
-        let error = try #require(await Self.commandError(configuration), "connected to a silent server")
+        // Waited for from outside: without the deadline the attempt would never end, and the
+        // test must fail then, not hang.
+        let outcome = SharedValue<RedisError??>(nil)
+        Task { [configuration] in outcome.set(.some(await Self.commandError(configuration))) }
+        try await eventually(timeout: .seconds(3), "the connect attempt to end") { outcome.get() != nil }
         let elapsed = started.duration(to: .now)
+        let error = try #require(outcome.get() ?? nil, "connected to a silent server")
         #expect(error.message.contains("no TLS handshake within 300 ms"), "\(error)")
         #expect(elapsed < .milliseconds(1300), "took \(elapsed)")
     }
