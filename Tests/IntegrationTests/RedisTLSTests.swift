@@ -168,6 +168,20 @@ struct RedisTLSTests {
         }
     }
 
+    @Test("a CA file replaced on disk is read again on the next connect (rotation without a restart)")
+    func rotatedFileReloads() async throws {
+        let redis = try await Self.tlsRedis()
+        defer { redis.stop() }
+        let certificates = try TLSTestCertificates.shared()
+        let rotated = FileManager.default.temporaryDirectory.appendingPathComponent("sse-tls-rotated-\(UUID().uuidString.prefix(8)).crt")
+        defer { try? FileManager.default.removeItem(at: rotated) }
+        try Data(contentsOf: URL(fileURLWithPath: certificates.otherCACertificate)).write(to: rotated)
+        let url = redis.tlsURL(query: "ssl_ca_certs=\(rotated.path)")
+        #expect(try await Self.commandError(url)?.message.contains("not signed by a trusted CA") == true)
+        try Data(contentsOf: URL(fileURLWithPath: certificates.caCertificate)).write(to: rotated)
+        #expect(try await Self.commandError(url) == nil)
+    }
+
     @Test("a missing or malformed certificate file is an error naming the file, before any connect")
     func badFiles() throws {
         let certificates = try TLSTestCertificates.shared()
