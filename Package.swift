@@ -22,6 +22,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -41,12 +42,24 @@ let package = Package(
         .target(name: "SSEWire"),
         /// POSIX helpers for the threads that block: owned threads one can join, a wake-up pipe.
         .target(name: "SSEPOSIX"),
+        /// A TLS byte tunnel for a blocking C client: one end of a socketpair for the client,
+        /// the other end relayed by SwiftNIO through swift-nio-ssl to the server.
+        .target(
+            name: "SSERedisTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
         /// Redis over hiredis: connection, dedicated subscriber thread, pipelined command client.
         .target(
             name: "SSERedis",
             dependencies: [
                 "CHiredis",
                 "SSEPOSIX",
+                "SSERedisTransport",
                 "SSEWire",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -238,6 +251,14 @@ let package = Package(
         .testTarget(
             name: "SSERedisTests",
             dependencies: ["SSERedis", "SeededRandom"]
+        ),
+        .testTarget(
+            name: "SSERedisTransportTests",
+            dependencies: [
+                "SSERedisTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "SSEEndpointsTests",

@@ -25,6 +25,8 @@ BIN = ROOT / ".build" / "bench"
 BROKER = ROOT / ".build" / "release" / "sse-broker"
 HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# BENCH_ONLY=tls runs only the TLS row (printed, BENCHMARKS.md left as it is).
+ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 STARTED: list[subprocess.Popen] = []
@@ -102,12 +104,44 @@ def load(label: str, port=None, ports=None, **options) -> dict:
 
 # ---- servers under test -------------------------------------------------------------------
 
+def make_certificates(directory: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1 (EC P-256), for the TLS row."""
+    directory.mkdir(exist_ok=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=bench CA")
+    (directory / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "30", "-extfile", "server.ext")
+
+
 class Redis:
-    def __init__(self) -> None:
+    """The bench's Redis: plain on `port`; with `tls`, also TLS on `tls_port` (certificates made here)."""
+
+    def __init__(self, tls: bool = False) -> None:
         self.port = free_port()
-        self.process = start(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(WORK)])
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(WORK)]
+        self.tls_port = None
+        if tls:
+            certs = WORK / "tls"
+            make_certificates(certs)
+            self.ca = certs / "ca.crt"
+            self.tls_port = free_port()
+            args += ["--tls-port", str(self.tls_port), "--tls-cert-file", str(certs / "server.crt"),
+                     "--tls-key-file", str(certs / "server.key"), "--tls-ca-cert-file", str(self.ca),
+                     "--tls-auth-clients", "no"]
+        self.process = start(args)
         wait_port(self.port)
+        if self.tls_port:
+            wait_port(self.tls_port)
+
+    def url(self, tls: bool = False) -> str:
+        if tls:
+            return f"rediss://127.0.0.1:{self.tls_port}/0?ssl_ca_certs={self.ca}"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def flush(self) -> None:
         subprocess.run(["redis-cli", "-p", str(self.port), "FLUSHALL"], capture_output=True, check=True)
@@ -119,12 +153,14 @@ class Broker:
     path = "/stream?channel=%s%d"
     publish = {"publish": "redis", "format": "flask"}
 
-    def __init__(self, redis: Redis, nodes: int = 1, threads: int | None = None) -> None:
+    def __init__(self, redis: Redis, nodes: int = 1, threads: int | None = None, tls: bool = False) -> None:
         self.redis = redis
+        if tls:
+            self.name = "sse-broker, TLS Redis"
         self.ports = [free_port() for _ in range(nodes)]
         threads = str(threads or (1 if nodes > 1 else 2))
         self.processes = [
-            start([str(BROKER), "--port", str(port), "--redis-url", f"redis://127.0.0.1:{redis.port}/0", "--history", "0",
+            start([str(BROKER), "--port", str(port), "--redis-url", redis.url(tls), "--history", "0",
                    "--heartbeat", HEARTBEAT, "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20)])
             for port in self.ports
         ]
@@ -272,6 +308,53 @@ def s1(redis: Redis, servers: list) -> dict:
         best, runs = max_lossless(server, connections, rates, 2.0 if QUICK else 3.0)
         out[server.name] = {"best": best or at100, "runs": [at100, *runs]}
     return out
+
+
+def tls_row(redis: Redis) -> dict:
+    """S1 with the node's subscription over plain TCP and over TLS, in the same run and the same
+    Redis (the load tool publishes over plain TCP to both): p99 at 100 events/s in interleaved
+    rounds, then the highest lossless rate of each."""
+    connections = 300 if QUICK else 1000
+    rates = [1000, 3000, 10000] if QUICK else [1000, 2000, 5000, 10000, 20000, 40000]
+    rounds = 3 if QUICK else 5
+    servers = [Broker(redis), Broker(redis, tls=True)]
+    out = {"latency": {}, "best": {}}
+    try:
+        runs = {server.name: [] for server in servers}
+        for _ in range(rounds):
+            for server in servers:
+                runs[server.name].append(load(
+                    f"{server.name} 100/s", port=port_of(server), connections=connections, events=300, rate=100,
+                    size=64, warmup_ms=1000, drain_ms=3000, **server.options()))
+        for server in servers:
+            out["latency"][server.name] = {"median": median_run(runs[server.name]),
+                                           "p99s": sorted(r["p99_ms"] for r in runs[server.name])}
+            best, _ = max_lossless(server, connections, rates, 2.0 if QUICK else 3.0)
+            out["best"][server.name] = best
+        log("  TLS row p99 at 100/s: " + ", ".join(f"{name} {entry['median']['p99_ms']} ms"
+                                                  for name, entry in out["latency"].items()))
+    finally:
+        for server in servers:
+            server.stop()
+    out["connections"] = connections
+    return out
+
+
+def tls_report(entry: dict) -> list[str]:
+    lines = ["## TLS to Redis: S1 with the subscription over plain TCP and over TLS\n",
+             f"{entry['connections']} streams on one channel, 64-byte events, one node (2 loops); the load tool publishes "
+             "over plain TCP, the node subscribes over `redis://` or `rediss://` (TLS 1.3, EC P-256) to the same Redis.\n",
+             "| Redis link | p99 at 100 events/s (median; all rounds) | highest lossless rate | deliveries/s there | p99 there |",
+             "|---|---|---|---|---|"]
+    for name, latency in entry["latency"].items():
+        best = entry["best"].get(name)
+        rounds = ", ".join(str(p) for p in latency["p99s"])
+        if best:
+            lines.append(f"| {name} | {latency['median']['p99_ms']} ms ({rounds}) | {best['rate']:.0f}/s | "
+                         f"{best['deliveries_per_second'] / 1e6:.2f}M | {best['p99_ms']} ms |")
+        else:
+            lines.append(f"| {name} | {latency['median']['p99_ms']} ms ({rounds}) | none | | |")
+    return lines
 
 
 def s2(redis: Redis, server, connections: int) -> dict:
@@ -555,8 +638,13 @@ def report(results: dict, started: float) -> str:
             add(f"| {name} | {result['connections']} | {result['rate']:.0f} | {result['deliveries_per_second']:.0f} | "
                 f"{result['lost']} | {result['p50_ms']} / {result['p99_ms']} / {result['p999_ms']} | {result['connect_seconds']} |")
         add("")
+    if results.get("tls"):
+        for line in tls_report(results["tls"]):
+            add(line)
+        add("")
     add("## Commands\n")
     add("```sh\nmake bench                 # everything above (BENCH_QUICK=1 for a short run)\n"
+        "BENCH_ONLY=tls make bench  # only the TLS row, printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -575,8 +663,18 @@ def report_only() -> int:
 def main() -> int:
     if "--report" in sys.argv:
         return report_only()
+    if ONLY == "tls":
+        redis = Redis(tls=True)
+        try:
+            entry = tls_row(redis)
+        finally:
+            for process in STARTED:
+                stop(process)
+        (ROOT / ".build" / "bench" / "results-tls.json").write_text(json.dumps(entry, indent=1, default=str))
+        print("\n".join(tls_report(entry)))
+        return 0
     started = time.time()
-    redis = Redis()
+    redis = Redis(tls=True)
     results = {}
     peers = []
     try:
@@ -613,6 +711,8 @@ def main() -> int:
         results["s4"] = s4(redis)
         log("S3: nodes")
         results["s3"] = s3(redis)
+        log("TLS: S1 over a TLS Redis link")
+        results["tls"] = tls_row(redis)
     finally:
         for peer in peers:
             peer.stop()

@@ -7,8 +7,8 @@
 /// query ends the URL at its first `?`, so a `?` in a password must be written `%3F`.
 extension RedisConfiguration {
     /// Parses what follows `redis+sentinel://` (or `rediss+sentinel://` with `tls`: its `ssl_*`
-    /// parameters are left to the TLS options, which the caller applies; without TLS they are
-    /// refused). Every other parameter than `db`, `sentinel_username` and `sentinel_password`
+    /// and `tls_*` parameters become the TLS options, for the sentinels and the master alike;
+    /// without TLS they are refused). Every other parameter than `db`, `sentinel_username` and `sentinel_password`
     /// is refused, so a misspelt option never passes silently.
     static func parseSentinel(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
         var main = remainder
@@ -38,6 +38,7 @@ extension RedisConfiguration {
         var database = 0
         if path.count == 2, !path[1].isEmpty { database = try parseDatabase(path[1], url: url) }
         var endpoint = SentinelEndpoint(sentinels: sentinels, masterName: String(name))
+        var tlsParameters: [(name: String, value: String)] = []
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = parts[0]
@@ -51,9 +52,9 @@ extension RedisConfiguration {
             case "sentinel_username":
                 let decoded = try percentDecoded(value, url: url)
                 endpoint.username = decoded.isEmpty ? nil : decoded
-            case _ where key.hasPrefix("ssl_") && tls:
-                continue
-            case _ where key.hasPrefix("ssl_"):
+            case _ where (key.hasPrefix("ssl_") || key.hasPrefix("tls_")) && tls:
+                tlsParameters.append((String(key), try percentDecoded(value, url: url, in: "a query value")))
+            case _ where key.hasPrefix("ssl_") || key.hasPrefix("tls_"):
                 throw RedisConfigurationError(url: url, reason: "'\(key.prefix(64))' needs TLS: use rediss+sentinel://")
             default:
                 throw RedisConfigurationError(
@@ -62,7 +63,13 @@ extension RedisConfiguration {
                 )
             }
         }
-        return RedisConfiguration(endpoint: .sentinel(endpoint), username: username, password: password, database: database)
+        return RedisConfiguration(
+            endpoint: .sentinel(endpoint),
+            username: username,
+            password: password,
+            database: database,
+            tls: try tlsOptions(from: tlsParameters, secure: tls, url: url)
+        )
     }
 
     /// `h1[:port],[v6]:port,…`: 1 to 16 sentinels, port 26379 unless given.
@@ -110,12 +117,12 @@ extension RedisConfiguration {
     }
 
     /// The Sentinel form of `description`: credentials masked, the sentinel user shown.
-    static func sentinelDescription(_ endpoint: SentinelEndpoint, auth: String, database: Int) -> String {
-        var parameters: [String] = []
+    static func sentinelDescription(_ endpoint: SentinelEndpoint, auth: String, database: Int, tls: RedisTLSOptions?) -> String {
+        var parameters: [String] = tls.map { Array($0.queryText.dropFirst().split(separator: "&").map(String.init)) } ?? []
         if let username = endpoint.username { parameters.append("sentinel_username=\(username)") }
         if endpoint.password != nil { parameters.append("sentinel_password=***") }
         let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
-        return "redis+sentinel://\(auth)\(endpoint)/\(database)\(query)"
+        return "\(tls == nil ? "redis" : "rediss")+sentinel://\(auth)\(endpoint)/\(database)\(query)"
     }
 }
 

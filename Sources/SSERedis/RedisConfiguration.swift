@@ -1,11 +1,11 @@
 /// Where and how to reach Redis, parsed once from a `REDIS_URL`.
 ///
 /// Accepted forms are those Flask-SSE users already have (redis-py's):
-/// `redis://[[user]:password@]host[:port][/db][?db=N]` and
+/// `redis://[[user]:password@]host[:port][/db][?db=N]`,
+/// `rediss://…` (the same over TLS, with redis-py's `ssl_*` query parameters, see `tls`),
 /// `unix://[[user]:password@]/path/to/redis.sock[?db=N]`; and, for a master behind Redis
 /// Sentinel, `redis+sentinel://[[user]:password@]h1[:26379],h2[:port]/mymaster[/db][?…]`
-/// (see `parseSentinel`). `rediss://` is refused with a clear message: Debian's hiredis 0.14
-/// has no TLS support.
+/// (`rediss+sentinel://` over TLS to the sentinels and the master; see `parseSentinel`).
 public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// The transport to the server.
     public enum Endpoint: Sendable, Hashable {
@@ -32,6 +32,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// unparsed input than this, fails the connection with `.protocolViolation`. Default 64 MiB;
     /// raise it with the largest payload the node accepts if that is larger.
     public var maximumReplyBytes: Int
+    /// TLS to the server (`rediss://`), or nil for plain TCP. Only for `.tcp` endpoints.
+    public var tls: RedisTLSOptions?
 
     public init(
         endpoint: Endpoint,
@@ -40,7 +42,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         database: Int = 0,
         connectTimeoutMilliseconds: Int = 2000,
         commandTimeoutMilliseconds: Int = 5000,
-        maximumReplyBytes: Int = RedisConfiguration.defaultMaximumReplyBytes
+        maximumReplyBytes: Int = RedisConfiguration.defaultMaximumReplyBytes,
+        tls: RedisTLSOptions? = nil
     ) {
         self.endpoint = endpoint
         self.username = username
@@ -49,6 +52,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         self.commandTimeoutMilliseconds = commandTimeoutMilliseconds
         self.maximumReplyBytes = maximumReplyBytes
+        self.tls = tls
     }
 
     /// 64 MiB.
@@ -62,19 +66,20 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         let (scheme, remainder) = try Self.splitScheme(url)
         switch scheme {
         case "redis":
-            self = try Self.parseTCP(remainder, url: url)
+            self = try Self.parseTCP(remainder, url: url, secure: false)
+        case "rediss":
+            self = try Self.parseTCP(remainder, url: url, secure: true)
         case "unix":
             self = try Self.parseUnix(remainder, url: url)
         case "redis+sentinel":
             self = try Self.parseSentinel(remainder, url: url, tls: false)
-        case "rediss":
+        case "rediss+sentinel":
+            self = try Self.parseSentinel(remainder, url: url, tls: true)
+        default:
             throw RedisConfigurationError(
                 url: url,
-                reason: "TLS (rediss://) is not supported: Debian's hiredis is built without TLS; "
-                    + "reach Redis over a private network, a unix socket, or a TLS tunnel such as stunnel"
+                reason: "unsupported scheme '\(scheme)'; use redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"
             )
-        default:
-            throw RedisConfigurationError(url: url, reason: "unsupported scheme '\(scheme)'; use redis://, unix:// or redis+sentinel://")
         }
     }
 
@@ -83,11 +88,12 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         switch endpoint {
         case .tcp(let host, let port):
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(auth)\(shownHost):\(port)/\(database)"
+            let scheme = tls == nil ? "redis" : "rediss"
+            return "\(scheme)://\(auth)\(shownHost):\(port)/\(database)\(tls?.queryText ?? "")"
         case .unixSocket(let path):
             return "unix://\(auth)\(path)?db=\(database)"
         case .sentinel(let sentinel):
-            return Self.sentinelDescription(sentinel, auth: auth, database: database)
+            return Self.sentinelDescription(sentinel, auth: auth, database: database, tls: tls)
         }
     }
 
@@ -120,16 +126,25 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         return (username, password, rest)
     }
 
-    /// Splits off `?query` and reads `db=N` from it.
-    private static func splitQuery(_ text: Substring, url: String) throws(RedisConfigurationError) -> (Substring, Int?) {
-        guard let question = text.firstIndex(of: "?") else { return (text, nil) }
+    /// Splits off `?query`, reads `db=N` from it and keeps the other `name=value` pairs
+    /// (values percent-decoded) for `tlsOptions(from:secure:url:)`.
+    static func splitQuery(
+        _ text: Substring,
+        url: String
+    ) throws(RedisConfigurationError) -> (Substring, Int?, [(name: String, value: String)]) {
+        guard let question = text.firstIndex(of: "?") else { return (text, nil, []) }
         var database: Int?
+        var parameters: [(name: String, value: String)] = []
         for pair in text[text.index(after: question)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, parts[0] == "db" else { continue }
-            database = try parseDatabase(parts[1], url: url)
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = parts.count == 2 ? parts[1] : ""
+            if parts[0] == "db" {
+                if !value.isEmpty { database = try parseDatabase(value, url: url) }
+            } else {
+                parameters.append((String(parts[0]), try percentDecoded(value, url: url, in: "a query value")))
+            }
         }
-        return (text[..<question], database)
+        return (text[..<question], database, parameters)
     }
 
     static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
@@ -139,9 +154,14 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         return database
     }
 
-    private static func parseTCP(_ remainder: Substring, url: String) throws(RedisConfigurationError) -> RedisConfiguration {
+    private static func parseTCP(
+        _ remainder: Substring,
+        url: String,
+        secure: Bool
+    ) throws(RedisConfigurationError) -> RedisConfiguration {
         let (username, password, afterCredentials) = try splitCredentials(remainder, url: url)
-        let (withoutQuery, queryDatabase) = try splitQuery(afterCredentials, url: url)
+        let (withoutQuery, queryDatabase, parameters) = try splitQuery(afterCredentials, url: url)
+        let tls = try tlsOptions(from: parameters, secure: secure, url: url)
         var hostPort = withoutQuery
         var database = queryDatabase ?? 0
         if let slash = withoutQuery.firstIndex(of: "/") {
@@ -157,7 +177,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             endpoint: .tcp(host: host, port: port),
             username: username,
             password: password,
-            database: database
+            database: database,
+            tls: tls
         )
     }
 
@@ -170,7 +191,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     private static func parseUnix(_ remainder: Substring, url: String) throws(RedisConfigurationError) -> RedisConfiguration {
         let (username, password, afterCredentials) = try splitCredentials(remainder, url: url)
-        let (path, queryDatabase) = try splitQuery(afterCredentials, url: url)
+        let (path, queryDatabase, parameters) = try splitQuery(afterCredentials, url: url)
+        _ = try tlsOptions(from: parameters, secure: false, url: url)
         guard path.hasPrefix("/") else {
             throw RedisConfigurationError(url: url, reason: "a unix socket URL needs an absolute path: unix:///path/to/redis.sock")
         }
@@ -182,7 +204,11 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
-    static func percentDecoded(_ text: Substring, url: String) throws(RedisConfigurationError) -> String {
+    static func percentDecoded(
+        _ text: Substring,
+        url: String,
+        in part: String = "credentials"
+    ) throws(RedisConfigurationError) -> String {
         var bytes: [UInt8] = []
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
@@ -193,7 +219,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             guard let high = iterator.next(), let low = iterator.next(),
                 let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
             else {
-                throw RedisConfigurationError(url: url, reason: "bad percent-encoding in credentials")
+                throw RedisConfigurationError(url: url, reason: "bad percent-encoding in \(part)")
             }
             bytes.append(value)
         }

@@ -1,4 +1,5 @@
 import CHiredis
+import SSERedisTransport
 
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +27,8 @@ final class RedisConnection {
     private let context: UnsafeMutablePointer<redisContext>
     private let budget: UnsafeMutablePointer<ReplyBudget>
     private let maximumReplyBytes: Int
+    /// With TLS: the tunnel whose client end hiredis reads and writes (`fileDescriptor`).
+    private let tunnel: TLSTunnel?
 
     /// The socket, for `poll()`.
     var fileDescriptor: Int32 { context.pointee.fd }
@@ -46,15 +49,17 @@ final class RedisConnection {
         return sdslen(buffer)
     }
 
-    private init(context: UnsafeMutablePointer<redisContext>, maximumReplyBytes: Int) {
+    private init(context: UnsafeMutablePointer<redisContext>, maximumReplyBytes: Int, tunnel: TLSTunnel?) {
         self.context = context
         self.maximumReplyBytes = maximumReplyBytes
+        self.tunnel = tunnel
         self.budget = UnsafeMutablePointer<ReplyBudget>.allocate(capacity: 1)
         budget.initialize(to: ReplyBudget(limit: maximumReplyBytes))
     }
 
     deinit {
         redisFree(context)
+        tunnel?.close()
         budget.deinitialize(count: 1)
         budget.deallocate()
     }
@@ -62,33 +67,49 @@ final class RedisConnection {
     /// Connects (within `connectTimeoutMilliseconds`), authenticates and selects the database
     /// (each within `commandTimeoutMilliseconds`).
     ///
-    /// Name resolution (`getaddrinfo`) is the one wait without a deadline; use an address or
-    /// a resolver that answers.
+    /// Name resolution (`getaddrinfo`) is the one wait without a deadline on plain TCP; use an
+    /// address or a resolver that answers. With TLS (`configuration.tls`), hiredis gets one
+    /// end of a `TLSTunnel` instead of a TCP socket: connect, resolution and handshake then
+    /// share the connect deadline, and a `PING` checks that the server took the connection
+    /// (with TLS 1.3 a refused client certificate only shows after the handshake).
     ///
     /// A `.sentinel` endpoint is resolved first (`SentinelResolver`, through `topology` when the
-    /// caller holds one, else a topology of its own), then connected as the `.tcp` master found.
+    /// caller holds one, else a topology of its own), then connected as the `.tcp` master found
+    /// (over TLS too when the configuration has TLS options).
     static func connect(_ configuration: RedisConfiguration, topology: SentinelTopology? = nil) throws(RedisError) -> RedisConnection {
         if case .sentinel(let endpoint) = configuration.endpoint {
             return try SentinelResolver(configuration: configuration, endpoint: endpoint, topology: topology ?? SentinelTopology(endpoint: endpoint)).connect()
         }
         let timeout = max(1, configuration.connectTimeoutMilliseconds)
         let raw: UnsafeMutablePointer<redisContext>?
+        var tunnel: TLSTunnel?
         switch configuration.endpoint {
         case .tcp(let host, let port):
-            raw = CHiredis_connectTCP(host, Int32(clamping: port), timeout)
+            if let tls = configuration.tls {
+                let opened = try openTunnel(host: host, port: port, tls: tls, timeoutMilliseconds: timeout)
+                raw = redisConnectFd(opened.clientDescriptor)
+                if raw == nil { _ = close(opened.clientDescriptor) }
+                tunnel = opened
+            } else {
+                raw = CHiredis_connectTCP(host, Int32(clamping: port), timeout)
+            }
         case .unixSocket(let path):
+            guard configuration.tls == nil else {
+                throw RedisError(.connectionFailed, "TLS is for TCP endpoints, not unix sockets")
+            }
             raw = CHiredis_connectUnix(path, timeout)
         case .sentinel:
             throw RedisError(.connectionFailed, "a Sentinel endpoint is resolved before it is connected")
         }
         guard let raw else {
+            tunnel?.close()
             throw RedisError(.connectionFailed, "cannot allocate a Redis context")
         }
-        let connection = RedisConnection(context: raw, maximumReplyBytes: configuration.effectiveMaximumReplyBytes)
+        let connection = RedisConnection(context: raw, maximumReplyBytes: configuration.effectiveMaximumReplyBytes, tunnel: tunnel)
         if raw.pointee.err != 0 {
             throw RedisError(.connectionFailed, "\(configuration): \(connection.errorText)")
         }
-        if case .tcp = configuration.endpoint {
+        if case .tcp = configuration.endpoint, tunnel == nil {
             // TCP keepalive notices a peer that vanished without a FIN; unix sockets refuse it.
             _ = redisEnableKeepAlive(raw)
         }
@@ -108,6 +129,12 @@ final class RedisConnection {
                 let reply = try connection.command(["SELECT", String(configuration.database)], deadline: deadline)
                 guard case .status = reply else {
                     throw RedisError(.connectionFailed, "SELECT \(configuration.database) failed: \(reply.errorText ?? "unexpected reply")")
+                }
+            }
+            if tunnel != nil {
+                let reply = try connection.command(["PING"], deadline: deadline)
+                guard case .status = reply else {
+                    throw RedisError(.connectionFailed, "PING failed: \(reply.errorText ?? "unexpected reply")")
                 }
             }
         } catch {
@@ -140,8 +167,27 @@ final class RedisConnection {
         }
     }
 
+    /// With TLS, the tunnel's own reason follows hiredis's ("Server closed the connection").
     private func lostError(_ doing: String) -> RedisError {
-        RedisError(.connectionLost, "\(doing): \(errorText)")
+        guard let reason = tunnel?.failure else {
+            return RedisError(.connectionLost, "\(doing): \(errorText)")
+        }
+        return RedisError(.connectionLost, "\(doing): \(errorText) (TLS: \(reason))")
+    }
+
+    private static func openTunnel(
+        host: String,
+        port: Int,
+        tls: RedisTLSOptions,
+        timeoutMilliseconds: Int
+    ) throws(RedisError) -> TLSTunnel {
+        do {
+            return try TLSTunnel.open(
+                host: host, port: port, configuration: tls.tunnelConfiguration, timeoutMilliseconds: timeoutMilliseconds
+            )
+        } catch {
+            throw RedisError(.connectionFailed, error.message)
+        }
     }
 
     /// Sends a command and waits for its reply, all before `deadline`.

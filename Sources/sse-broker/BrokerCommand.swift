@@ -39,11 +39,23 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on. (env: PORT, default: 5000)")
     var port: Int?
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path.sock[?db=N] or redis+sentinel://[[user]:password@]host[:26379],host2[:port]/mastername[/db]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
+    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://… (TLS, redis-py's ssl_* parameters), unix:///path.sock[?db=N] or redis[s]+sentinel://[[user]:password@]host[:26379],host2[:port]/mastername[/db]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
     var redisURL: String?
 
     @Option(name: .customLong("redis-sentinel-password"), help: "Password for the sentinels of a redis+sentinel:// URL (its user-info authenticates to the master); instead of sentinel_password= in the URL. (env: SSE_REDIS_SENTINEL_PASSWORD)")
     var redisSentinelPassword: String?
+
+    @Option(name: .customLong("redis-tls-ca"), help: ArgumentHelp("PEM file of CA certificates trusted for Redis's certificate, besides the system's (ssl_ca_certs); needs a rediss:// URL. (env: SSE_REDIS_TLS_CA)", valueName: "file"))
+    var redisTLSCA: String?
+
+    @Option(name: .customLong("redis-tls-cert"), help: ArgumentHelp("PEM client certificate for Redis (ssl_certfile), with --redis-tls-key. (env: SSE_REDIS_TLS_CERT)", valueName: "file"))
+    var redisTLSCert: String?
+
+    @Option(name: .customLong("redis-tls-key"), help: ArgumentHelp("PEM private key of --redis-tls-cert (ssl_keyfile). (env: SSE_REDIS_TLS_KEY)", valueName: "file"))
+    var redisTLSKey: String?
+
+    @Flag(name: .customLong("redis-tls-insecure"), help: "Do not check Redis's certificate at all (ssl_cert_reqs=none): encrypted, not authenticated. (env: SSE_REDIS_TLS_INSECURE=1)")
+    var redisTLSInsecure = false
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (env: LOG_LEVEL, default: info)")
     var logLevel: String?
@@ -130,6 +142,9 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "sse-broker")
         let configuration = try makeConfiguration(environment)
+        if configuration.redis.tls?.verification == RedisTLSOptions.Verification.none {
+            logger.warning("Redis TLS certificate checks are off (ssl_cert_reqs=none / --redis-tls-insecure): the connection is encrypted, but any server is accepted")
+        }
         let server = try await BrokerServer(
             configuration: configuration,
             logger: logger,
@@ -162,6 +177,12 @@ struct BrokerCommand: AsyncParsableCommand {
             }
             endpoint.password = sentinelPassword
             redis.endpoint = .sentinel(endpoint)
+        }
+        redis.tls = try mergeTLSOptions(into: redis.tls, environment)
+        do {
+            try redis.checkTLSFiles()
+        } catch {
+            throw ValidationError("Redis \(error.message)")
         }
         var configuration = BrokerConfiguration(redis: redis)
         configuration.host = host ?? environment["HOST"] ?? configuration.host
@@ -231,6 +252,27 @@ extension BrokerCommand {
             throw ValidationError("\(name) must be 0 (off) or at least 0.05 seconds, got \(seconds)")
         }
         return Int((seconds * 1000).rounded())
+    }
+
+    /// The URL's TLS options with the `--redis-tls-*` flags (or their variables) laid over them.
+    /// A flag on a plain URL is refused, as an `ssl_*` parameter there is.
+    private func mergeTLSOptions(into fromURL: RedisTLSOptions?, _ environment: Environment) throws -> RedisTLSOptions? {
+        let ca = redisTLSCA ?? environment["SSE_REDIS_TLS_CA"]
+        let certificate = redisTLSCert ?? environment["SSE_REDIS_TLS_CERT"]
+        let key = redisTLSKey ?? environment["SSE_REDIS_TLS_KEY"]
+        let insecure = redisTLSInsecure || environment["SSE_REDIS_TLS_INSECURE"] == "1"
+        guard ca != nil || certificate != nil || key != nil || insecure else { return fromURL }
+        guard var options = fromURL else {
+            throw ValidationError("--redis-tls-* options need a rediss:// Redis URL")
+        }
+        if let ca { options.caCertificatesFile = ca }
+        if let certificate { options.certificateFile = certificate }
+        if let key { options.privateKeyFile = key }
+        if insecure { options.verification = .none }
+        if let problem = options.problem {
+            throw ValidationError("Redis TLS: \(problem)")
+        }
+        return options
     }
 
     private func makeAccess(_ environment: Environment) throws -> AccessConfiguration {

@@ -59,9 +59,35 @@ struct BrokerExecutableTests {
 
     @Test("a bad REDIS_URL is refused at start with a clear message")
     func badRedisURL() async throws {
-        let broker = try ChildProcess(try Executables.broker(), ["--redis-url", "rediss://secure:6380", "--port", "0"])
+        let broker = try ChildProcess(try Executables.broker(), ["--redis-url", "redis://secure:6380?ssl_cert_reqs=none", "--port", "0"])
         #expect(try await broker.waitForExit() != 0)
-        #expect(broker.text.contains("TLS"))
+        #expect(broker.text.contains("'ssl_cert_reqs' needs a rediss:// URL"), "\(broker.text)")
+    }
+
+    @Test("bad Redis TLS flags are refused at start: a missing file named, a certificate without key, a flag on redis://", arguments: [
+        (["--redis-url", "rediss://127.0.0.1:1/0", "--redis-tls-ca", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+        (["--redis-url", "rediss://127.0.0.1:1/0", "--redis-tls-cert", "/c.pem"], "needs its key"),
+        (["--redis-url", "redis://127.0.0.1:1/0", "--redis-tls-insecure"], "need a rediss:// Redis URL"),
+    ])
+    func badTLSFlags(_ arguments: [String], _ reason: String) async throws {
+        let broker = try ChildProcess(try Executables.broker(), arguments + ["--port", "0"])
+        #expect(try await broker.waitForExit() != 0)
+        #expect(broker.text.contains(reason), "\(broker.text)")
+    }
+
+    @Test("--redis-tls-ca and --redis-tls-insecure over a TLS-only Redis: the broker serves, and warns once when insecure")
+    func tlsFlags() async throws {
+        let certificates = try TLSTestCertificates.shared()
+        let redis = try await RedisServerProcess(tls: certificates)
+        defer { redis.stop() }
+        let trusted = try await BrokerProcess(redisURL: redis.tlsURL(query: ""), arguments: ["--redis-tls-ca", certificates.caCertificate])
+        try await eventually("the broker ready") { try await sendRequest(port: trusted.port, "GET", "/readyz").status == 200 }
+        #expect(try await trusted.stop() == 0)
+        #expect(!trusted.child.text.contains("checks are off"))
+        let insecure = try await BrokerProcess(redisURL: redis.tlsURL(query: ""), environment: ["SSE_REDIS_TLS_INSECURE": "1"])
+        try await eventually("the insecure broker ready") { try await sendRequest(port: insecure.port, "GET", "/readyz").status == 200 }
+        #expect(try await insecure.stop() == 0)
+        #expect(insecure.child.text.components(separatedBy: "checks are off").count == 2, "\(insecure.child.text)")
     }
 }
 

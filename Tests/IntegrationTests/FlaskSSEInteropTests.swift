@@ -1,5 +1,6 @@
 import FlaskSSEVectors
 import Foundation
+import SSERedis
 import SSEWire
 import Testing
 
@@ -14,21 +15,37 @@ struct FlaskSSEInteropTests {
         Executables.packageRoot.appendingPathComponent("Tests/Interop/\(name)").path
     }
 
-    @Test("a Flask-SSE publisher (sse.publish) reaches our stream clients, byte for byte")
-    func flaskPublisherToBroker() async throws {
+    /// Runs Flask-SSE's `sse.publish` of every vector against `url` and expects `node`'s stream of
+    /// `channel` to receive them all, byte for byte.
+    static func expectFlaskPublishes(_ url: String, reach node: BrokerNode, of redis: RedisServerProcess, channel: String) async throws {
         let python = try Executables.interopPython()
-        let redis = try await RedisServerProcess()
-        let node = try await BrokerNode(redis: try redis.configuration)
-        let client = try await node.stream("interop")
-        try await redis.waitForSubscribers("interop", count: 1)
-        let publisher = try ChildProcess(python, [Self.script("flask_sse_publish.py"), redis.url(), "interop", Self.vectorsFile.path])
+        let client = try await node.stream(channel)
+        try await redis.waitForSubscribers(channel, count: 1)
+        let publisher = try ChildProcess(python, [script("flask_sse_publish.py"), url, channel, vectorsFile.path])
         let status = try await publisher.waitForExit()
         #expect(status == 0, "\(publisher.text)")
         let expected = try FlaskSSEVector.all().filter { $0.publish != nil }.map { String(decoding: $0.sse, as: UTF8.self) }
         #expect(publisher.text.contains("published \(expected.count)"))
         #expect(try await client.waitForEvents(expected.count) == expected)
         await client.close()
-        await node.shutdown()
+    }
+
+    @Test("a Flask-SSE publisher (sse.publish) reaches our stream clients, byte for byte")
+    func flaskPublisherToBroker() async throws {
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        try await withNode(redis: try redis.configuration) { node in
+            try await Self.expectFlaskPublishes(redis.url(), reach: node, of: redis, channel: "interop")
+        }
+    }
+
+    @Test("a Flask-SSE publisher over rediss:// (redis-py, ?ssl_ca_certs=) reaches our stream, over TLS on both sides")
+    func flaskPublisherOverTLS() async throws {
+        let redis = try await RedisServerProcess(tls: try TLSTestCertificates.shared())
+        defer { redis.stop() }
+        try await withNode(redis: try RedisConfiguration(url: redis.tlsURL())) { node in
+            try await Self.expectFlaskPublishes(redis.tlsURL(), reach: node, of: redis, channel: "interop-tls")
+        }
     }
 
     @Test("our POST /publish feeds a Flask-SSE stream: its bytes equal ours and the vectors' (history off)")

@@ -68,6 +68,32 @@ struct SentinelConfigurationTests {
         }
     }
 
+    @Test("rediss+sentinel:// carries redis-py's ssl_* options to the sentinels and the master, and shows them")
+    func overTLS() throws {
+        let configuration = try RedisConfiguration(
+            url: "rediss+sentinel://:pw@h1,h2:26380/mymaster/2?ssl_ca_certs=/etc/ca%20dir/ca.pem&ssl_check_hostname=false&sentinel_password=sp"
+        )
+        var tls = RedisTLSOptions()
+        tls.caCertificatesFile = "/etc/ca dir/ca.pem"
+        tls.verification = .noHostname
+        #expect(configuration.tls == tls)
+        #expect(configuration.database == 2)
+        guard case .sentinel(let endpoint) = configuration.endpoint else {
+            Issue.record("not a Sentinel endpoint: \(configuration)")
+            return
+        }
+        #expect(endpoint.sentinels == [SentinelAddress(host: "h1"), SentinelAddress(host: "h2", port: 26380)])
+        #expect(endpoint.password == "sp")
+        let shown = configuration.description
+        #expect(shown.hasPrefix("rediss+sentinel://:***@"))
+        #expect(shown.contains("ssl_check_hostname=false") && shown.contains("ssl_ca_certs=/etc/ca dir/ca.pem"))
+        #expect(!shown.contains("pw") && !shown.contains("sp&") && !shown.hasSuffix("sp"))
+        #expect(try RedisConfiguration(url: "rediss+sentinel://h1/mymaster").tls == RedisTLSOptions())
+        #expect(try RedisConfiguration(url: "redis+sentinel://h1/mymaster").tls == nil)
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "rediss+sentinel://h1/mymaster?ssl_bogus=1") }
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+sentinel://h1/mymaster?tls_server_name=x") }
+    }
+
     @Test("sixteen sentinels are accepted")
     func sixteen() throws {
         let hosts = (1...16).map { "h\($0)" }

@@ -3,6 +3,9 @@ import SSERedis
 
 /// A throwaway `redis-server` that a test starts on a free loopback port and a unix socket,
 /// and stops by its pid. Missing `redis-server` fails the test: it never skips.
+///
+/// With `tls`, the TCP port speaks only TLS (`--port 0 --tls-port P`, client certificates
+/// optional) and `configuration` (the test's own helper commands) uses the unix socket.
 final class RedisServerProcess: @unchecked Sendable {
     // @unchecked: `process` is only replaced by `restart()`, which tests call from one task.
     let port: Int
@@ -10,6 +13,8 @@ final class RedisServerProcess: @unchecked Sendable {
     let password: String?
     /// Whether data survives a kill: append-only file, fsync on every write.
     let persistent: Bool
+    /// The certificates of a TLS server (its certificate is `serverCertificate`), or nil.
+    let tls: TLSTestCertificates?
     private let directory: URL
     private var process: Process
     /// Extra `redis-server` arguments for the next (re)start.
@@ -21,19 +26,30 @@ final class RedisServerProcess: @unchecked Sendable {
     }
 
     var configuration: RedisConfiguration {
-        get throws { try RedisConfiguration(url: url()) }
+        get throws {
+            guard tls != nil else { return try RedisConfiguration(url: url()) }
+            return RedisConfiguration(endpoint: .unixSocket(path: socketPath), password: password)
+        }
     }
 
-    init(password: String? = nil, persistent: Bool = false, arguments: [String] = []) async throws {
+    /// `rediss://[:password@]HOST:PORT/DB?QUERY`, by default trusting the test CA.
+    func tlsURL(host: String = "127.0.0.1", database: Int = 0, query: String? = nil) -> String {
+        let query = query ?? "ssl_ca_certs=\(tls?.caCertificate ?? "")"
+        return "rediss://\(password.map { ":\($0)@" } ?? "")\(host):\(port)/\(database)\(query.isEmpty ? "" : "?" + query)"
+    }
+
+    init(password: String? = nil, persistent: Bool = false, arguments: [String] = [], tls: TLSTestCertificates? = nil) async throws {
         self.port = try FreePort.next()
         self.password = password
         self.persistent = persistent
+        self.tls = tls
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.socketPath = directory.appendingPathComponent("redis.sock").path
         self.extraArguments = arguments
         self.process = try Self.launch(
-            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent, extra: arguments
+            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent,
+            extra: Self.tlsArguments(tls, port: port) + arguments
         )
         try await waitUntilReady()
     }
@@ -56,15 +72,46 @@ final class RedisServerProcess: @unchecked Sendable {
         return process
     }
 
+    /// Arguments that move the TCP port to TLS (later `--port 0` wins over the plain one).
+    private static func tlsArguments(_ tls: TLSTestCertificates?, port: Int) -> [String] {
+        guard let tls else { return [] }
+        return [
+            "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.serverCertificate,
+            "--tls-key-file", tls.serverKey, "--tls-ca-cert-file", tls.caCertificate, "--tls-auth-clients", "optional",
+        ]
+    }
+
     private func waitUntilReady() async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if FileManager.default.fileExists(atPath: socketPath), (try? FreePort.isListening(port)) == true {
+            if FileManager.default.fileExists(atPath: socketPath), (try? FreePort.isListening(port)) == true,
+                tls == nil || Self.acceptsOnSocket(socketPath)
+            {
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("redis-server on port \(port) did not start")
+    }
+
+    /// Whether the unix socket takes connections (its file exists a moment before it listens;
+    /// with TLS the helper commands use it, and the TLS port may listen first).
+    private static func acceptsOnSocket(_ path: String) -> Bool {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+        }
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                connect(descriptor, raw, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
     }
 
     /// Sends one command over a fresh connection (real hiredis, our command client).
@@ -112,7 +159,8 @@ final class RedisServerProcess: @unchecked Sendable {
         if let arguments { extraArguments = arguments }
         try? FileManager.default.removeItem(atPath: socketPath)
         process = try Self.launch(
-            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent, extra: extraArguments
+            port: port, socketPath: socketPath, directory: directory, password: password, persistent: persistent,
+            extra: Self.tlsArguments(tls, port: port) + extraArguments
         )
         if wait { try await waitUntilReady() }
     }
