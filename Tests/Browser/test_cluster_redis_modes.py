@@ -28,8 +28,10 @@ class Stream:
         try:
             for raw in response.fp:
                 line = raw.decode()
-                if line.startswith("data: "):
-                    self.messages.put(json.loads(line[len("data: "):])["message"])
+                if line.startswith("data:"):
+                    data = json.loads(line[len("data:"):])
+                    if isinstance(data, dict) and "message" in data:
+                        self.messages.put(data["message"])
         except (OSError, ValueError):
             pass
 
@@ -39,10 +41,10 @@ class Stream:
 
 def publish(cluster: Cluster, channel: str, message: str) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", cluster.lb_port, timeout=15)
-    body = json.dumps({"channel": channel, "data": {"message": message}})
+    body = json.dumps({"data": {"message": message}})
     connection.request(
         "POST",
-        "/publish",
+        f"/publish?channel={channel}",
         body=body,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {cluster.publish_key}"},
     )
@@ -95,6 +97,12 @@ def test_cluster_reaches_redis_in_every_mode(mode):
                 time.sleep(0.5)
             reply = subprocess.run(sentinel + ["SENTINEL", "FAILOVER", "mymaster"], capture_output=True, text=True).stdout
             assert "OK" in reply, reply
+            deadline = time.monotonic() + 30
+            while str(cluster.redis_port) in subprocess.run(
+                sentinel + ["SENTINEL", "get-master-addr-by-name", "mymaster"], capture_output=True, text=True
+            ).stdout:
+                assert time.monotonic() < deadline, "the sentinels never named a new master"
+                time.sleep(0.1)
             taken = publish_until_received(cluster, stream, "modes", "after failover", 30)
             print(f"sentinel failover through make cluster: delivered again after {taken:.2f} s")
         stream.close()
