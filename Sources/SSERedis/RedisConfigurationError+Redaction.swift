@@ -1,0 +1,81 @@
+/// Keeping a `REDIS_URL`'s secrets out of `RedisConfigurationError`: the URL is shown masked,
+/// and a piece of it is quoted in a reason only when it is not part of what the masking hides.
+///
+/// What is secret is judged from the URL's shape alone, generously, because the URL is one the
+/// parser refused: every byte between the scheme (when the URL has a plain one) and its last `@`
+/// (the user-info, however a parser would have split it: a password with an unencoded `?`, `/`,
+/// `&` or `:` included), and everything after a `password=` (a `sentinel_password=` value with
+/// an unencoded `&`).
+extension RedisConfigurationError {
+    /// `url` with its secrets masked: the user-info, and everything after the first `password=`
+    /// (the value of `sentinel_password=`, which may hold an unencoded `&`, and what follows).
+    /// A URL without a plain scheme (`user:pass@host`, `redis:/…`) has its user-info masked too.
+    ///
+    /// Without such a parameter the user-info runs to the URL's last `@`, so a password with an
+    /// unencoded `?` or `/` stays hidden; with one, the query starts at the `?` before it.
+    static func redacted(_ url: String) -> String {
+        let start = afterScheme(url)
+        let rest = url[start...]
+        var main = rest
+        var query: Substring?
+        if let secret = rest.firstRange(of: "password="), let question = rest[..<secret.lowerBound].lastIndex(of: "?") {
+            main = rest[..<question]
+            query = rest[rest.index(after: question)..<secret.upperBound]
+        }
+        var shown = String(url[..<start])
+        if let at = main.lastIndex(of: "@") {
+            shown += "***" + String(main[at...])
+        } else {
+            shown += String(main)
+        }
+        if let query { shown += "?" + query + "***" }
+        return shown
+    }
+
+    /// `text` (a piece of `url` a reason names: a port, a database, a parameter) in quotes, or
+    /// a placeholder when it lies in the secret part of `url`: a password with an unencoded
+    /// `/` or `&` can otherwise be split into a "port" or a "parameter" and quoted.
+    /// Longer text is described by its length (and the search for it stays linear).
+    static func shown(_ text: some StringProtocol, of url: String) -> String {
+        let needle = Array(text.utf8)
+        guard !needle.isEmpty else { return "''" }
+        guard needle.count <= maximumShownBytes else { return "a value of \(needle.count) bytes" }
+        let secret = secretParts(of: url).contains { part in contains(Array(part.utf8), needle) }
+        return secret ? "a value from the credentials part of the URL" : "'\(text)'"
+    }
+
+    /// Longest piece of a URL quoted in a reason.
+    static let maximumShownBytes = 64
+
+    /// The parts of `url` that may hold a secret (see the type's documentation).
+    static func secretParts(of url: String) -> [Substring] {
+        let rest = url[afterScheme(url)...]
+        var parts: [Substring] = []
+        if let at = rest.lastIndex(of: "@") { parts.append(rest[..<at]) }
+        if let password = url.firstRange(of: "password=") { parts.append(url[password.upperBound...]) }
+        return parts
+    }
+
+    /// Where what follows the scheme starts: after `scheme://` when the URL begins with a plain
+    /// scheme, else at the start.
+    private static func afterScheme(_ url: String) -> String.Index {
+        plainSchemeSeparator(in: url)?.upperBound ?? url.startIndex
+    }
+
+    /// The first `://` of `url` when what precedes it is a plain scheme (1 to 64 letters, digits
+    /// and `+-.`), else nil: what precedes may then be credentials (`:pw@host://…`).
+    static func plainSchemeSeparator(in url: String) -> Range<String.Index>? {
+        guard let range = url.firstRange(of: "://"), SentinelAddress.isToken(url[..<range.lowerBound], maximumBytes: 64, punctuation: "+-.")
+        else { return nil }
+        return range
+    }
+
+    /// Whether `needle` (not empty) occurs in `haystack`.
+    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<(start + needle.count)].elementsEqual(needle) {
+            return true
+        }
+        return false
+    }
+}
