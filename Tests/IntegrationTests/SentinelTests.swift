@@ -118,6 +118,44 @@ struct SentinelTests {
         }
     }
 
+    @Test("sentinels that all name one silent master cost it once per resolve, not once per sentinel")
+    func deadMasterTriedOnce() async throws {
+        try await withRedis { master in try await Self.withDirectory { directory in
+            let sentinels = try (0..<3).map { _ in
+                try SentinelProcess(port: try FreePort.next(), id: Self.randomID(), directory: directory, lines: [
+                    "sentinel monitor mymaster 127.0.0.1 \(master.port) 1",
+                ])
+            }
+            for sentinel in sentinels { try await sentinel.waitUntilListening() }
+            // Stopped, the master accepts connections (the kernel does) but answers nothing.
+            kill(master.pid, SIGSTOP)
+            defer { kill(master.pid, SIGCONT) }
+            var configuration = try RedisConfiguration(url: "redis+sentinel://\(sentinels.map(\.address).joined(separator: ","))/mymaster")
+            configuration.commandTimeoutMilliseconds = 300
+            let client = RedisCommandClient(redis: configuration, logger: .init(label: "test.sentinel"))
+            defer { client.shutdown() }
+            let start = ContinuousClock.now
+            do throws(RedisError) {
+                _ = try await client.send("PING")
+                Issue.record("a stopped master answered")
+            } catch {
+                let elapsed = start.duration(to: .now)
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.components(separatedBy: "master 127.0.0.1:\(master.port): ").count - 1 == 1, "\(error)")
+                #expect(error.message.components(separatedBy: "already tried in this resolve").count - 1 == 2, "\(error)")
+                print("three sentinels naming one silent master (ROLE timeout 300 ms): resolve failed after \(elapsed)")
+            }
+        } }
+    }
+
+    /// A fresh directory for sentinel configuration files, removed after `body`.
+    static func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-sentinel-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        return try await body(directory)
+    }
+
     /// `total_connections_received` of `INFO stats` (this read's own connection included).
     static func connectionsReceived(_ server: RedisServerProcess) async throws -> Int {
         guard case .bulkString(let bytes) = try await server.command("INFO", "stats"),
