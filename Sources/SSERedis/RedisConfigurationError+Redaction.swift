@@ -7,29 +7,23 @@
 /// `&` or `:` included), and everything after a `password=` (a `sentinel_password=` value with
 /// an unencoded `&`).
 extension RedisConfigurationError {
-    /// `url` with its secrets masked: the user-info, and everything after the first `password=`
-    /// (the value of `sentinel_password=`, which may hold an unencoded `&`, and what follows).
-    /// A URL without a plain scheme (`user:pass@host`, `redis:/…`) has its user-info masked too.
-    ///
-    /// Without such a parameter the user-info runs to the URL's last `@`, so a password with an
-    /// unencoded `?` or `/` stays hidden; with one, the query starts at the `?` before it.
+    /// `url` with its secrets masked: everything after the first `password=` (the value of
+    /// `sentinel_password=`, which may hold an unencoded `&` or `@`, and what follows), and
+    /// before it everything up to the last `@` (the user-info, so a password with an unencoded
+    /// `?` or `/` stays hidden). A URL without a plain scheme (`user:pass@host`, `redis:/…`) has
+    /// its user-info masked too.
     static func redacted(_ url: String) -> String {
         let start = afterScheme(url)
         let rest = url[start...]
-        var main = rest
-        var query: Substring?
-        if let secret = rest.firstRange(of: "password="), let question = rest[..<secret.lowerBound].lastIndex(of: "?") {
-            main = rest[..<question]
-            query = rest[rest.index(after: question)..<secret.upperBound]
-        }
+        let secretStart = rest.firstRange(of: "password=")?.upperBound
+        let visible = rest[..<(secretStart ?? rest.endIndex)]
         var shown = String(url[..<start])
-        if let at = main.lastIndex(of: "@") {
-            shown += "***" + String(main[at...])
+        if let at = visible.lastIndex(of: "@") {
+            shown += "***" + visible[at...]
         } else {
-            shown += String(main)
+            shown += visible
         }
-        if let query { shown += "?" + query + "***" }
-        return shown
+        return secretStart == nil ? shown : shown + "***"
     }
 
     /// `text` (a piece of `url` a reason names: a port, a database, a parameter) in quotes, or
