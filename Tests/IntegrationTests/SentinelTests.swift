@@ -148,6 +148,33 @@ struct SentinelTests {
         } }
     }
 
+    @Test("-NOREPLICAS (a master whose replicas lag) sends only the command connection back to the sentinels: the process's subscriptions through them stay")
+    func noReplicasKeepsSubscriptions() async throws {
+        try await withRedis(arguments: ["--min-replicas-to-write", "1"]) { master in try await Self.withDirectory { directory in
+            let sentinel = try SentinelProcess(port: try FreePort.next(), id: Self.randomID(), directory: directory, lines: [
+                "sentinel monitor mymaster 127.0.0.1 \(master.port) 1",
+            ])
+            try await sentinel.waitUntilListening()
+            let configuration = try RedisConfiguration(url: "redis+sentinel://\(sentinel.address)/mymaster")
+            let subscriber = try RedisSubscriber(redis: configuration, configuration: .init(probeIntervalMilliseconds: 0), logger: .init(label: "test.sentinel"))
+            let delegate = RecordingSubscriberDelegate()
+            subscriber.subscribe("nr")
+            subscriber.start(delegate: delegate)
+            defer { subscriber.shutdown() }
+            #expect(try await answered(subscriber, ["nr"]).isEmpty)
+            let client = RedisCommandClient(redis: configuration, logger: .init(label: "test.sentinel"))
+            defer { client.shutdown() }
+            for _ in 0..<10 {
+                #expect(try await client.send("SET", "nr", "x").serverError?.serverCode == "NOREPLICAS")
+            }
+            // Still the first subscription: the same connection delivers.
+            _ = try await master.command("PUBLISH", "nr", "still")
+            try await eventually("the subscription delivers") { delegate.payloads(on: "nr") == ["still"] }
+            let (connects, disconnects) = delegate.state.withLock { ($0.connects, $0.disconnects.count) }
+            #expect(connects == 1 && disconnects == 0, "\(connects) connects, \(disconnects) disconnects")
+        } }
+    }
+
     /// A fresh directory for sentinel configuration files, removed after `body`.
     static func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-sentinel-\(UUID().uuidString.prefix(8))")
