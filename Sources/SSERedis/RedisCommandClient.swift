@@ -25,7 +25,8 @@ import Synchronization
 ///
 /// Through Sentinel (`.sentinel` endpoint) every connect resolves the master anew, a batch first
 /// checks that no failover was announced since its connection was resolved (else it reconnects),
-/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again.
+/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again
+/// (`-READONLY` also moves the topology's generation, so the subscriptions follow).
 ///
 /// Lanes keep one caller's flood from starving another: a batch takes commands from the
 /// non-empty lanes in turn, one at a time, so with k busy lanes each gets at least a k-th of
