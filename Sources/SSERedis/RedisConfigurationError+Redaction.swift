@@ -27,27 +27,31 @@ extension RedisConfigurationError {
     }
 
     /// `text` (a piece of `url` a reason names: a port, a database, a parameter) in quotes, or
-    /// a placeholder when it lies in the secret part of `url`: a password with an unencoded
-    /// `/` or `&` can otherwise be split into a "port" or a "parameter" and quoted.
+    /// a placeholder when it overlaps the secret part of `url` or repeats a piece of it: a
+    /// password with an unencoded `/` or `&` can otherwise be split into a "port" or a
+    /// "parameter" and quoted, and a "database" can run on into a `password=` that lacks its `?`.
     /// Longer text is described by its length (and the search for it stays linear).
-    static func shown(_ text: some StringProtocol, of url: String) -> String {
+    static func shown(_ text: Substring, of url: String) -> String {
         let needle = Array(text.utf8)
         guard !needle.isEmpty else { return "''" }
         guard needle.count <= maximumShownBytes else { return "a value of \(needle.count) bytes" }
-        let secret = secretParts(of: url).contains { part in contains(Array(part.utf8), needle) }
-        return secret ? "a value from the credentials part of the URL" : "'\(text)'"
+        let secrets = secretRanges(of: url)
+        // Only a slice of `url` itself can be placed in it.
+        let overlaps = text.base == url && secrets.contains { $0.overlaps(text.startIndex..<text.endIndex) }
+        let repeats = secrets.contains { range in contains(Array(url[range].utf8), needle) }
+        return overlaps || repeats ? "a value from the credentials part of the URL" : "'\(text)'"
     }
 
     /// Longest piece of a URL quoted in a reason.
     static let maximumShownBytes = 64
 
-    /// The parts of `url` that may hold a secret (see the type's documentation).
-    static func secretParts(of url: String) -> [Substring] {
-        let rest = url[afterScheme(url)...]
-        var parts: [Substring] = []
-        if let at = rest.lastIndex(of: "@") { parts.append(rest[..<at]) }
-        if let password = url.firstRange(of: "password=") { parts.append(url[password.upperBound...]) }
-        return parts
+    /// Where in `url` a secret may be (see the type's documentation).
+    static func secretRanges(of url: String) -> [Range<String.Index>] {
+        let start = afterScheme(url)
+        var ranges: [Range<String.Index>] = []
+        if let at = url[start...].lastIndex(of: "@") { ranges.append(start..<at) }
+        if let password = url.firstRange(of: "password=") { ranges.append(password.upperBound..<url.endIndex) }
+        return ranges
     }
 
     /// Where what follows the scheme starts: after `scheme://` when the URL begins with a plain

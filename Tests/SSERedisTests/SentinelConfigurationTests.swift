@@ -97,6 +97,7 @@ struct SentinelConfigurationTests {
             "redis+sentinel://h1/mymaster?sentinel_password=zq7&db=kx9",
             // No `?`: not a parameter, but a password all the same (found by fuzz-redis-url).
             "redis+sentinel://h1,h2:26380/mymaster&sentinel_password=zq7kx9",
+            "redis+sentinel://h1/mymaster/18sentinel_password=zq7kx9",
         ] {
             do {
                 _ = try RedisConfiguration(url: url)
