@@ -336,6 +336,8 @@ if Context.environment["SSE_FUZZ"] == "1" {
         ("fuzz-json", ["SSEWire"]),
         ("fuzz-query", ["SSEEndpoints"]),
         ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
+        ("fuzz-redis-url", ["SSERedis"]),
+        ("fuzz-sentinel-reply", ["SSERedis", "CHiredis"]),
         ("fuzz-http", [
             "SSEAuth", "SSEEndpoints", "SSERedis", "SSEServer", "SSEStreamCore", "SSEWire",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes fuzz seeds made from the golden Flask-SSE vectors: one directory per target.
+"""Writes fuzz seeds made from the golden Flask-SSE vectors, and the Redis URL and Sentinel reply
+seeds: one directory per target.
 
 usage: seeds.py OUT_DIR VECTORS.jsonl [VECTORS.jsonl ...]   (missing vector files are skipped)
 """
@@ -27,8 +28,74 @@ def write_http(out, request):
         write(out, "fuzz-http", bytes([control]) + request)
 
 
+REDIS_URLS = [
+    "redis://localhost:6379/0",
+    "redis://:p%40ss@127.0.0.1:6380/2",
+    "redis://user:secret@[::1]:6379?db=3",
+    "redis://",
+    "rediss://:secret@redis.example:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem",
+    "rediss://u:pw@h?ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_check_hostname=true",
+    "unix:///var/run/redis.sock?db=1",
+    "unix://:secret@/tmp/redis.sock",
+    "redis+sentinel://h1,h2:26380,[::1]:26381/mymaster/1?sentinel_password=s%26cret&sentinel_username=watch",
+    "redis+sentinel://u:master@[fe80::1%25eth0]:26379,10.0.0.2/my-master.1?db=2",
+    "redis+sentinel://:p@h1/mymaster?sentinel_password=x&db=0",
+    "rediss+sentinel://:p@h1,h2/mymaster?ssl_ca_certs=/ca.pem&sentinel_password=y",
+    "redis+sentinel://:hunter2/x?y@h1/mymaster",
+    "redis+sentinel://" + ",".join(f"h{i}:{26379 + i}" for i in range(16)) + "/m",
+    ":secret@host:6379",
+]
+
+
+def resp(value):
+    """RESP2 for None (null), str (bulk), bytes (status, or error if it starts with '-'), int, list."""
+    if value is None:
+        return b"*-1\r\n"
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    if isinstance(value, bytes):
+        return (value if value.startswith(b"-") else b"+" + value) + b"\r\n"
+    if isinstance(value, str):
+        data = value.encode()
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+    return b"*%d\r\n" % len(value) + b"".join(resp(v) for v in value)
+
+
+SENTINEL_REPLIES = [
+    ["10.0.0.1", "6379"],
+    ["::1", "6380"],
+    None,
+    b"-ERR unknown command",
+    b"-NOPERM this user has no permissions",
+    ["10.0.0.1", "0"],
+    ["10.0.0.1", "65536"],
+    ["bad host", "6379"],
+    ["10.0.0.1"],
+    ["master", 0, []],
+    ["slave", "10.0.0.1", 6379, "connected", 42],
+    ["sentinel", ["mymaster"]],
+    ["message", "+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380"],
+    ["message", "+promoted-slave", "slave 10.0.0.2:6380 10.0.0.2 6380 @ mymaster 10.0.0.1 6379"],
+    ["message", "+switch-master", "other 10.0.0.1 6379 10.0.0.2 6380"],
+    ["subscribe", "+switch-master", 1],
+    [["nested", ["deeper", ["deepest"]]]],
+]
+
+
+def write_redis_seeds(out):
+    for url in REDIS_URLS:
+        write(out, "fuzz-redis-url", url)
+    for reply in SENTINEL_REPLIES:
+        write(out, "fuzz-sentinel-reply", resp(reply))
+    write(out, "fuzz-sentinel-reply", b"".join(resp(r) for r in SENTINEL_REPLIES))
+    write(out, "fuzz-sentinel-reply", b"*2147483647\r\n")
+    write(out, "fuzz-sentinel-reply", b"$100000\r\n")
+    write(out, "fuzz-sentinel-reply", b"mymaster 10.0.0.1 6379 10.0.0.2 6380")
+
+
 def main():
     out, paths = sys.argv[1], sys.argv[2:]
+    write_redis_seeds(out)
     for path in paths:
         if not os.path.exists(path):
             continue

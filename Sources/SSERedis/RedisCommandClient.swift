@@ -25,7 +25,8 @@ import Synchronization
 ///
 /// Through Sentinel (`.sentinel` endpoint) every connect resolves the master anew, a batch first
 /// checks that no failover was announced since its connection was resolved (else it reconnects),
-/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again.
+/// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again
+/// (`-READONLY` also moves the topology's generation, so the subscriptions follow).
 ///
 /// Lanes keep one caller's flood from starving another: a batch takes commands from the
 /// non-empty lanes in turn, one at a time, so with k busy lanes each gets at least a k-th of
@@ -194,11 +195,16 @@ public final class RedisCommandClient: Sendable {
                 connection = nil
                 lastFailure = .now
                 setAvailable(false)
-            case .notMaster:
-                // A replica (or a master cut off from its replicas) answered: the topology is
-                // stale. The refused commands did not run, so their callers may retry safely.
-                logger.warning("Redis answered as a replica; reconnecting to the master", metadata: ["redis": "\(redis)"])
-                if let stamp = live.sentinelStamp { stamp.topology.invalidate(stamp.generation) }
+            case .notMaster(let isReplica):
+                // A replica (or a master cut off from its replicas) answered. The refused
+                // commands did not run, so their callers may retry safely. A replica means the
+                // topology is stale: every connection of the generation moves. A master without
+                // enough replicas (`-NOREPLICAS`, which lasts while replicas lag) is still the one
+                // the sentinels name: only this connection resolves again (a resolve that finds
+                // another master moves the generation), else every batch would tear down every
+                // subscription of the process.
+                logger.warning("Redis refused a write as a replica or without its replicas; reconnecting", metadata: ["redis": "\(redis)"])
+                if isReplica, let stamp = live.sentinelStamp { stamp.topology.invalidate(stamp.generation) }
                 connection = nil
                 lastFailure = nil
             }
@@ -210,8 +216,9 @@ public final class RedisCommandClient: Sendable {
         case healthy
         /// The connection broke (the error it broke with).
         case lost(RedisError)
-        /// A reply said this server does not take writes (`-READONLY`, `-NOREPLICAS`).
-        case notMaster
+        /// A reply said this server does not take writes: it is a replica (`-READONLY`), or a
+        /// master without enough replicas (`-NOREPLICAS`).
+        case notMaster(isReplica: Bool)
     }
 
     /// Error replies after which the connection goes to the wrong server for writes.
@@ -228,7 +235,10 @@ public final class RedisCommandClient: Sendable {
             for pending in batch {
                 let reply = try connection.readReply(stall: stall)
                 answered += 1
-                if let code = reply.serverError?.serverCode, Self.notMasterCodes.contains(code) { outcome = .notMaster }
+                if let code = reply.serverError?.serverCode, Self.notMasterCodes.contains(code) {
+                    let isReplica = code == "READONLY"
+                    if case .notMaster(true) = outcome {} else { outcome = .notMaster(isReplica: isReplica) }
+                }
                 pending.completion(.success(reply))
             }
             return outcome

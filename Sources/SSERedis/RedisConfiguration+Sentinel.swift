@@ -55,11 +55,11 @@ extension RedisConfiguration {
             case _ where (key.hasPrefix("ssl_") || key.hasPrefix("tls_")) && tls:
                 tlsParameters.append((String(key), try percentDecoded(value, url: url, in: "a query value")))
             case _ where key.hasPrefix("ssl_") || key.hasPrefix("tls_"):
-                throw RedisConfigurationError(url: url, reason: "'\(key.prefix(64))' needs TLS: use rediss+sentinel://")
+                throw RedisConfigurationError(url: url, reason: "\(RedisConfigurationError.shown(key.prefix(64), of: url)) needs TLS: use rediss+sentinel://")
             default:
                 throw RedisConfigurationError(
                     url: url,
-                    reason: "unknown parameter '\(key.prefix(64))'; a Sentinel URL takes db, sentinel_username and sentinel_password"
+                    reason: "unknown parameter \(RedisConfigurationError.shown(key.prefix(64), of: url)); a Sentinel URL takes db, sentinel_username and sentinel_password"
                 )
             }
         }
@@ -123,37 +123,5 @@ extension RedisConfiguration {
         if endpoint.password != nil { parameters.append("sentinel_password=***") }
         let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
         return "\(tls == nil ? "redis" : "rediss")+sentinel://\(auth)\(endpoint)/\(database)\(query)"
-    }
-}
-
-extension RedisConfigurationError {
-    /// `url` with its secrets masked: the user-info, and the value of every query parameter
-    /// whose name ends in `password` (`sentinel_password=`).
-    ///
-    /// Without such a parameter the user-info runs to the URL's last `@`, so a password with an
-    /// unencoded `?` or `/` stays hidden; with one, the query starts at the `?` before it.
-    static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return url }
-        let rest = url[schemeEnd.upperBound...]
-        var main = rest
-        var query: Substring?
-        if let secret = rest.firstRange(of: "password="), let question = rest[..<secret.lowerBound].lastIndex(of: "?") {
-            main = rest[..<question]
-            query = rest[rest.index(after: question)...]
-        }
-        var shown = String(url[..<schemeEnd.upperBound])
-        if let at = main.lastIndex(of: "@") {
-            shown += "***" + String(main[at...])
-        } else {
-            shown += String(main)
-        }
-        if let query {
-            let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-                guard let equals = pair.firstIndex(of: "="), pair[..<equals].hasSuffix("password") else { return String(pair) }
-                return String(pair[...equals]) + "***"
-            }
-            shown += "?" + pairs.joined(separator: "&")
-        }
-        return shown
     }
 }

@@ -23,7 +23,7 @@ extension RedisConfiguration {
         let tlsParameters = parameters.filter { $0.name.hasPrefix("ssl_") || $0.name.hasPrefix("tls_") }
         guard secure else {
             if let first = tlsParameters.first {
-                throw RedisConfigurationError(url: url, reason: "'\(first.name)' needs a rediss:// URL")
+                throw RedisConfigurationError(url: url, reason: "\(RedisConfigurationError.shown(Substring(first.name), of: url)) needs a rediss:// URL")
             }
             return nil
         }
@@ -43,14 +43,14 @@ extension RedisConfiguration {
                 case "none": verifyNothing = true
                 case "optional", "required": verifyNothing = false
                 default:
-                    throw RedisConfigurationError(url: url, reason: "ssl_cert_reqs must be none, optional or required, got '\(value)'")
+                    throw RedisConfigurationError(url: url, reason: "ssl_cert_reqs must be none, optional or required, got \(RedisConfigurationError.shown(Substring(value), of: url))")
                 }
             case "ssl_ca_certs": options.caCertificatesFile = try file()
             case "ssl_certfile": options.certificateFile = try file()
             case "ssl_keyfile": options.privateKeyFile = try file()
             case "ssl_check_hostname":
                 guard let flag = pythonBoolean(value) else {
-                    throw RedisConfigurationError(url: url, reason: "ssl_check_hostname must be true or false, got '\(value)'")
+                    throw RedisConfigurationError(url: url, reason: "ssl_check_hostname must be true or false, got \(RedisConfigurationError.shown(Substring(value), of: url))")
                 }
                 checkHostname = flag
             case "ssl_min_version":
@@ -58,13 +58,13 @@ extension RedisConfiguration {
                 case "TLSV1_2", "TLSV1.2": options.minimumVersion = .tlsv12
                 case "TLSV1_3", "TLSV1.3": options.minimumVersion = .tlsv13
                 default:
-                    throw RedisConfigurationError(url: url, reason: "ssl_min_version must be TLSv1_2 or TLSv1_3, got '\(value)'")
+                    throw RedisConfigurationError(url: url, reason: "ssl_min_version must be TLSv1_2 or TLSv1_3, got \(RedisConfigurationError.shown(Substring(value), of: url))")
                 }
             case "tls_server_name": options.serverName = value
             default:
                 throw RedisConfigurationError(
                     url: url,
-                    reason: "unsupported TLS parameter '\(name)'; supported: ssl_cert_reqs, ssl_ca_certs, "
+                    reason: "unsupported TLS parameter \(RedisConfigurationError.shown(Substring(name), of: url)); supported: ssl_cert_reqs, ssl_ca_certs, "
                         + "ssl_certfile, ssl_keyfile, ssl_check_hostname, ssl_min_version, tls_server_name"
                 )
             }

@@ -98,7 +98,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func splitScheme(_ url: String) throws(RedisConfigurationError) -> (String, Substring) {
-        guard let range = url.firstRange(of: "://") else {
+        // Only a plain scheme is quoted back: what precedes `://` may be credentials (`:pw@h://…`).
+        guard let range = RedisConfigurationError.plainSchemeSeparator(in: url) else {
             throw RedisConfigurationError(url: url, reason: "expected a URL such as redis://host:6379/0")
         }
         return (url[..<range.lowerBound].lowercased(), url[range.upperBound...])
@@ -149,7 +150,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
         guard let database = Int(text), database >= 0 else {
-            throw RedisConfigurationError(url: url, reason: "database must be a non-negative integer, got '\(text)'")
+            throw RedisConfigurationError(url: url, reason: "database must be a non-negative integer, got \(RedisConfigurationError.shown(text, of: url))")
         }
         return database
     }
@@ -184,7 +185,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     static func parsePort(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {
         guard let port = Int(text), (1...65535).contains(port) else {
-            throw RedisConfigurationError(url: url, reason: "port must be 1...65535, got '\(text)'")
+            throw RedisConfigurationError(url: url, reason: "port must be 1...65535, got \(RedisConfigurationError.shown(text, of: url))")
         }
         return port
     }

@@ -48,7 +48,7 @@ enum SentinelReplyDecoder {
     /// one (an error reply included).
     static func role(_ reply: RedisReply) -> String? {
         guard case .array(let items) = reply, let first = items.first, case .bulkString(let bytes) = first,
-            bytes.count <= 16, bytes.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) })
+            (1...16).contains(bytes.count), bytes.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) })
         else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }

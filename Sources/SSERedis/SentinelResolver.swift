@@ -11,7 +11,8 @@
 /// `.unavailable` error lists each sentinel's reason, and the caller retries with its backoff.
 ///
 /// Bounded: each sentinel costs at most `sentinelTimeoutMilliseconds` to connect and as much
-/// to answer, each master the configuration's connect and command timeouts.
+/// to answer, each master the configuration's connect and command timeouts, once per resolve
+/// (a master that failed is not tried again for the next sentinel naming it).
 struct SentinelResolver {
     /// The configuration with the `.sentinel` endpoint (credentials, database, timeouts, TLS).
     let configuration: RedisConfiguration
@@ -29,23 +30,31 @@ struct SentinelResolver {
     func connect() throws(RedisError) -> RedisConnection {
         let generation = topology.generation
         var reasons: [String] = []
+        // Masters that failed in this resolve: every sentinel naming a dead master (they all do
+        // until they agree it is down) would otherwise cost its connect timeout again.
+        var failed: Set<SentinelAddress> = []
         if let announced = topology.announced(in: generation) {
             // Fresher than what a sentinel the leader's hello has not reached yet would name.
             do throws(ResolveFailure) {
                 return stamped(try connectMaster(announced), master: announced, generation: generation)
             } catch {
                 topology.forgetAnnounced(in: generation)
+                failed.insert(announced)
                 reasons.append("announced \(error.reason.prefix(Self.maximumReasonCharacters))")
             }
         }
         // A library caller's endpoint may name more than a URL can: the first 16 are asked.
         let sentinels = topology.sentinelsInOrder.prefix(SentinelEndpoint.maximumSentinels)
         for sentinel in sentinels {
+            var named: SentinelAddress?
             do throws(ResolveFailure) {
                 let master = try askSentinel(sentinel)
+                named = master
                 topology.promote(sentinel)
+                guard !failed.contains(master) else { throw ResolveFailure(reason: "names \(master), already tried in this resolve") }
                 return stamped(try connectMaster(master), master: master, generation: generation)
             } catch {
+                if let named { failed.insert(named) }
                 reasons.append("\(sentinel): \(error.reason.prefix(Self.maximumReasonCharacters))")
             }
         }

@@ -115,8 +115,7 @@ final class SubscriberThread: @unchecked Sendable {
     /// drop the connection and resolve again at once, without waiting out any backoff, so
     /// delivery resumes within one resolve and connect.
     private func followNewMaster() {
-        connection = nil
-        machine.disconnected()
+        forgetConnection()
         backoff.reset()
         let error = RedisError(.connectionLost, "Sentinel: the master changed")
         owner.setConnected(false)
@@ -126,11 +125,18 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func drop(_ error: RedisError) {
+        forgetConnection()
+        reportDown(error)
+        waitForRetry()
+    }
+
+    /// The connection is gone: the subscription machine and the probe start over with the next.
+    /// (A probe left awaiting a token across a Sentinel switch judged the new connection by the
+    /// old one's deadline: silent at once when the resolve took longer than the deadline.)
+    private func forgetConnection() {
         connection = nil
         machine.disconnected()
         probe?.disconnected()
-        reportDown(error)
-        waitForRetry()
     }
 
     private func reportDown(_ error: RedisError) {

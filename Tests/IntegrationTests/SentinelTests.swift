@@ -118,6 +118,71 @@ struct SentinelTests {
         }
     }
 
+    @Test("sentinels that all name one silent master cost it once per resolve, not once per sentinel")
+    func deadMasterTriedOnce() async throws {
+        try await withRedis { master in try await Self.withDirectory { directory in
+            let sentinels = try (0..<3).map { _ in
+                try SentinelProcess(port: try FreePort.next(), id: Self.randomID(), directory: directory, lines: [
+                    "sentinel monitor mymaster 127.0.0.1 \(master.port) 1",
+                ])
+            }
+            for sentinel in sentinels { try await sentinel.waitUntilListening() }
+            // Stopped, the master accepts connections (the kernel does) but answers nothing.
+            kill(master.pid, SIGSTOP)
+            defer { kill(master.pid, SIGCONT) }
+            var configuration = try RedisConfiguration(url: "redis+sentinel://\(sentinels.map(\.address).joined(separator: ","))/mymaster")
+            configuration.commandTimeoutMilliseconds = 300
+            let client = RedisCommandClient(redis: configuration, logger: .init(label: "test.sentinel"))
+            defer { client.shutdown() }
+            let start = ContinuousClock.now
+            do throws(RedisError) {
+                _ = try await client.send("PING")
+                Issue.record("a stopped master answered")
+            } catch {
+                let elapsed = start.duration(to: .now)
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(error.message.components(separatedBy: "master 127.0.0.1:\(master.port): ").count - 1 == 1, "\(error)")
+                #expect(error.message.components(separatedBy: "already tried in this resolve").count - 1 == 2, "\(error)")
+                print("three sentinels naming one silent master (ROLE timeout 300 ms): resolve failed after \(elapsed)")
+            }
+        } }
+    }
+
+    @Test("-NOREPLICAS (a master whose replicas lag) sends only the command connection back to the sentinels: the process's subscriptions through them stay")
+    func noReplicasKeepsSubscriptions() async throws {
+        try await withRedis(arguments: ["--min-replicas-to-write", "1"]) { master in try await Self.withDirectory { directory in
+            let sentinel = try SentinelProcess(port: try FreePort.next(), id: Self.randomID(), directory: directory, lines: [
+                "sentinel monitor mymaster 127.0.0.1 \(master.port) 1",
+            ])
+            try await sentinel.waitUntilListening()
+            let configuration = try RedisConfiguration(url: "redis+sentinel://\(sentinel.address)/mymaster")
+            let subscriber = try RedisSubscriber(redis: configuration, configuration: .init(probeIntervalMilliseconds: 0), logger: .init(label: "test.sentinel"))
+            let delegate = RecordingSubscriberDelegate()
+            subscriber.subscribe("nr")
+            subscriber.start(delegate: delegate)
+            defer { subscriber.shutdown() }
+            #expect(try await answered(subscriber, ["nr"]).isEmpty)
+            let client = RedisCommandClient(redis: configuration, logger: .init(label: "test.sentinel"))
+            defer { client.shutdown() }
+            for _ in 0..<10 {
+                #expect(try await client.send("SET", "nr", "x").serverError?.serverCode == "NOREPLICAS")
+            }
+            // Still the first subscription: the same connection delivers.
+            _ = try await master.command("PUBLISH", "nr", "still")
+            try await eventually("the subscription delivers") { delegate.payloads(on: "nr") == ["still"] }
+            let (connects, disconnects) = delegate.state.withLock { ($0.connects, $0.disconnects.count) }
+            #expect(connects == 1 && disconnects == 0, "\(connects) connects, \(disconnects) disconnects")
+        } }
+    }
+
+    /// A fresh directory for sentinel configuration files, removed after `body`.
+    static func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sse-sentinel-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        return try await body(directory)
+    }
+
     /// `total_connections_received` of `INFO stats` (this read's own connection included).
     static func connectionsReceived(_ server: RedisServerProcess) async throws -> Int {
         guard case .bulkString(let bytes) = try await server.command("INFO", "stats"),

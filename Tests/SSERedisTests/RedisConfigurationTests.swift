@@ -105,5 +105,15 @@ struct RedisConfigurationTests {
         } catch {
             #expect(!error.description.contains("hunter2"))
         }
+        // Without a plain scheme (forgotten, or mistyped) the user-info is masked all the same.
+        for url in [":hunter2@host:6379/0", "user:hunter2@host", "redis:/:hunter2@host", ":hunter2@x://host", "redis//:hunter2@host", "redis://host/1password=hunter2"] {
+            do {
+                _ = try RedisConfiguration(url: url)
+                Issue.record("accepted \(url)")
+            } catch {
+                #expect(!error.description.contains("hunter2"), "\(error.description)")
+                #expect(!error.description.contains("ter2"), "\(error.description)")
+            }
+        }
     }
 }

@@ -114,14 +114,40 @@ struct SentinelConfigurationTests {
             "redis+sentinel://:hunter2@h1/mymaster?sentinel_password=zq7@kx9&x=1",
             "redis+sentinel://h1/mymaster?sentinel_password=zq7kx9&bogus=1",
             "redis+sentinel://:hun?ter2@h1/mymaster/x",
+            // The query starts at the first `?`, so these passwords are split into a "port", a
+            // "database" and "parameters" that the reason must not quote.
+            "redis+sentinel://:hunter2/x?y@h1/mymaster",
+            "redis+sentinel://:a/hunter2?y@h1/mymaster",
+            "redis+sentinel://h1/mymaster?sentinel_password=zq7&kx9",
+            "redis+sentinel://h1/mymaster?sentinel_password=zq7&ssl_kx9",
+            "redis+sentinel://h1/mymaster?sentinel_password=zq7&db=kx9",
+            // No `?`: not a parameter, but a password all the same (found by fuzz-redis-url).
+            "redis+sentinel://h1,h2:26380/mymaster&sentinel_password=zq7kx9",
+            "redis+sentinel://h1/mymaster/18sentinel_password=zq7kx9",
         ] {
             do {
                 _ = try RedisConfiguration(url: url)
                 Issue.record("accepted \(url)")
             } catch {
-                for secret in ["hunter2", "hun?ter2", "ter2", "zq7kx9", "zq7", "kx9"] {
+                for secret in ["hunter2", "hun?ter2", "ter2", "zq7kx9", "zq7", "kx9", "ssl_kx9"] {
                     #expect(!error.description.contains(secret), "\(error.description)")
                 }
+            }
+        }
+    }
+
+    @Test("a misspelt parameter or a bad port outside the credentials is still quoted")
+    func quotesPublicText() {
+        for (url, quoted) in [
+            ("redis+sentinel://:pw@h1/mymaster?sentinal_password=x", "'sentinal_password'"),
+            ("redis+sentinel://:pw@h1:99999/mymaster", "'99999'"),
+            ("redis+sentinel://h1/mymaster?ssl_ca=y&sentinel_password=x", "'ssl_ca'"),
+        ] {
+            #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: url) }
+            do {
+                _ = try RedisConfiguration(url: url)
+            } catch {
+                #expect(error.description.contains(quoted), "\(error.description)")
             }
         }
     }

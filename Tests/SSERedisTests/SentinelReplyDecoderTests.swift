@@ -66,6 +66,8 @@ struct SentinelReplyDecoderTests {
         (.array([.status("master")]), nil),
         (.array([bulk("MASTER")]), nil),
         (.array([bulk("master\r\n")]), nil),
+        (.array([bulk("")]), nil),
+        (.array([bulk(String(repeating: "a", count: 17))]), nil),
         (.bulkString(Array("master".utf8)), nil),
         (.error("NOPERM this user has no permissions to run the 'role' command"), nil),
         (.null, nil),
