@@ -175,13 +175,15 @@ public final class RedisCommandClient: Sendable {
                 }
                 do {
                     failedGeneration = sentinel?.topology.generation ?? 0
-                    connection = try RedisConnection.connect(redis, topology: sentinel?.topology)
+                    connection = try RedisConnection.connect(redis, topology: sentinel?.topology, shouldStop: { self.shared.withLock { $0.stopping } })
                     lastFailure = nil
                     setAvailable(true)
                 } catch {
                     lastFailure = .now
                     setAvailable(false)
-                    logger.warning("Redis command connection failed", metadata: ["error": "\(error)"])
+                    if error.code != .shutdown {
+                        logger.warning("Redis command connection failed", metadata: ["error": "\(error)"])
+                    }
                     fail(batch, RedisError(.unavailable, error.message, serverCode: error.serverCode))
                     continue
                 }

@@ -76,9 +76,16 @@ final class RedisConnection {
     /// A `.sentinel` endpoint is resolved first (`SentinelResolver`, through `topology` when the
     /// caller holds one, else a topology of its own), then connected as the `.tcp` master found
     /// (over TLS too when the configuration has TLS options).
-    static func connect(_ configuration: RedisConfiguration, topology: SentinelTopology? = nil) throws(RedisError) -> RedisConnection {
+    /// `shouldStop` is asked between the resolver's attempts: a shutdown during a resolve
+    /// against slow sentinels ends after the attempt in progress, not after all of them.
+    static func connect(
+        _ configuration: RedisConfiguration,
+        topology: SentinelTopology? = nil,
+        shouldStop: () -> Bool = { false }
+    ) throws(RedisError) -> RedisConnection {
         if case .sentinel(let endpoint) = configuration.endpoint {
-            return try SentinelResolver(configuration: configuration, endpoint: endpoint, topology: topology ?? SentinelTopology(endpoint: endpoint)).connect()
+            let resolver = SentinelResolver(configuration: configuration, endpoint: endpoint, topology: topology ?? SentinelTopology(endpoint: endpoint))
+            return try resolver.connect(shouldStop: shouldStop)
         }
         let timeout = max(1, configuration.connectTimeoutMilliseconds)
         let raw: UnsafeMutablePointer<redisContext>?

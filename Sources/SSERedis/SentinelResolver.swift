@@ -26,8 +26,9 @@ struct SentinelResolver {
     /// Largest reply accepted from a sentinel.
     static let maximumSentinelReplyBytes = 64 * 1024
 
-    /// Resolves and connects; the connection carries its `Stamp`.
-    func connect() throws(RedisError) -> RedisConnection {
+    /// Resolves and connects; the connection carries its `Stamp`. Stops with `.shutdown` before
+    /// the next attempt once `shouldStop` says so.
+    func connect(shouldStop: () -> Bool = { false }) throws(RedisError) -> RedisConnection {
         let generation = topology.generation
         var reasons: [String] = []
         // Masters that failed in this resolve: every sentinel naming a dead master (they all do
@@ -46,6 +47,7 @@ struct SentinelResolver {
         // A library caller's endpoint may name more than a URL can: the first 16 are asked.
         let sentinels = topology.sentinelsInOrder.prefix(SentinelEndpoint.maximumSentinels)
         for sentinel in sentinels {
+            if shouldStop() { throw RedisError(.shutdown, "stopped while asking the sentinels of '\(endpoint.masterName)'") }
             var named: SentinelAddress?
             do throws(ResolveFailure) {
                 let master = try askSentinel(sentinel)

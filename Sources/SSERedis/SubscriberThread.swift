@@ -89,7 +89,7 @@ final class SubscriberThread: @unchecked Sendable {
         do throws(RedisError) {
             try takeInputs(force: true)
             attemptGeneration = topology?.generation ?? 0
-            let fresh = try RedisConnection.connect(owner.redisConfiguration, topology: topology)
+            let fresh = try RedisConnection.connect(owner.redisConfiguration, topology: topology, shouldStop: { [owner] in owner.isStopping })
             connection = fresh
             lastTraffic = .now
             pingSentAt = nil

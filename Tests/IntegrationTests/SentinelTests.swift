@@ -148,6 +148,32 @@ struct SentinelTests {
         } }
     }
 
+    @Test("a shutdown while resolving through silent sentinels ends after the attempt in progress, not after every sentinel (subscriber and command client)")
+    func shutdownDuringResolve() async throws {
+        try await withRedis { silent in
+            // Stopped, it accepts connections (the kernel does) but never answers: each of the
+            // 16 "sentinels" costs its 500 ms answer timeout, 8 s for a whole resolve.
+            kill(silent.pid, SIGSTOP)
+            defer { kill(silent.pid, SIGCONT) }
+            let url = "redis+sentinel://" + Array(repeating: "127.0.0.1:\(silent.port)", count: 16).joined(separator: ",") + "/mymaster"
+            let configuration = try RedisConfiguration(url: url)
+            let subscriber = try RedisSubscriber(redis: configuration, configuration: .init(probeIntervalMilliseconds: 0), logger: .init(label: "test.sentinel"))
+            subscriber.start(delegate: RecordingSubscriberDelegate())
+            let client = RedisCommandClient(redis: configuration, logger: .init(label: "test.sentinel"))
+            let pending = Task { try? await client.send("PING") }
+            try await Task.sleep(for: .milliseconds(700))
+            let start = ContinuousClock.now
+            await subscriber.shutdown()
+            let subscriberTook = start.duration(to: .now)
+            client.shutdown()
+            _ = await pending.value
+            let clientTook = start.duration(to: .now)
+            print("shutdown during a resolve through 16 silent sentinels: subscriber \(subscriberTook), command client \(clientTook)")
+            #expect(subscriberTook < .seconds(2), "the subscriber went on asking the sentinels")
+            #expect(clientTook < .seconds(2), "the command client went on asking the sentinels")
+        }
+    }
+
     @Test("-NOREPLICAS (a master whose replicas lag) sends only the command connection back to the sentinels: the process's subscriptions through them stay")
     func noReplicasKeepsSubscriptions() async throws {
         try await withRedis(arguments: ["--min-replicas-to-write", "1"]) { master in try await Self.withDirectory { directory in
