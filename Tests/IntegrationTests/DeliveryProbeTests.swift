@@ -93,6 +93,14 @@ struct DeliveryProbeTests {
                     }) { node in
                         let client = try await node.stream("moved")
                         try await first.waitForSubscribers("moved", count: 1)
+                        // The probe's own connection must be up to the first server before the switch
+                        // (on a loaded machine its first PUBLISH may come late): two probes answered there.
+                        try await eventually(timeout: .seconds(10), "the probe publishing to the first server") {
+                            guard case .bulkString(let info) = try await first.command("INFO", "commandstats") else { return false }
+                            let line = String(decoding: info, as: UTF8.self).split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_publish:") }
+                            guard let calls = line?.split(separator: "=").dropFirst().first?.split(separator: ",").first else { return false }
+                            return (Int(calls) ?? 0) >= 2
+                        }
                         // New connections go to the second server; the node's command connections
                         // (not its subscription) are cut, so they reconnect there, as after a failover.
                         relay.retarget(redisPort: second.port)
