@@ -344,12 +344,19 @@ struct StalledLoopTests {
         defer { publisher.shutdown() }
         let first = try #require(try await publisher.publish(data: "first", channel: "stall").id)
         _ = try await client.waitForEvents(1)
-        // Stall the node's only loop while 200 events arrive, one read each.
-        node.server.eventLoopGroup.any().execute { usleep(1_500_000) }
+        // Stall the node's only loop until 200 events have arrived, one read each (at most 10 s:
+        // on a loaded machine a fixed stall could end before the bound is reached).
+        let publishedAll = SharedValue(false)
+        node.server.eventLoopGroup.any().execute {
+            let until = ContinuousClock.now.advanced(by: .seconds(10))
+            while !publishedAll.get(), ContinuousClock.now < until { usleep(10_000) }
+            usleep(200_000)
+        }
         var ids = [first]
         for index in 0..<200 {
             ids.append(try #require(try await publisher.publish(data: .string("e\(index)"), channel: "stall").id))
         }
+        publishedAll.set(true)
         let events = try await client.waitForEvents(201, timeout: .seconds(20))
         #expect(events == [HistoryTests.event("first", first)] + (0..<200).map { HistoryTests.event("e\($0)", ids[$0 + 1]) })
         let metrics = try await node.request("GET", "/metrics")
