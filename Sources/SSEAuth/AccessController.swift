@@ -102,19 +102,10 @@ public final class AccessController: Sendable {
     /// unless `openPublishRefusal` says why this request may not publish openly (the HTTP
     /// layer's verdict on its peer, proxy headers, `Host` and `Origin`); that reason is the 403.
     public func authorizePublish(channel: String, credentials: Credentials, openPublishRefusal: String?) async -> AccessDecision {
-        guard configuration.publishingNeedsCredentials else {
-            if let openPublishRefusal { return .forbidden(openPublishRefusal) }
-            return .allowed(expiresAt: nil)
+        if let decided = decidePublishNow(credentials: credentials, openPublishRefusal: openPublishRefusal) { return decided }
+        guard let keys, let presented = presentedPublishCredential(credentials) else {
+            return .unauthenticated("invalid publish key")
         }
-        // Never the query token: a link must not be able to publish.
-        let cookie = credentials.cookieHeader.flatMap { Credentials.cookie(configuration.cookieName, in: $0) }
-        guard let presented = [credentials.bearer, cookie].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
-            return .unauthenticated("publishing needs a bearer token (a JWT with sse.publish, or the publish key)")
-        }
-        if let publishKey = configuration.publishKey, Self.constantTimeEqual(presented, publishKey) {
-            return .allowed(expiresAt: nil)
-        }
-        guard let keys else { return .unauthenticated("invalid publish key") }
         switch await verify(presented, with: keys) {
         case .failure(let message):
             return .unauthenticated(message)
@@ -124,6 +115,31 @@ public final class AccessController: Sendable {
             }
             return .allowed(expiresAt: nil)
         }
+    }
+
+    /// The publish decision when it needs no token verification (open publishing, the publish
+    /// key, no credentials at all), so a host can decide it without leaving its thread; nil when
+    /// a JWT must be verified (`authorizePublish`). Never differs from `authorizePublish`.
+    public func decidePublishNow(credentials: Credentials, openPublishRefusal: String?) -> AccessDecision? {
+        guard configuration.publishingNeedsCredentials else {
+            if let openPublishRefusal { return .forbidden(openPublishRefusal) }
+            return .allowed(expiresAt: nil)
+        }
+        guard let presented = presentedPublishCredential(credentials) else {
+            return .unauthenticated("publishing needs a bearer token (a JWT with sse.publish, or the publish key)")
+        }
+        if let publishKey = configuration.publishKey, Self.constantTimeEqual(presented, publishKey) {
+            return .allowed(expiresAt: nil)
+        }
+        guard keys != nil else { return .unauthenticated("invalid publish key") }
+        return nil
+    }
+
+    /// The bearer token or cookie a publish presents; never the query token (a link must not be
+    /// able to publish).
+    private func presentedPublishCredential(_ credentials: Credentials) -> String? {
+        let cookie = credentials.cookieHeader.flatMap { Credentials.cookie(configuration.cookieName, in: $0) }
+        return [credentials.bearer, cookie].compactMap({ $0 }).first(where: { !$0.isEmpty })
     }
 
     private enum Verification {

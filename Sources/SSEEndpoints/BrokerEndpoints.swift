@@ -176,6 +176,16 @@ package struct BrokerEndpoints: Sendable {
         return { await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal) }
     }
 
+    /// The access decision for publishing on `channel` when it needs no token verification
+    /// (open publishing, the publish key): a host decides it on its own thread instead of
+    /// running `publishCheck`'s task. Nil when a JWT must be verified.
+    package func publishDecisionNow(_ request: BrokerRequest) -> AccessDecision? {
+        access.decidePublishNow(
+            credentials: publishPolicy.credentials(request),
+            openPublishRefusal: publishPolicy.openPublishRefusal(request, allowAnyPeer: access.configuration.allowOpenPublish)
+        )
+    }
+
     /// The answer to a refused access check (401 with `WWW-Authenticate`, or 403); nil when allowed.
     /// A publish refused from its head closes the connection (its body is not read).
     package func publishRefusal(_ decision: AccessDecision, for request: BrokerRequest) -> BrokerResponse? {

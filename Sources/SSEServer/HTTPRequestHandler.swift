@@ -260,38 +260,49 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         head: HTTPRequestHead,
         check: @escaping @Sendable () async -> AccessDecision
     ) {
+        // Open publishing and the publish key need no await: decided here, on the loop, with no
+        // task and no hop. Only a JWT's verification (jwt-kit's actor) leaves the loop.
+        if let decision = endpoints.publishDecisionNow(request) {
+            publishCheckDecided(context: context, request: request, head: head, decision)
+            return
+        }
         let promise = context.eventLoop.makePromise(of: AccessDecision.self)
         promise.completeWithTask { await check() }
         promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
             guard !ended else { return }
-            if let refusal = endpoints.publishRefusal(decision, for: request) {
-                switch state {
-                case .receiving, .awaitingPublishCheck, .parked:
-                    refuseEarly(context: context, head: head, refusal)
-                case .idle, .closing, .waiting:
-                    break
-                }
-                return
-            }
+            publishCheckDecided(context: context, request: request, head: head, decision)
+        }
+    }
+
+    /// A publish's access decision is known: refuse at once, or let the body's end publish.
+    private func publishCheckDecided(context: ChannelHandlerContext, request: BrokerRequest, head: HTTPRequestHead, _ decision: AccessDecision) {
+        if let refusal = endpoints.publishRefusal(decision, for: request) {
             switch state {
-            case .parked(var receiving):
-                receiving.publishCheck = .allowed
-                state = .parked(receiving)
-            case .receiving(var receiving):
-                receiving.publishCheck = .allowed
-                state = .receiving(receiving)
-                if request.expectsContinue {
-                    let continueHead = HTTPResponseHead(version: head.version, status: HTTPResponseWriter.status(.continue))
-                    context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
-                }
-            case .awaitingPublishCheck(let receiving):
-                if case .publish(let channel) = receiving.target {
-                    state = .idle
-                    publish(context: context, request: receiving, channel: channel)
-                }
+            case .receiving, .awaitingPublishCheck, .parked:
+                refuseEarly(context: context, head: head, refusal)
             case .idle, .closing, .waiting:
-                break  // answered already (413, say) or closed
+                break
             }
+            return
+        }
+        switch state {
+        case .parked(var receiving):
+            receiving.publishCheck = .allowed
+            state = .parked(receiving)
+        case .receiving(var receiving):
+            receiving.publishCheck = .allowed
+            state = .receiving(receiving)
+            if request.expectsContinue {
+                let continueHead = HTTPResponseHead(version: head.version, status: HTTPResponseWriter.status(.continue))
+                context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
+            }
+        case .awaitingPublishCheck(let receiving):
+            if case .publish(let channel) = receiving.target {
+                state = .idle
+                publish(context: context, request: receiving, channel: channel)
+            }
+        case .idle, .closing, .waiting:
+            break  // answered already (413, say) or closed
         }
     }
 

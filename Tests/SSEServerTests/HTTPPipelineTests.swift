@@ -102,6 +102,24 @@ struct HTTPPipelineTests {
         _ = try? tooLarge.finish()
     }
 
+    /// Open publishing and the publish key need no await, so the decision is made in the read
+    /// that brought the head: no task, no hop off the loop. The output is read with no
+    /// `settle`: an answer that waited for a task would not be there yet.
+    @Test("publish access without a JWT is decided on the loop, in the read of the head", arguments: [
+        ("k", "Authorization: Bearer k\r\n", "127.0.0.1", "HTTP/1.1 100 Continue\r\n\r\n"),
+        ("k", "Authorization: Bearer wrong\r\n", "127.0.0.1", "HTTP/1.1 401 Unauthorized\r\n"),
+        ("k", "", "127.0.0.1", "HTTP/1.1 401 Unauthorized\r\n"),
+        (nil, "", "127.0.0.1", "HTTP/1.1 100 Continue\r\n\r\n"),
+        (nil, "", "192.0.2.7", "HTTP/1.1 403 Forbidden\r\n"),
+    ] as [(String?, String, String, String)])
+    func publishDecidedOnTheLoop(key: String?, header: String, peer: String, expected: String) async throws {
+        let channel = try await Self.channel(peer: peer) { $0.access = AccessConfiguration(publishKey: key) }
+        try channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nHost: localhost\r\n\(header)Expect: 100-continue\r\nContent-Length: 10\r\n\r\n"))
+        let text = try Self.output(channel)
+        #expect(text.hasPrefix(expected), "\(text)")
+        _ = try? channel.finish()
+    }
+
     @Test("a head that does not end within --request-timeout gets 408, at the deadline from accept, at every chunk size", arguments: [1, 3, 17])
     func requestTimeout(chunk: Int) async throws {
         let channel = try await Self.channel()
