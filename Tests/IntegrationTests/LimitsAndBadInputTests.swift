@@ -87,7 +87,9 @@ struct LimitsAndBadInputTests {
         "GET /stream HTTP/1.1\r\nBad Header\r\n\r\n",
         "GET /stream HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
         "\u{0}\u{1}\u{2}\r\n\r\n",
-        "POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n",
+        // A loopback Host, so the publish is allowed from its head and the bad chunk is what
+        // is answered (without one it is refused 403 from the head, before its body is read).
+        "POST /publish HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n",
     ])
     func malformed(_ request: String) async throws {
         let redis = try await RedisServerProcess()
