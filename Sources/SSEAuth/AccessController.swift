@@ -102,9 +102,10 @@ public final class AccessController: Sendable {
     /// unless `openPublishRefusal` says why this request may not publish openly (the HTTP
     /// layer's verdict on its peer, proxy headers, `Host` and `Origin`); that reason is the 403.
     public func authorizePublish(channel: String, credentials: Credentials, openPublishRefusal: String?) async -> AccessDecision {
-        if let decided = decidePublishNow(credentials: credentials, openPublishRefusal: openPublishRefusal) { return decided }
-        guard let keys, let presented = presentedPublishCredential(credentials) else {
-            return .unauthenticated("invalid publish key")
+        let (presented, keys): (String, JWTKeyCollection)
+        switch publishStep(credentials: credentials, openPublishRefusal: openPublishRefusal) {
+        case .decided(let decision): return decision
+        case .verify(let token, with: let collection): (presented, keys) = (token, collection)
         }
         switch await verify(presented, with: keys) {
         case .failure(let message):
@@ -121,25 +122,32 @@ public final class AccessController: Sendable {
     /// key, no credentials at all), so a host can decide it without leaving its thread; nil when
     /// a JWT must be verified (`authorizePublish`). Never differs from `authorizePublish`.
     public func decidePublishNow(credentials: Credentials, openPublishRefusal: String?) -> AccessDecision? {
-        guard configuration.publishingNeedsCredentials else {
-            if let openPublishRefusal { return .forbidden(openPublishRefusal) }
-            return .allowed(expiresAt: nil)
-        }
-        guard let presented = presentedPublishCredential(credentials) else {
-            return .unauthenticated("publishing needs a bearer token (a JWT with sse.publish, or the publish key)")
-        }
-        if let publishKey = configuration.publishKey, Self.constantTimeEqual(presented, publishKey) {
-            return .allowed(expiresAt: nil)
-        }
-        guard keys != nil else { return .unauthenticated("invalid publish key") }
+        if case .decided(let decision) = publishStep(credentials: credentials, openPublishRefusal: openPublishRefusal) { return decision }
         return nil
     }
 
-    /// The bearer token or cookie a publish presents; never the query token (a link must not be
-    /// able to publish).
-    private func presentedPublishCredential(_ credentials: Credentials) -> String? {
+    /// How far a publish's access is decided without awaiting anything.
+    private enum PublishStep {
+        case decided(AccessDecision)
+        /// The presented token must be verified as a JWT.
+        case verify(String, with: JWTKeyCollection)
+    }
+
+    private func publishStep(credentials: Credentials, openPublishRefusal: String?) -> PublishStep {
+        guard configuration.publishingNeedsCredentials else {
+            if let openPublishRefusal { return .decided(.forbidden(openPublishRefusal)) }
+            return .decided(.allowed(expiresAt: nil))
+        }
+        // Never the query token: a link must not be able to publish.
         let cookie = credentials.cookieHeader.flatMap { Credentials.cookie(configuration.cookieName, in: $0) }
-        return [credentials.bearer, cookie].compactMap({ $0 }).first(where: { !$0.isEmpty })
+        guard let presented = [credentials.bearer, cookie].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            return .decided(.unauthenticated("publishing needs a bearer token (a JWT with sse.publish, or the publish key)"))
+        }
+        if let publishKey = configuration.publishKey, Self.constantTimeEqual(presented, publishKey) {
+            return .decided(.allowed(expiresAt: nil))
+        }
+        guard let keys else { return .decided(.unauthenticated("invalid publish key")) }
+        return .verify(presented, with: keys)
     }
 
     private enum Verification {

@@ -9,6 +9,16 @@ package enum AccessGated<Value> {
     case decided(Value)
     case afterCheck(@Sendable () async -> AccessDecision, then: (AccessDecision) -> Value)
 
+    /// The same gate with `transform` applied to its answer.
+    package func map<Other>(_ transform: @escaping (Value) -> Other) -> AccessGated<Other> {
+        switch self {
+        case .decided(let value):
+            return .decided(transform(value))
+        case .afterCheck(let check, let then):
+            return .afterCheck(check) { transform(then($0)) }
+        }
+    }
+
     /// The answer, awaiting the check when there is one.
     package func value() async -> Value {
         switch self {

@@ -144,9 +144,10 @@ package struct BrokerEndpoints: Sendable {
     // MARK: Publishing
 
     /// What `POST /publish` gets from its head alone, before any of its body.
-    package enum PublishAdmission: Sendable {
-        /// Read the body (at most `--max-payload`) while the access check runs.
-        case admit(channel: String, check: @Sendable () async -> AccessDecision)
+    package enum PublishAdmission {
+        /// Read the body (at most `--max-payload`) while the access check runs; `check` is
+        /// decided already unless a JWT must be verified.
+        case admit(channel: String, check: AccessGated<AccessDecision>)
         /// Answer when the request has ended (a bad channel).
         case refuseAtEnd(BrokerResponse)
         /// Answer now and close, unread (a declared length over `--max-payload`).
@@ -168,22 +169,15 @@ package struct BrokerEndpoints: Sendable {
     }
 
     /// The access check for publishing on `channel` (a publish, or an extension's action that
-    /// publishes, such as the demo's task).
-    package func publishCheck(_ request: BrokerRequest, channel: String) -> @Sendable () async -> AccessDecision {
+    /// publishes, such as the demo's task): decided now when it needs no token verification
+    /// (open publishing, the publish key), so a host answers without leaving its thread; an
+    /// `async` check only when a JWT must be verified.
+    package func publishCheck(_ request: BrokerRequest, channel: String) -> AccessGated<AccessDecision> {
         let access = self.access
         let credentials = publishPolicy.credentials(request)
         let refusal = publishPolicy.openPublishRefusal(request, allowAnyPeer: access.configuration.allowOpenPublish)
-        return { await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal) }
-    }
-
-    /// The access decision for publishing on `channel` when it needs no token verification
-    /// (open publishing, the publish key): a host decides it on its own thread instead of
-    /// running `publishCheck`'s task. Nil when a JWT must be verified.
-    package func publishDecisionNow(_ request: BrokerRequest) -> AccessDecision? {
-        access.decidePublishNow(
-            credentials: publishPolicy.credentials(request),
-            openPublishRefusal: publishPolicy.openPublishRefusal(request, allowAnyPeer: access.configuration.allowOpenPublish)
-        )
+        if let decision = access.decidePublishNow(credentials: credentials, openPublishRefusal: refusal) { return .decided(decision) }
+        return .afterCheck({ await access.authorizePublish(channel: channel, credentials: credentials, openPublishRefusal: refusal) }, then: { $0 })
     }
 
     /// The answer to a refused access check (401 with `WWW-Authenticate`, or 403); nil when allowed.
@@ -201,7 +195,7 @@ package struct BrokerEndpoints: Sendable {
         respond: @escaping () -> BrokerResponse
     ) -> AccessGated<BrokerResponse> {
         let cors = corsHeaders(request)
-        return .afterCheck(publishCheck(request, channel: channel)) { decision in
+        return publishCheck(request, channel: channel).map { decision in
             if case .allowed = decision { return respond() }
             return Self.refusal(decision, cors: cors, closeAfter: false)
         }

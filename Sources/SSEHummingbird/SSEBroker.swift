@@ -223,7 +223,7 @@ public final class SSEBroker: Service, Sendable {
             let decision = if let supplied = grants?(request, context) {
                 supplied.channels.decidePublish(channel: channel)
             } else {
-                await check()
+                await check.value()
             }
             if let refusal = endpoints.publishRefusal(decision, for: brokerRequest) { return Self.response(refusal) }
             var request = request

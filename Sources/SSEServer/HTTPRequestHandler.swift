@@ -258,19 +258,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context: ChannelHandlerContext,
         request: BrokerRequest,
         head: HTTPRequestHead,
-        check: @escaping @Sendable () async -> AccessDecision
+        check: AccessGated<AccessDecision>
     ) {
-        // Open publishing and the publish key need no await: decided here, on the loop, with no
-        // task and no hop. Only a JWT's verification (jwt-kit's actor) leaves the loop.
-        if let decision = endpoints.publishDecisionNow(request) {
+        switch check {
+        case .decided(let decision):
+            // Open publishing and the publish key: decided here, on the loop, with no task.
             publishCheckDecided(context: context, request: request, head: head, decision)
-            return
-        }
-        let promise = context.eventLoop.makePromise(of: AccessDecision.self)
-        promise.completeWithTask { await check() }
-        promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
-            guard !ended else { return }
-            publishCheckDecided(context: context, request: request, head: head, decision)
+        case .afterCheck(let check, let then):
+            // A JWT's verification (jwt-kit's actor) leaves the loop.
+            let promise = context.eventLoop.makePromise(of: AccessDecision.self)
+            promise.completeWithTask { await check() }
+            promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
+                guard !ended else { return }
+                publishCheckDecided(context: context, request: request, head: head, then(decision))
+            }
         }
     }
 

@@ -150,7 +150,7 @@ struct BrokerEndpointsTests {
             return
         }
         #expect(channel == "c")
-        let decision = await check()
+        let decision = await check.value()
         let refusal = endpoints.publishRefusal(decision, for: Self.request(.POST, "/publish"))
         #expect(refusal?.status == .unauthorized)
         #expect(refusal?.closeAfter == true)
@@ -158,7 +158,7 @@ struct BrokerEndpointsTests {
             Issue.record("refused")
             return
         }
-        #expect(endpoints.publishRefusal(await allowed(), for: Self.request(.POST, "/publish")) == nil)
+        #expect(endpoints.publishRefusal(await allowed.value(), for: Self.request(.POST, "/publish")) == nil)
     }
 
     @Test("open publish is for loopback peers only: 403 for another peer")
@@ -168,12 +168,12 @@ struct BrokerEndpointsTests {
             Issue.record("refused")
             return
         }
-        #expect(endpoints.publishRefusal(await check(), for: Self.request(.POST, "/publish"))?.status == .forbidden)
+        #expect(endpoints.publishRefusal(await check.value(), for: Self.request(.POST, "/publish"))?.status == .forbidden)
         guard case .admit(_, let local) = endpoints.admitPublish(Self.request(.POST, "/publish", [("Host", "localhost")])) else {
             Issue.record("refused")
             return
         }
-        #expect(endpoints.publishRefusal(await local(), for: Self.request(.POST, "/publish")) == nil)
+        #expect(endpoints.publishRefusal(await local.value(), for: Self.request(.POST, "/publish")) == nil)
     }
 
     @Test("a publish body: 400 for what is not a publish request; else Redis's answer, 200 with receivers and id, or 503")
