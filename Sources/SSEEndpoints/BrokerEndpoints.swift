@@ -203,29 +203,46 @@ package struct BrokerEndpoints: Sendable {
 
     /// Publishes a complete `POST /publish` body on `channel`. `answer` gets the response: at
     /// once for a body that is not a publish request (400), else once Redis answered (200 with
-    /// the receivers and the history id, or 503), from the publisher's thread.
+    /// the receivers and the history id, per event in order for a batch, or 503), from the
+    /// publisher's thread.
     package func publish(body: some Collection<UInt8>, channel: String, request: BrokerRequest, answer: @escaping @Sendable (BrokerResponse) -> Void) {
         let cors = corsHeaders(request)
-        let message: FlaskSSEMessage
+        let parsed: PublishRequest.Body
         do {
-            message = try PublishRequest.message(from: body)
+            parsed = try PublishRequest.body(from: body)
         } catch {
             answer(.error(error, extraHeaders: cors))
             return
         }
         let logger = self.logger
-        backend.publish(message, channel: channel) { result in
-            switch result {
-            case .success(let receipt):
-                var object: JSONObject = ["receivers": .integer(JSONInteger(receipt.receivers))]
-                if let id = receipt.id { object["id"] = .string(id) }
-                answer(.json(.ok, object, extraHeaders: cors))
-            case .failure(let error):
-                logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                let unavailable = HTTPError(.serviceUnavailable, "publish failed: Redis is unavailable; retry shortly", headers: [("Retry-After", "1")])
-                answer(.error(unavailable, extraHeaders: cors))
+        let failed: @Sendable (RedisError) -> Void = { error in
+            logger.warning("publish failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            let unavailable = HTTPError(.serviceUnavailable, "publish failed: Redis is unavailable; retry shortly", headers: [("Retry-After", "1")])
+            answer(.error(unavailable, extraHeaders: cors))
+        }
+        switch parsed {
+        case .single(let message):
+            backend.publish(message, channel: channel) { result in
+                switch result {
+                case .success(let receipt): answer(.json(.ok, Self.object(receipt), extraHeaders: cors))
+                case .failure(let error): failed(error)
+                }
+            }
+        case .batch(let messages):
+            backend.publish(messages, channel: channel) { result in
+                switch result {
+                case .success(let receipts):
+                    answer(.json(.ok, ["events": .array(receipts.map { .object(Self.object($0)) })], extraHeaders: cors))
+                case .failure(let error): failed(error)
+                }
             }
         }
+    }
+
+    private static func object(_ receipt: PublishReceipt) -> JSONObject {
+        var object: JSONObject = ["receivers": .integer(JSONInteger(receipt.receivers))]
+        if let id = receipt.id { object["id"] = .string(id) }
+        return object
     }
 
     private static func refusal(_ decision: AccessDecision, cors: [(String, String)], closeAfter: Bool) -> BrokerResponse {

@@ -20,4 +20,7 @@ package protocol EndpointBackend: Sendable {
     /// Publishes `message` on `channel`; `completion` runs on the publisher's thread, after
     /// the node counted the publish (or its failure) in its metrics.
     func publish(_ message: FlaskSSEMessage, channel: String, completion: @escaping @Sendable (Result<PublishReceipt, RedisError>) -> Void)
+    /// Publishes a batch on `channel`, in order (one receipt per message, in order); counted as
+    /// `messages.count` publishes, or failures.
+    func publish(_ messages: [FlaskSSEMessage], channel: String, completion: @escaping @Sendable (Result<[PublishReceipt], RedisError>) -> Void)
 }

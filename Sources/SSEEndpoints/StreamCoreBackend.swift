@@ -41,4 +41,16 @@ package struct StreamCoreBackend: EndpointBackend {
             completion(result)
         }
     }
+
+    package func publish(_ messages: [FlaskSSEMessage], channel: String, completion: @escaping @Sendable (Result<[PublishReceipt], RedisError>) -> Void) {
+        let metrics = core.metrics
+        let count = Int64(messages.count)
+        publisher.publish(messages, channel: channel) { result in
+            switch result {
+            case .success: metrics.publishes.increment(by: count)
+            case .failure: metrics.publishErrors.increment(by: count)
+            }
+            completion(result)
+        }
+    }
 }

@@ -32,25 +32,34 @@ enum HistoryScripts {
         end
         """
 
-    /// Assigns the next position, appends the event to the channel's stream (trimmed to its
-    /// length, expiring after the TTL) with the position of the channel's previous event, records
-    /// the channel's last position and publishes.
+    /// Assigns the next positions to a batch of events of one channel, in argument order, appends
+    /// them to the channel's stream, each with the position of the event before it (the first with
+    /// the channel's previous event), trims the stream to its length once, sets its TTL, records
+    /// the channel's last position and publishes each event, in order.
     ///
-    /// KEYS: epoch, sequence, previous, last, stream. ARGV: channel, payload head, payload tail,
-    /// length, ttl, last-position ttl, seen epoch, seen sequence (the publisher's watermark, or
-    /// empty). Returns `{position, receivers}`. The id is spliced into the Flask-SSE payload where
-    /// its key sorts, so the pub/sub payload is exactly what `sse.publish(..., id=POSITION)` writes.
+    /// KEYS: epoch, sequence, previous, last, stream. ARGV: channel, length, ttl, last-position
+    /// ttl, seen epoch, seen sequence (the publisher's watermark, or empty), then per event its
+    /// payload head and payload tail (at least one event). Returns `{position₁, receivers₁,
+    /// position₂, receivers₂, …}` in the events' order. Each id is spliced into its Flask-SSE
+    /// payload where its key sorts, so a pub/sub payload is exactly what
+    /// `sse.publish(..., id=POSITION)` writes. A batch of one is a single publish.
     ///
     /// A new epoch starts when the epoch or the counter is gone (first use, or Redis lost it),
     /// the counter has moved back to or below what the publisher already saw in this epoch or
     /// below the channel's own last position, or Redis is in an older epoch than the publisher saw.
+    /// The check runs once per batch, before its first position; the rest follow it with one
+    /// `INCRBY`, so a batch's positions are consecutive.
     static let publish = RedisScript(
         epochFunctions + """
 
+        local count = (#ARGV - 6) / 2
+        if count < 1 or count ~= math.floor(count) then
+          return redis.error_reply('ERR publish script: expected payload head and tail pairs')
+        end
         local epoch = redis.call('GET', KEYS[1])
         local hadCounter = redis.call('EXISTS', KEYS[2]) == 1
         local sequence = redis.call('INCR', KEYS[2])
-        local seenEpoch, seenSequence = ARGV[7], ARGV[8]
+        local seenEpoch, seenSequence = ARGV[5], ARGV[6]
         if not epoch then
           local known = nil
           if seenEpoch ~= '' then known = seenEpoch end
@@ -77,12 +86,21 @@ enum HistoryScripts {
           epoch = newEpoch(epoch, digits(sequence - 1), previousSequence)
           sequence = redis.call('INCR', KEYS[2])
         end
-        local id = epoch .. '-' .. digits(sequence)
-        local payload = ARGV[2] .. ', "id": "' .. id .. '"' .. ARGV[3]
-        redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[4], id, 'p', payload, 'prev', previous)
-        redis.call('EXPIRE', KEYS[5], ARGV[5])
-        redis.call('SET', KEYS[4], id, 'EX', ARGV[6])
-        return {id, redis.call('PUBLISH', ARGV[1], payload)}
+        if count > 1 then redis.call('INCRBY', KEYS[2], count - 1) end
+        local results = {}
+        local channel, stream = ARGV[1], KEYS[5]
+        for index = 0, count - 1 do
+          local id = epoch .. '-' .. digits(sequence + index)
+          local payload = ARGV[7 + 2 * index] .. ', "id": "' .. id .. '"' .. ARGV[8 + 2 * index]
+          redis.call('XADD', stream, id, 'p', payload, 'prev', previous)
+          previous = id
+          results[2 * index + 1] = id
+          results[2 * index + 2] = redis.call('PUBLISH', channel, payload)
+        end
+        redis.call('XTRIM', stream, 'MAXLEN', ARGV[2])
+        redis.call('EXPIRE', stream, ARGV[3])
+        redis.call('SET', KEYS[4], previous, 'EX', ARGV[4])
+        return results
         """
     )
 

@@ -1,49 +1,192 @@
 import SSERedis
 import SSEWire
+import Synchronization
 
 /// Publishes with history and reads it back, through a `RedisCommandClient`.
 public final class HistoryStore: Sendable {
     public let configuration: HistoryConfiguration
     /// The highest position this process has seen Redis vouch for; see `HistoryWatermark`.
     public let watermark: HistoryWatermark
+    /// Most events in one publish-script call.
+    public let maximumBatchEvents: Int
+    /// Most payload bytes in one publish-script call (a single larger event goes alone).
+    public let maximumBatchBytes: Int
     private let client: RedisCommandClient
+    private let queues: Mutex<PublishBatchQueues<PublishBatch>>
 
-    public init(configuration: HistoryConfiguration, client: RedisCommandClient, watermark: HistoryWatermark = HistoryWatermark()) {
+    /// One caller's publish waiting for, or in, a script call.
+    private struct PublishBatch: Sendable {
+        let parts: [([UInt8], [UInt8])]
+        let completion: BatchCompletion
+    }
+
+    /// - Parameters:
+    ///   - maximumBatchEvents: most events per publish-script call (256: about 1 ms of Redis time).
+    ///   - maximumBatchBytes: most payload bytes per publish-script call.
+    ///   - maximumWaitingEvents: most events that may wait on one channel behind its call in
+    ///     flight; beyond that a publish fails at once with `.overloaded`.
+    public init(
+        configuration: HistoryConfiguration,
+        client: RedisCommandClient,
+        watermark: HistoryWatermark = HistoryWatermark(),
+        maximumBatchEvents: Int = 256,
+        maximumBatchBytes: Int = 1 << 20,
+        maximumWaitingEvents: Int = 65_536
+    ) {
         self.configuration = configuration
         self.client = client
         self.watermark = watermark
+        self.maximumBatchEvents = max(1, maximumBatchEvents)
+        self.maximumBatchBytes = max(1, maximumBatchBytes)
+        self.queues = Mutex(
+            PublishBatchQueues(maximumEvents: maximumBatchEvents, maximumBytes: maximumBatchBytes, maximumWaitingEvents: maximumWaitingEvents)
+        )
     }
 
     private var counterKeys: [String] { [configuration.epochKey, configuration.sequenceKey, configuration.previousKey] }
+
+    /// One published event: its position (the event's id) and the Redis subscribers it reached.
+    public typealias Published = (position: String, receivers: Int)
+    public typealias BatchCompletion = @Sendable (Result<[Published], RedisError>) -> Void
 
     /// Publishes `message` on `channel` with a broker-assigned position as its id, appending it
     /// to the channel's history in the same atomic step. The message's own `id` is replaced.
     public func publish(
         _ message: FlaskSSEMessage,
         channel: String,
-        completion: @escaping @Sendable (Result<(position: String, receivers: Int), RedisError>) -> Void
+        completion: @escaping @Sendable (Result<Published, RedisError>) -> Void
     ) {
-        let (head, tail) = message.payloadAroundID
+        publish([message], channel: channel) { result in
+            completion(
+                result.flatMap { published in
+                    guard let first = published.first else { return .failure(RedisError(.serverError, "the publish script returned no position")) }
+                    return .success(first)
+                }
+            )
+        }
+    }
+
+    /// Publishes `messages` on `channel`, in order, each with a broker-assigned position as its
+    /// id (consecutive positions for a batch that fits one script call). `completion` gets one
+    /// entry per message, in order, or the error.
+    ///
+    /// Group commit: while a script call for the channel is in flight, what is published on it
+    /// waits and goes out with the next call (at most `maximumBatchEvents` events and
+    /// `maximumBatchBytes` payload bytes per call; a larger batch is cut into several calls, each
+    /// atomic). A batch cut into calls that fails part way reports the failure, and the calls
+    /// before it were published.
+    public func publish(_ messages: [FlaskSSEMessage], channel: String, completion: @escaping BatchCompletion) {
+        guard !messages.isEmpty else {
+            completion(.success([]))
+            return
+        }
+        var parts: [([UInt8], [UInt8])] = []
+        parts.reserveCapacity(messages.count)
+        var bytes = 0
+        for message in messages {
+            let part = message.payloadAroundID
+            bytes += part.head.count + part.tail.count
+            parts.append((part.head, part.tail))
+        }
+        let request = PublishBatch(parts: parts, completion: completion)
+        let action = queues.withLock { $0.submit(request, events: parts.count, bytes: bytes, channel: channel) }
+        switch action {
+        case .send(let batch):
+            send(batch.map(\.request), channel: channel)
+        case .queued:
+            break
+        case .refused:
+            completion(.failure(RedisError(.overloaded, "too many history publishes waiting on one channel")))
+        }
+    }
+
+    /// Runs the publish script for `batch` (cut at the bounds, one call after another), tells each
+    /// request its outcome, then sends what waited meanwhile.
+    private func send(_ batch: [PublishBatch], channel: String) {
+        let events = batch.flatMap(\.parts)
+        var calls: [ArraySlice<([UInt8], [UInt8])>] = []
+        var start = 0
+        var bytes = 0
+        for (index, part) in events.enumerated() {
+            let size = part.0.count + part.1.count
+            if index > start, index - start >= maximumBatchEvents || bytes + size > maximumBatchBytes {
+                calls.append(events[start..<index])
+                start = index
+                bytes = 0
+            }
+            bytes += size
+        }
+        calls.append(events[start..<events.count])
+        run(calls, index: 0, published: [], channel: channel) { [self] published, error in
+            var offset = 0
+            for request in batch {
+                let end = offset + request.parts.count
+                if end <= published.count {
+                    request.completion(.success(Array(published[offset..<end])))
+                } else {
+                    request.completion(.failure(error ?? RedisError(.serverError, "the publish script returned too few positions")))
+                }
+                offset = end
+            }
+            if let next = queues.withLock({ $0.completed(channel: channel) }) {
+                send(next.map(\.request), channel: channel)
+            }
+        }
+    }
+
+    private func run(
+        _ calls: [ArraySlice<([UInt8], [UInt8])>],
+        index: Int,
+        published: [Published],
+        channel: String,
+        done: @escaping @Sendable ([Published], RedisError?) -> Void
+    ) {
+        guard index < calls.count else {
+            done(published, nil)
+            return
+        }
+        let call = calls[index]
         let seen = watermark.position
         let watermark = self.watermark
+        var arguments: [[UInt8]] = [
+            Array(channel.utf8), Self.digits(configuration.length), Self.digits(configuration.ttlSeconds),
+            Self.digits(configuration.ttlSeconds + HistoryConfiguration.lastPositionGraceSeconds),
+            seen.map { Self.digits($0.epoch) } ?? [], seen.map { Self.digits($0.sequence) } ?? [],
+        ]
+        arguments.reserveCapacity(arguments.count + 2 * call.count)
+        for (head, tail) in call {
+            arguments.append(head)
+            arguments.append(tail)
+        }
         HistoryScripts.publish.run(
             on: client,
             keys: counterKeys + [configuration.lastKey(channel), configuration.streamKey(channel)],
-            arguments: [
-                Array(channel.utf8), head, tail, Self.digits(configuration.length), Self.digits(configuration.ttlSeconds),
-                Self.digits(configuration.ttlSeconds + HistoryConfiguration.lastPositionGraceSeconds),
-                seen.map { Self.digits($0.epoch) } ?? [], seen.map { Self.digits($0.sequence) } ?? [],
-            ]
-        ) { result in
-            completion(
-                result.flatMap { reply in
-                    guard case .array(let items) = reply, items.count == 2, let position = items[0].string,
-                        let receivers = items[1].integer.flatMap({ Int(exactly: $0) })
-                    else { return .failure(RedisError(.serverError, "unexpected reply from the publish script")) }
-                    if let issued = HistoryPosition(position) { watermark.observe(issued) }
-                    return .success((position, receivers))
+            arguments: arguments
+        ) { [self] result in
+            switch Self.decodePublished(result, count: call.count) {
+            case .success(let positions):
+                if let last = positions.last.flatMap({ HistoryPosition($0.position) }) { watermark.observe(last) }
+                run(calls, index: index + 1, published: published + positions, channel: channel, done: done)
+            case .failure(let error):
+                done(published, error)
+            }
+        }
+    }
+
+    static func decodePublished(_ result: Result<RedisReply, RedisError>, count: Int) -> Result<[Published], RedisError> {
+        result.flatMap { reply in
+            guard case .array(let items) = reply, items.count == 2 * count else {
+                return .failure(RedisError(.serverError, "unexpected reply from the publish script"))
+            }
+            var published: [Published] = []
+            published.reserveCapacity(count)
+            for index in stride(from: 0, to: items.count, by: 2) {
+                guard let position = items[index].string, let receivers = items[index + 1].integer.flatMap({ Int(exactly: $0) }) else {
+                    return .failure(RedisError(.serverError, "unexpected entry in the publish script's reply"))
                 }
-            )
+                published.append((position, receivers))
+            }
+            return .success(published)
         }
     }
 

@@ -93,6 +93,45 @@ public final class SSEPublisher: Sendable {
         }
     }
 
+    /// Publishes a batch of events on one channel, in order, and returns one receipt per event,
+    /// in order.
+    ///
+    /// With history, the batch is one atomic script call (cut into calls of at most 256 events
+    /// or 1 MiB), and its ids are consecutive positions in the batch's order. Without history the
+    /// events are pipelined `PUBLISH`es, in order. An empty batch publishes nothing.
+    @discardableResult
+    public func publish(_ messages: [FlaskSSEMessage], channel: String = SSEPublisher.defaultChannel) async throws(RedisError) -> [PublishReceipt] {
+        let result: Result<[PublishReceipt], RedisError> = await withCheckedContinuation { continuation in
+            publish(messages, channel: channel) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Publishes a batch of events and reports through `completion` (called on the Redis command
+    /// thread), for callers that are not `async`. See `publish(_:channel:)`.
+    public func publish(
+        _ messages: [FlaskSSEMessage],
+        channel: String,
+        completion: @escaping @Sendable (Result<[PublishReceipt], RedisError>) -> Void
+    ) {
+        if let history {
+            history.publish(messages, channel: channel) { result in
+                completion(result.map { published in published.map { PublishReceipt(receivers: $0.receivers, id: $0.position) } })
+            }
+            return
+        }
+        guard !messages.isEmpty else {
+            completion(.success([]))
+            return
+        }
+        let gathered = ReceiptGatherer(count: messages.count, completion: completion)
+        for (index, message) in messages.enumerated() {
+            client.send([Array("PUBLISH".utf8), Array(channel.utf8), message.redisPayload]) { result in
+                gathered.record(result.flatMap(Self.receipt), at: index)
+            }
+        }
+    }
+
     /// Whether the last attempt to reach Redis succeeded.
     public var isRedisAvailable: Bool { client.isAvailable }
 

@@ -36,6 +36,10 @@ final class FixedBackend: EndpointBackend {
         published.withLock { $0.append((channel, message.redisPayload)) }
         completion(publishResult)
     }
+    func publish(_ messages: [FlaskSSEMessage], channel: String, completion: @escaping @Sendable (Result<[PublishReceipt], RedisError>) -> Void) {
+        published.withLock { list in list += messages.map { (channel, $0.redisPayload) } }
+        completion(publishResult.map { receipt in messages.indices.map { PublishReceipt(receivers: receipt.receivers, id: "\(receipt.id ?? "")/\($0)") } })
+    }
 }
 
 @Suite("Broker endpoints")

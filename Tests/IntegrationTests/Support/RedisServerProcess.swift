@@ -116,6 +116,11 @@ final class RedisServerProcess: @unchecked Sendable {
 
     /// Sends one command over a fresh connection (real hiredis, our command client).
     func command(_ arguments: String...) async throws -> RedisReply {
+        try await command(arguments)
+    }
+
+    /// Sends one command given as an array over a fresh connection.
+    func command(_ arguments: [String]) async throws -> RedisReply {
         let client = RedisCommandClient(redis: try configuration, logger: .init(label: "test.redis"))
         defer { client.shutdown() }
         return try await client.send(arguments.map { Array($0.utf8) })
