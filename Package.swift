@@ -195,6 +195,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        /// `make bench`'s publisher figure: SSEPublisher's own throughput to one channel.
+        .executableTarget(
+            name: "sse-publish-bench",
+            dependencies: ["SSEHistory", "SSEPublisher", "SSERedis", "SSEWire"],
+            path: "Benchmarks/PublishBench"
+        ),
         /// The golden Flask-SSE vectors, shared by the test targets.
         .target(
             name: "FlaskSSEVectors",

@@ -93,9 +93,27 @@ def write_redis_seeds(out):
     write(out, "fuzz-sentinel-reply", b"mymaster 10.0.0.1 6379 10.0.0.2 6380")
 
 
+def write_publish(out, channel: str, body: bytes) -> None:
+    write_http(out,
+               b"POST /publish?channel=" + channel.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+               b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+               + b"\r\n\r\n" + body)
+
+
+def write_batch_seeds(out, publishes: list) -> None:
+    """Batch bodies (a JSON array of publishes): valid, with one bad element, empty, oversized."""
+    if publishes:
+        write_publish(out, "batch", json.dumps(publishes[:8]).encode())
+        write_publish(out, "batch", json.dumps(publishes[:3] + [{"nodata": 1}]).encode())
+    write_publish(out, "batch", b"[]")
+    write_publish(out, "batch", b"[" + b",".join([b'{"data":1}'] * 1001) + b"]")
+    write_publish(out, "batch", b'[{"data": 1}, 7, [{"data": 2}]]')
+
+
 def main():
     out, paths = sys.argv[1], sys.argv[2:]
     write_redis_seeds(out)
+    publishes = []
     for path in paths:
         if not os.path.exists(path):
             continue
@@ -112,14 +130,13 @@ def main():
                 write(out, "fuzz-query", f"/stream?channel={name}&channel=sse")
                 write_http(out, f"GET /stream?channel={name} HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 if publish is not None:
+                    publishes.append(publish)
                     body = json.dumps(publish).encode()
                     write(out, "fuzz-json", body)
-                    write_http(out,
-                          b"POST /publish?channel=" + name.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
-                          + b"\r\n\r\n" + body)
+                    write_publish(out, name, body)
                     if publish.get("id") is not None:
                         write(out, "fuzz-last-event-id", str(publish["id"]))
+    write_batch_seeds(out, publishes)
 
 
 if __name__ == "__main__":

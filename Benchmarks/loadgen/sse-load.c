@@ -57,8 +57,10 @@ static long events = 1000;
 static double rate = 1000;
 static const char *path = "/stream?channel=%s%d";
 static const char *prefix = "bench";
-static const char *publish = "redis";   // redis | http | none
+static const char *publish = "redis";   // redis | http (Nchan) | broker (POST /publish) | none
 static int publish_port = 6379;
+static int publish_conns = 1;          // HTTP publish connections (broker mode), requests spread over them
+static int publish_batch = 1;          // broker mode: events per POST /publish (a JSON array when > 1)
 static const char *format = "flask";    // flask | plain (Redis payload)
 static const char *label = "run";
 static long wait_numsub = 0;            // wait until Redis shows this many subscribers of channel 0
@@ -232,18 +234,41 @@ static int connect_tcp(int to_port) {
     return fd;
 }
 
+enum { BATCH_CONNS = 16, BATCH_CAP = 65536 };
+static char batch_body[BATCH_CONNS][BATCH_CAP];
+static size_t batch_len[BATCH_CONNS];
+static int batch_count[BATCH_CONNS];
+
+// Writes connection k's gathered batch as one POST /publish request into out; returns its length.
+static size_t flush_batch(char *out, size_t cap, const char *channel, int k) {
+    batch_len[k] += (size_t)snprintf(batch_body[k] + batch_len[k], BATCH_CAP - batch_len[k], "]");
+    int n = snprintf(out, cap,
+        "POST /publish?channel=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+        channel, batch_len[k], batch_body[k]);
+    batch_len[k] = 0;
+    batch_count[k] = 0;
+    return n > 0 ? (size_t)n : 0;
+}
+
 static void *publisher(void *unused) {
     (void)unused;
     double interval = 1e9 / rate;
     redisContext *redis = NULL;
-    int http = -1;
+    int broker = !strcmp(publish, "broker");
+    enum { MAXC = BATCH_CONNS, CAP = BATCH_CAP };
+    int http[MAXC];
+    static char request[MAXC][CAP];
+    size_t http_len[MAXC];
+    int counts[MAXC];
+    if (publish_conns < 1) publish_conns = 1;
+    if (publish_conns > MAXC) publish_conns = MAXC;
     if (!strcmp(publish, "redis")) {
         redis = redisConnect(host, publish_port);
         if (!redis || redis->err) die("redis connect failed");
     } else {
-        http = connect_tcp(publish_port);
+        for (int k = 0; k < publish_conns; k++) http[k] = connect_tcp(publish_port);
     }
-    char body[8192], request[16384], channel[64], response[65536];
+    char body[8192], channel[64], response[65536];
     uint64_t start = now_ns();
     long seq = 0;
     while (seq < events) {
@@ -256,21 +281,42 @@ static void *publisher(void *unused) {
             continue;
         }
         int batch = 0;
-        size_t http_len = 0;
+        for (int k = 0; k < publish_conns; k++) { http_len[k] = 0; counts[k] = 0; }
         while (seq < events && start + (uint64_t)(seq * interval) <= now && batch < 2000) {
             snprintf(channel, sizeof channel, "%s%ld", prefix, seq % channels);
             if (redis) {
                 int len = payload(body, sizeof body, seq, 1);
                 redisAppendCommand(redis, "PUBLISH %s %b", channel, body, (size_t)len);
             } else {
-                int len = payload(body, sizeof body, seq, 0);
-                http_len += (size_t)snprintf(request + http_len, sizeof request - http_len,
-                    "POST /pub/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", channel, len, body);
-                if (http_len > sizeof request - 6000) { seq++; batch++; break; }
+                int k = (int)((seq / publish_batch) % publish_conns);
+                int len = payload(body, sizeof body, seq, broker);
+                if (broker && publish_batch > 1) {
+                    // A batch: consecutive events of one connection in one JSON array.
+                    batch_len[k] += (size_t)snprintf(batch_body[k] + batch_len[k], CAP - batch_len[k], "%s%s",
+                        batch_count[k] ? ", " : "[", body);
+                    batch_count[k]++;
+                    if (batch_count[k] >= publish_batch || batch_len[k] > CAP - 9000) {
+                        http_len[k] += flush_batch(request[k] + http_len[k], CAP - http_len[k], channel, k);
+                        counts[k]++;
+                    }
+                } else if (broker)
+                    http_len[k] += (size_t)snprintf(request[k] + http_len[k], CAP - http_len[k],
+                        "POST /publish?channel=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", channel, len, body);
+                else
+                    http_len[k] += (size_t)snprintf(request[k] + http_len[k], CAP - http_len[k],
+                        "POST /pub/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", channel, len, body);
+                if (!(broker && publish_batch > 1)) counts[k]++;
+                if (http_len[k] > CAP - 9000) { seq++; batch++; break; }
             }
             seq++;
             batch++;
         }
+        if (broker && publish_batch > 1)
+            for (int k = 0; k < publish_conns; k++)
+                if (batch_count[k]) {
+                    http_len[k] += flush_batch(request[k] + http_len[k], CAP - http_len[k], channel, k);
+                    counts[k]++;
+                }
         if (redis) {
             for (int k = 0; k < batch; k++) {
                 redisReply *reply;
@@ -279,37 +325,40 @@ static void *publisher(void *unused) {
                 freeReplyObject(reply);
             }
         } else {
-            for (size_t sent = 0; sent < http_len;) {
-                ssize_t w = write(http, request + sent, http_len - sent);
-                if (w <= 0) die("http publish write failed");
-                sent += (size_t)w;
-            }
-            int answered = 0, have = 0;
-            while (answered < batch) {   // count complete responses (status line + headers + body)
-                ssize_t r = read(http, response + have, sizeof response - 1 - (size_t)have);
-                if (r <= 0) die("http publish read failed");
-                have += (int)r;
-                response[have] = 0;
-                char *p = response;
-                for (;;) {
-                    char *end = strstr(p, "\r\n\r\n");
-                    if (!end) break;
-                    char *cl = strcasestr(p, "content-length:");
-                    long length = cl && cl < end ? atol(cl + 15) : 0;
-                    if (end + 4 + length > response + have) break;
-                    if (strncmp(p + 9, "2", 1)) publish_errors++;
-                    p = end + 4 + length;
-                    answered++;
+            for (int k = 0; k < publish_conns; k++)
+                for (size_t sent = 0; sent < http_len[k];) {
+                    ssize_t w = write(http[k], request[k] + sent, http_len[k] - sent);
+                    if (w <= 0) die("http publish write failed");
+                    sent += (size_t)w;
                 }
-                have -= (int)(p - response);
-                memmove(response, p, (size_t)have);
+            for (int c = 0; c < publish_conns; c++) {
+                int answered = 0, have = 0;
+                while (answered < counts[c]) {   // count complete responses (status line + headers + body)
+                    ssize_t r = read(http[c], response + have, sizeof response - 1 - (size_t)have);
+                    if (r <= 0) die("http publish read failed");
+                    have += (int)r;
+                    response[have] = 0;
+                    char *p = response;
+                    for (;;) {
+                        char *end = strstr(p, "\r\n\r\n");
+                        if (!end) break;
+                        char *cl = strcasestr(p, "content-length:");
+                        long length = cl && cl < end ? atol(cl + 15) : 0;
+                        if (end + 4 + length > response + have) break;
+                        if (strncmp(p + 9, "2", 1)) publish_errors++;
+                        p = end + 4 + length;
+                        answered++;
+                    }
+                    have -= (int)(p - response);
+                    memmove(response, p, (size_t)have);
+                }
             }
         }
         published = seq;
     }
     publish_seconds = (double)(now_ns() - start) / 1e9;
     if (redis) redisFree(redis);
-    if (http >= 0) close(http);
+    else for (int k = 0; k < publish_conns; k++) close(http[k]);
     return NULL;
 }
 
@@ -520,7 +569,7 @@ static void usage(void) {
     fprintf(stderr,
         "sse-load --port P | --ports P1,P2 [--path '/stream?channel=%%s%%d'] [--connections N] [--sources S] [--channels K]\n"
         "         [--prefix bench] [--events M] [--rate R] [--size BYTES] [--publish redis|http|none]\n"
-        "         [--publish-port P] [--format flask|plain] [--pids 1,2] [--warmup-ms 1000] [--drain-ms 3000] [--label L]\n"
+        "         [--publish-port P] [--publish-conns 1..16] [--publish-batch N] [--format flask|plain] [--pids 1,2] [--warmup-ms 1000] [--drain-ms 3000] [--label L]\n"
         "         [--wait-numsub N] [--processes P]\n");
     exit(2);
 }
@@ -547,6 +596,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--size")) size = atoi(v);
         else if (!strcmp(a, "--publish")) publish = v;
         else if (!strcmp(a, "--publish-port")) publish_port = atoi(v);
+        else if (!strcmp(a, "--publish-conns")) publish_conns = atoi(v);
+        else if (!strcmp(a, "--publish-batch")) publish_batch = atoi(v);
         else if (!strcmp(a, "--format")) format = v;
         else if (!strcmp(a, "--pids")) snprintf(pids, sizeof pids, "%s", v);
         else if (!strcmp(a, "--warmup-ms")) warmup_ms = atoi(v);
@@ -562,6 +613,7 @@ int main(int argc, char **argv) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
     if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || events < 1 || rate <= 0) usage();
+    if (publish_batch < 1 || publish_batch > 1000 || (publish_batch > 1 && channels != 1)) usage();   // a batch is one channel's
     if (processes < 1 || processes > MAX_PROCESSES || processes > connections) usage();
     shared = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     // One histogram per reader; pages are only backed once touched.

@@ -334,10 +334,16 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// covered. Ids at or below what the node saw, in an epoch whose counter moved backwards,
     /// are re-issued ones: delivered as is, never positions.
     private func vouchedPositions(_ candidates: [HistoryPosition?]) -> (positions: [HistoryPosition?], verified: Bool) {
-        guard history != nil else { return (candidates.map { _ in nil }, true) }
+        guard let history else { return (candidates.map { _ in nil }, true) }
         let known = state.withLock { $0.vouched }
+        // Redis also vouches for what this process's own publishes got back (the watermark): in
+        // the epoch of the last counter read, ids up to it are covered without another read. A
+        // new epoch is always read (the table learns how the old one ended).
+        let issued = history.watermark.position
         let covered: (HistoryPosition) -> Bool = { position in
-            known.map { position.epoch == $0.epoch && position.sequence <= $0.sequence } ?? false
+            guard let known, position.epoch == known.epoch else { return false }
+            if position.sequence <= known.sequence { return true }
+            return issued.map { $0.epoch == known.epoch && position.sequence <= $0.sequence } ?? false
         }
         guard candidates.contains(where: { $0.map { !covered($0) } ?? false }) else { return (candidates, true) }
         guard let state = refreshCounter() else {

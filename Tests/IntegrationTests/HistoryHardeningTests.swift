@@ -48,6 +48,39 @@ struct HistoryHardeningTests {
         await node.shutdown()
     }
 
+    @Test("ids this node's own publishes got back from Redis are vouched for without a counter read; an id past them still costs one and is no position")
+    func ownPublishesNeedNoRead() async throws {
+        try await withRedis { redis in
+            try await withNode(redis: try redis.configuration) { node in
+                let client = try await node.stream("seen")
+                try await redis.waitForSubscribers("seen", count: 1)
+                let first = try await Self.publish(node, "seen", "first")
+                #expect(try await client.waitForEvents(1) == [Self.event("first", first)])
+                // Publishes on a channel nobody here streams: Redis answers their ids to this node
+                // (its watermark), and no message of theirs reaches the node's subscription.
+                var issued: [String] = []
+                for index in 0..<5 { issued.append(try await Self.publish(node, "elsewhere", "e\(index)")) }
+                _ = try await redis.command("CONFIG", "RESETSTAT")
+                // A message carrying one of those ids arrives after its publish was answered.
+                _ = try await redis.command("PUBLISH", "seen", #"{"data": "late", "id": "\#(issued[3])"}"#)
+                #expect(try await client.waitForEvents(2).last == Self.event("late", issued[3]))
+                #expect(try await Self.calls(redis, "evalsha") == 0, "no counter read for an id Redis already gave this node")
+                let past = try #require(HistoryPosition(issued[4]))
+                _ = try await redis.command("PUBLISH", "seen", #"{"data": "past", "id": "\#(past.epoch)-\#(past.sequence + 50)"}"#)
+                #expect(try await client.waitForEvents(3).last == Self.event("past", "\(past.epoch)-\(past.sequence + 50)"))
+                #expect(try await Self.calls(redis, "evalsha") == 1, "an id past the watermark is read")
+                // It was no position: the next real event (below it) still reaches the client.
+                let after = try await Self.publish(node, "seen", "after")
+                #expect(try await client.waitForEvents(4).last == Self.event("after", after))
+                // And a resume from it is unknown.
+                let resumed = try await StreamClient.open(port: node.port, "/stream?channel=seen", headers: ["Last-Event-ID": "\(past.epoch)-\(past.sequence + 50)"])
+                #expect(try await resumed.waitForEvents(1).first?.contains(#""seen": "unknown""#) == true)
+                await resumed.close()
+                await client.close()
+            }
+        }
+    }
+
     @Test("Last-Event-ID 0-0, an unknown epoch or a sequence past the counter costs no history read")
     func unknownIDsCostNoRead() async throws {
         let redis = try await RedisServerProcess()
