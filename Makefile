@@ -115,10 +115,11 @@ screenshots: test-deps
 	swift build
 	SSE_SCREENSHOT=$(CURDIR)/docs/screenshots/demo.png $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser/test_demo_browser.py
 
-## bench: release build, the load tool, then scenarios S1-S4 against sse-broker, Nchan and Flask-SSE;
-## prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a short run).
+## bench: release build, the load tool, then scenarios P1 and S1-S4 against sse-broker, Nchan and Flask-SSE;
+## prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a short run; BENCH_ONLY=p1 or tls for one part).
 bench: deps
 	swift build -c release --product sse-broker
+	swift build -c release --product sse-publish-bench
 	mkdir -p .build/bench
 	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis
 	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c -lpthread

@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".build" / "bench"
 BROKER = ROOT / ".build" / "release" / "sse-broker"
+PUBLISH_BENCH = ROOT / ".build" / "release" / "sse-publish-bench"
 HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-# BENCH_ONLY=tls runs only the TLS row (printed, BENCHMARKS.md left as it is).
+# BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths (printed, BENCHMARKS.md left as it is).
 ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -153,14 +154,17 @@ class Broker:
     path = "/stream?channel=%s%d"
     publish = {"publish": "redis", "format": "flask"}
 
-    def __init__(self, redis: Redis, nodes: int = 1, threads: int | None = None, tls: bool = False) -> None:
+    def __init__(self, redis: Redis, nodes: int = 1, threads: int | None = None, tls: bool = False,
+                 history: bool = False) -> None:
         self.redis = redis
         if tls:
             self.name = "sse-broker, TLS Redis"
+        if history:
+            self.name = "sse-broker, history on"
         self.ports = [free_port() for _ in range(nodes)]
         threads = str(threads or (1 if nodes > 1 else 2))
         self.processes = [
-            start([str(BROKER), "--port", str(port), "--redis-url", redis.url(tls), "--history", "0",
+            start([str(BROKER), "--port", str(port), "--redis-url", redis.url(tls), "--history", "1000" if history else "0",
                    "--heartbeat", HEARTBEAT, "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20)])
             for port in self.ports
         ]
@@ -357,6 +361,89 @@ def tls_report(entry: dict) -> list[str]:
     return lines
 
 
+# P1: the publish paths side by side, 1,000 streams on one channel, 64-byte events.
+P1_PATHS = [
+    # (name, history on, load-tool publish options)
+    ("raw Redis PUBLISH, history off", False, {"publish": "redis", "format": "flask"}),
+    ("POST /publish, history off", False, {"publish": "broker", "publish_conns": 4}),
+    ("POST /publish, history on (default)", True, {"publish": "broker", "publish_conns": 4}),
+    ("POST /publish batches of 16, history on", True, {"publish": "broker", "publish_conns": 4, "publish_batch": 16}),
+]
+
+
+def p1(redis: Redis) -> dict:
+    """Each publish path at 100 events/s (p99, interleaved rounds) and asked 5,000 events/s (what
+    it reached, lossless or not), through the same node build; Nchan's HTTP publisher beside them;
+    SSEPublisher's own rate to one channel (no streams) with history, single and batched."""
+    connections = 300 if QUICK else 1000
+    rounds = 2 if QUICK else 3
+    brokers = {False: Broker(redis), True: Broker(redis, history=True)}
+    out = {"connections": connections, "latency": {}, "high": {}, "publisher": []}
+    peer = None
+    try:
+        try:
+            peer = nchan(redis)
+        except Exception as error:
+            log(f"  Nchan failed to start: {error}")
+        paths = [(name, brokers[history], options) for name, history, options in P1_PATHS]
+        if peer:
+            paths.append(("Nchan HTTP publish, Redis-backed", peer, {"publish": "http"}))
+
+        def run(name, server, options, rate, events):
+            settings = dict(server.options())
+            settings.update(options)
+            if options.get("publish") == "broker":
+                settings["publish_port"] = port_of(server)
+            redis.flush()
+            return load(f"P1 {name} {rate}/s", port=port_of(server), connections=connections, events=events, rate=rate,
+                        size=64, warmup_ms=1000, drain_ms=3000, **settings)
+
+        runs = {name: [] for name, _, _ in paths}
+        for _ in range(rounds):
+            for name, server, options in paths:
+                runs[name].append(run(name, server, options, 100, 300))
+        for name, _, _ in paths:
+            out["latency"][name] = {"median": median_run(runs[name]), "p99s": sorted(r["p99_ms"] for r in runs[name])}
+        for name, server, options in paths:
+            out["high"][name] = run(name, server, options, 5000, 3000 if QUICK else 10000)
+            entry = out["high"][name]
+            log(f"  P1 {name}: reached {entry['achieved_rate']:.0f}/s, lost {entry['lost']}, "
+                f"{entry['deliveries_per_second']:.0f} deliveries/s")
+        events = 50_000 if QUICK else 200_000
+        for mode, extra in (("single, 1,024 in flight", ["--mode", "single", "--window", "1024"]),
+                            ("batches of 64, 16 in flight", ["--mode", "batch", "--batch", "64", "--window", "16"])):
+            result = subprocess.run([str(PUBLISH_BENCH), "--redis", redis.url(False), "--events", str(events),
+                                     "--channel", "p1-publisher", *extra], capture_output=True, text=True, timeout=600)
+            if result.returncode:
+                raise RuntimeError(f"sse-publish-bench failed: {result.stderr.strip()[-400:]}")
+            entry = json.loads(result.stdout)
+            entry["label"] = f"SSEPublisher with history, {mode}"
+            out["publisher"].append(entry)
+            log(f"  P1 {entry['label']}: {entry['events_per_second']} publishes/s")
+    finally:
+        for broker in brokers.values():
+            broker.stop()
+        if peer:
+            peer.stop()
+    return out
+
+
+def p1_report(entry: dict) -> list[str]:
+    lines = [f"## P1: publish paths ({entry['connections']} streams on one channel, 64-byte events)\n",
+             "One node (2 event loops), one Redis, the same load tool; HTTP publishers: 4 keep-alive connections. "
+             "p99 at 100 events/s is the median of interleaved rounds; \"asked 5,000/s\" is one run: the rate the "
+             "publisher reached and whether every stream got every event.\n",
+             "| publish path | p99 at 100 events/s | asked 5,000 events/s: reached | lost | deliveries/s |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, latency in entry["latency"].items():
+        high = entry["high"].get(name, {})
+        lines.append(f"| {name} | {latency_cell(latency['median'])} | {high.get('achieved_rate', 0):.0f}/s | "
+                     f"{high.get('lost', '-')} | {high.get('deliveries_per_second', 0) / 1e6:.2f}M |")
+    for publisher in entry.get("publisher", []):
+        lines.append(f"| {publisher['label']} (no streams) | - | {publisher['events_per_second']:,}/s | - | - |")
+    return lines
+
+
 def s2(redis: Redis, server, connections: int) -> dict:
     redis.flush()
     result = load(f"{server.name} idle", port=port_of(server), connections=connections,
@@ -489,6 +576,12 @@ def report(results: dict, started: float) -> str:
         "2 workers. Flask-SSE 1.0.0 under gunicorn with 2 gevent workers. Load tool: `Benchmarks/loadgen/sse-load` "
         "(C, epoll), source addresses spread over 127.0.0.1-8. Figures vary run to run on a shared 2-core machine: "
         "read ratios.\n")
+
+    # The default configuration (history on, POST /publish) first, the raw path beside it.
+    if results.get("p1"):
+        for line in p1_report(results["p1"]):
+            add(line)
+        add("")
 
     # ---- summary against the targets
     add("## Targets\n")
@@ -645,6 +738,7 @@ def report(results: dict, started: float) -> str:
     add("## Commands\n")
     add("```sh\nmake bench                 # everything above (BENCH_QUICK=1 for a short run)\n"
         "BENCH_ONLY=tls make bench  # only the TLS row, printed\n"
+        "BENCH_ONLY=p1 make bench   # only the publish paths (P1), printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -663,21 +757,24 @@ def report_only() -> int:
 def main() -> int:
     if "--report" in sys.argv:
         return report_only()
-    if ONLY == "tls":
-        redis = Redis(tls=True)
+    parts = {"p1": (lambda: p1(Redis()), p1_report), "tls": (lambda: tls_row(Redis(tls=True)), tls_report)}
+    if ONLY in parts:
+        scenario, render = parts[ONLY]
         try:
-            entry = tls_row(redis)
+            entry = scenario()
         finally:
             for process in STARTED:
                 stop(process)
-        (ROOT / ".build" / "bench" / "results-tls.json").write_text(json.dumps(entry, indent=1, default=str))
-        print("\n".join(tls_report(entry)))
+        (ROOT / ".build" / "bench" / f"results-{ONLY}.json").write_text(json.dumps(entry, indent=1, default=str))
+        print("\n".join(render(entry)))
         return 0
     started = time.time()
     redis = Redis(tls=True)
     results = {}
     peers = []
     try:
+        log("P1: publish paths")
+        results["p1"] = p1(redis)
         log("S1: fan-out")
         servers = []
         broker = Broker(redis)

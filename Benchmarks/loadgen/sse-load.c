@@ -1,7 +1,7 @@
 // sse-load: the project's load tool. Opens N SSE connections (source addresses spread over
 // 127.0.0.x), publishes M events at rate R (Redis PUBLISH, or HTTP POST for Nchan), each carrying
 // a sequence number and a CLOCK_MONOTONIC publish timestamp, and reports deliveries per second,
-// publish-to-receive latency percentiles, lost and duplicated events per connection, and the
+// publish-to-receive latency percentiles, lost, duplicated and reordered events per connection, and the
 // server's RSS and CPU. One JSON object on stdout. Loopback only; every loop is bounded.
 //
 // With --processes P the connections are shared out over P reader processes (connection i goes
@@ -36,12 +36,17 @@
 
 enum { HEAD, CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, PLAIN };
 
+// Events below the next expected one that may still arrive late (out of order, as concurrent
+// publishes on different connections may) and count as reordered, not lost and duplicated.
+enum { WINDOW = 1024 };
+
 typedef struct {
     int fd, state, chunked, connected, closed;
     long chunk_left;
     int channel;
     long next;          // next expected sequence number
-    long received, lost, dups;
+    long received, lost, dups, reordered;
+    unsigned char seen[WINDOW / 8];   // which of the last WINDOW events of this connection arrived
     char head[1024];
     int head_len;
     char line[512];
@@ -149,9 +154,21 @@ static void on_data_line(Conn *c, const char *line, int len) {
         if (!first_receipt[seq] || mark < first_receipt[seq]) first_receipt[seq] = mark;
         if (mark > last_receipt[seq]) last_receipt[seq] = mark;
     }
-    if (seq == c->next) { c->received++; c->next += channels; }
-    else if (seq > c->next) { c->lost += (seq - c->next) / channels; c->received++; c->next = seq + channels; }
-    else c->dups++;
+    long index = seq / channels, next = c->next / channels;
+    if (seq >= c->next) {
+        if (seq > c->next) {
+            c->lost += index - next;
+            for (long k = next; k < index && k < next + WINDOW; k++) c->seen[(k % WINDOW) / 8] &= (unsigned char)~(1u << (k % 8));
+        }
+        c->seen[(index % WINDOW) / 8] |= (unsigned char)(1u << (index % 8));
+        c->received++;
+        c->next = seq + channels;
+    } else if (next - index <= WINDOW && !(c->seen[(index % WINDOW) / 8] & (1u << (index % 8)))) {
+        c->seen[(index % WINDOW) / 8] |= (unsigned char)(1u << (index % 8));   // late, not lost
+        c->lost--;
+        c->received++;
+        c->reordered++;
+    } else c->dups++;
 }
 
 static void feed_sse(Conn *c, const char *data, long n) {
@@ -370,7 +387,7 @@ typedef struct {
     int connected;   // set once its connections are open
     long open_connections;
     double connect_seconds;
-    long received, expected, lost, dups, closed, lossy;
+    long received, expected, lost, dups, reordered, closed, lossy;
     uint64_t samples, overflow, max_latency_us, last_receive;
 } Part;
 
@@ -500,6 +517,7 @@ static void run_part(int index) {
         part->received += c->received;
         part->lost += c->lost;
         part->dups += c->dups;
+        part->reordered += c->reordered;
         part->closed += c->closed;
         if (c->lost || c->dups) part->lossy++;
     }
@@ -693,7 +711,7 @@ int main(int argc, char **argv) {
     }
     double cpu_after = read_cpu_seconds();
     long rss_after = read_rss_kb();
-    long received = 0, lost = 0, dups = 0, closed = 0, lossy = 0, expected_total = 0;
+    long received = 0, lost = 0, dups = 0, reordered = 0, closed = 0, lossy = 0, expected_total = 0;
     uint64_t all_samples = 0, last_receive = shared->publish_started;
     max_latency_us = 0;
     for (int k = 0; k < processes; k++) {
@@ -702,6 +720,7 @@ int main(int argc, char **argv) {
         expected_total += part->expected;
         lost += part->lost;
         dups += part->dups;
+        reordered += part->reordered;
         closed += part->closed;
         lossy += part->lossy;
         all_samples += part->samples;
@@ -724,14 +743,14 @@ int main(int argc, char **argv) {
     double first[2], last[2];
     event_receipts(receipts, first, last);
     printf("{\"label\": \"%s\", \"connections\": %d, \"channels\": %d, \"events\": %ld, \"rate\": %.0f, \"size\": %d, \"processes\": %d, "
-           "\"published\": %ld, \"publish_errors\": %ld, \"achieved_rate\": %.0f, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, "
+           "\"published\": %ld, \"publish_errors\": %ld, \"achieved_rate\": %.0f, \"received\": %ld, \"expected\": %ld, \"lost\": %ld, \"duplicates\": %ld, \"reordered\": %ld, "
            "\"lossy_connections\": %ld, \"closed_connections\": %ld, \"seconds\": %.3f, \"deliveries_per_second\": %.0f, "
            "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f, \"connect_seconds\": %.2f, "
            "\"server_rss_kb_before\": %ld, \"server_rss_kb_connected\": %ld, \"server_rss_kb_after\": %ld, "
            "\"server_rss_bytes_per_connection\": %.0f, \"server_cpu_percent\": %.1f, "
            "\"first_receipt_p50_ms\": %.3f, \"first_receipt_p99_ms\": %.3f, \"last_receipt_p50_ms\": %.3f, \"last_receipt_p99_ms\": %.3f}\n",
            label, connections, channels, events, rate, size, processes, published, publish_errors,
-           publish_seconds > 0 ? (double)published / publish_seconds : 0, received, expected_total, lost, dups,
+           publish_seconds > 0 ? (double)published / publish_seconds : 0, received, expected_total, lost, dups, reordered,
            lossy, closed, elapsed, elapsed > 0 ? (double)received / elapsed : 0, value[0], value[1], value[2],
            (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,
            connections ? (double)(rss_connected - rss_before) * 1024.0 / connections : 0,

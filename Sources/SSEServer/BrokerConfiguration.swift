@@ -66,6 +66,9 @@ public struct BrokerConfiguration: Sendable {
     /// history instead (with history; without it, later deliveries are dropped and logged).
     /// Not a flag: tests lower it to stall a loop cheaply.
     package var maxQueuedDeliveriesPerLoop = 100_000
+    /// Least milliseconds between two flushes of live events on one event loop (see
+    /// `StreamCoreConfiguration.flushIntervalMilliseconds`); 0 flushes every event at once.
+    public var flushIntervalMilliseconds: Double = 5
 
     public init(
         host: String = "127.0.0.1",
@@ -145,6 +148,7 @@ public struct BrokerConfiguration: Sendable {
             announcedNodeName: demo ? nodeName : nil
         )
         core.maxQueuedDeliveriesPerLoop = maxQueuedDeliveriesPerLoop
+        core.flushIntervalMilliseconds = flushIntervalMilliseconds
         return core
     }
 }

@@ -17,6 +17,10 @@ package final class LoopStreamRegistry {
     private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamClient]] = [:]
     private var needingFlush: [StreamClient] = []
     private var isFlushScheduled = false
+    /// Least time between two flushes of a delivery on this loop; see `deliver`.
+    private let flushInterval: TimeAmount
+    private var lastFlush: NIODeadline?
+    private var pacedFlush: Scheduled<Void>?
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
     /// Every client of this loop, in heartbeat order.
@@ -25,9 +29,12 @@ package final class LoopStreamRegistry {
     private var heartbeatInterval = TimeAmount.seconds(15)
     private let metrics: BrokerMetrics
 
-    package init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics) {
+    /// - Parameter flushInterval: deliveries that come sooner than this after the loop's last
+    ///   flush are written and flushed together once it has passed (`.zero`: never paced).
+    package init(eventLoop: any EventLoop, allocator: ByteBufferAllocator, metrics: BrokerMetrics, flushInterval: TimeAmount = .milliseconds(5)) {
         self.eventLoop = eventLoop
         self.metrics = metrics
+        self.flushInterval = flushInterval
         self.heartbeat = EncodedEvent(text: EventTextEncoder.comment(), allocator: allocator)
     }
 
@@ -64,8 +71,17 @@ package final class LoopStreamRegistry {
     /// flushed once. With `flushNow` single-channel streams are written and flushed in one pass
     /// (one visit per client, and the first bytes leave at once). Figures for metrics are added
     /// once per call.
-    package func deliver(_ delivery: LoopDelivery, flushNow: Bool = false) {
+    ///
+    /// Paced flushes: a delivery that comes within `flushInterval` of the loop's last flush is
+    /// written but flushed only once the interval has passed, together with whatever else came
+    /// meanwhile. At low rates (events further apart than the interval) every delivery leaves at
+    /// once; at high rates each client gets one `writev` per interval instead of one per event,
+    /// which is most of a delivery's cost (the syscall and loopback TCP). It adds at most the
+    /// interval to a delivery's latency.
+    package func deliver(_ delivery: LoopDelivery, flushNow requested: Bool = false) {
         eventLoop.preconditionInEventLoop()
+        let paced = pacedFlush != nil || lastFlush.map { eventLoop.now - $0 < flushInterval } ?? false
+        let flushNow = requested && !paced
         var delivered = 0
         var bytes = 0
         for batch in delivery.batches {
@@ -96,7 +112,13 @@ package final class LoopStreamRegistry {
             guard let nanoseconds = Int64(exactly: (max(0, current - stamp) * 1_000_000).rounded(.down)) else { continue }
             metrics.deliveryDelay.recordNanoseconds(nanoseconds)
         }
-        if flushNow { flushTouchedNow() } else { flushTouched() }
+        if paced {
+            schedulePacedFlush()
+        } else if flushNow {
+            flushTouchedNow()
+        } else {
+            flushTouched()
+        }
         metrics.eventsDelivered.increment(by: delivered)
         metrics.bytesDelivered.increment(by: bytes)
     }
@@ -118,8 +140,19 @@ package final class LoopStreamRegistry {
 
     /// Flushes touched clients right away (the last delivery queued on this loop).
     private func flushTouchedNow() {
+        lastFlush = eventLoop.now
         for client in needingFlush { client.flushPending() }
         needingFlush.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes what paced deliveries wrote once `flushInterval` has passed since the last flush.
+    private func schedulePacedFlush() {
+        guard pacedFlush == nil else { return }
+        guard !needingFlush.isEmpty else { return }
+        pacedFlush = eventLoop.assumeIsolated().scheduleTask(deadline: (lastFlush ?? eventLoop.now) + flushInterval) { [self] in
+            pacedFlush = nil
+            flushTouchedNow()
+        }
     }
 
     /// Flushes touched clients once per loop turn: the flush runs as a task after whatever is

@@ -20,6 +20,10 @@ public struct StreamCoreConfiguration: Sendable {
     public var maxPayloadBytes: Int
     /// When set, every stream opens with a `: node NAME` comment (the demo shows it).
     public var announcedNodeName: String?
+    /// Least milliseconds between two flushes of live events on one event loop: events that come
+    /// sooner after the last flush leave together once it has passed (one `writev` per client
+    /// instead of one per event); events further apart leave at once. 0 flushes every event.
+    public var flushIntervalMilliseconds: Double = 5
     /// Deliveries that may wait for one event loop before its clients are caught up from
     /// history instead. Not a flag: tests lower it to stall a loop cheaply.
     package var maxQueuedDeliveriesPerLoop = 100_000

@@ -79,11 +79,12 @@ package final class StreamHub: RedisSubscriberDelegate {
         var loops: [any EventLoop] = []
         var registries: [NIOLoopBoundBox<LoopStreamRegistry>] = []
         var loopIndex: [ObjectIdentifier: Int] = [:]
+        let flushInterval = TimeAmount.nanoseconds(Int64((min(1000, max(0, configuration.flushIntervalMilliseconds.isFinite ? configuration.flushIntervalMilliseconds : 0)) * 1_000_000).rounded()))
         for loop in group.makeIterator() {
             loopIndex[ObjectIdentifier(loop)] = loops.count
             loops.append(loop)
             registries.append(
-                .makeBoxSendingValue(LoopStreamRegistry(eventLoop: loop, allocator: allocator, metrics: metrics), eventLoop: loop)
+                .makeBoxSendingValue(LoopStreamRegistry(eventLoop: loop, allocator: allocator, metrics: metrics, flushInterval: flushInterval), eventLoop: loop)
             )
         }
         self.loops = loops

@@ -69,6 +69,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-buffer"), help: "Bytes that may wait unsent for one client before it is cut off as too slow. (env: SSE_CLIENT_BUFFER, default: 262144)")
     var clientBuffer: Int?
 
+    @Option(name: .customLong("flush-interval-ms"), help: "Least milliseconds between two flushes of live events on one event loop; events closer together leave in one write per client. 0 flushes every event. (env: SSE_FLUSH_INTERVAL_MS, default: 5)")
+    var flushIntervalMilliseconds: Double?
+
     @Option(name: .customLong("max-payload"), help: "Largest POST /publish body and largest Redis payload delivered, in bytes (413 beyond). (env: SSE_MAX_PAYLOAD, default: 262144)")
     var maxPayload: Int?
 
@@ -194,6 +197,7 @@ struct BrokerCommand: AsyncParsableCommand {
         configuration.retryMilliseconds = try retryMilliseconds ?? environment.value("SSE_RETRY_MS")
         configuration.clientBufferBytes = try clientBuffer ?? environment.value("SSE_CLIENT_BUFFER") ?? configuration.clientBufferBytes
         configuration.maxPayloadBytes = try maxPayload ?? environment.value("SSE_MAX_PAYLOAD") ?? configuration.maxPayloadBytes
+        configuration.flushIntervalMilliseconds = try flushIntervalMilliseconds ?? environment.value("SSE_FLUSH_INTERVAL_MS") ?? configuration.flushIntervalMilliseconds
         configuration.maxHeadBytes = try maxHeadBytes ?? environment.value("SSE_MAX_HEAD_BYTES") ?? configuration.maxHeadBytes
         configuration.maxConnections = try maxConnections ?? environment.value("SSE_MAX_CONNECTIONS") ?? configuration.maxConnections
         configuration.drainTimeoutSeconds = try drainTimeout ?? environment.value("SSE_DRAIN_TIMEOUT") ?? configuration.drainTimeoutSeconds
@@ -226,6 +230,7 @@ struct BrokerCommand: AsyncParsableCommand {
         if let retry = configuration.retryMilliseconds { try Self.check(retry, "retry-ms", 0...86_400_000) }
         try Self.check(configuration.clientBufferBytes, "client-buffer", 1024...(1 << 30), unit: " bytes")
         try Self.check(configuration.maxPayloadBytes, "max-payload", 1...(256 << 20), unit: " bytes")
+        try Self.check(configuration.flushIntervalMilliseconds, "flush-interval-ms", 0...1000, unit: " ms")
         try Self.check(configuration.maxHeadBytes, "max-head-bytes", 1024...(1 << 20), unit: " bytes")
         try Self.check(configuration.maxConnections, "max-connections", 1...10_000_000)
         try Self.check(configuration.drainTimeoutSeconds, "drain-timeout", 0...86_400, unit: " seconds")

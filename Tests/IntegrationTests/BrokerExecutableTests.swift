@@ -16,6 +16,7 @@ struct BrokerExecutableTests {
             "--max-head-bytes", "SSE_MAX_HEAD_BYTES", "--max-connections", "SSE_MAX_CONNECTIONS",
             "--drain-timeout", "SSE_DRAIN_TIMEOUT", "--history", "SSE_HISTORY", "--history-ttl", "SSE_HISTORY_TTL",
             "--redis-sentinel-password", "SSE_REDIS_SENTINEL_PASSWORD", "redis+sentinel://",
+            "--flush-interval-ms", "SSE_FLUSH_INTERVAL_MS",
         ] {
             #expect(help.contains(expected), "--help does not mention \(expected)")
         }

@@ -68,6 +68,7 @@ struct RequestLimitsTests {
         ("--max-channels", "SSE_MAX_CHANNELS", ["0", "9223372036854775807"]),
         ("--history", "SSE_HISTORY", ["-1", "9223372036854775807"]),
         ("--history-ttl", "SSE_HISTORY_TTL", ["0", "9223372036854775807"]),
+        ("--flush-interval-ms", "SSE_FLUSH_INTERVAL_MS", ["inf", "nan", "-1", "1001"]),
     ]
 
     @Test("nonsense numeric flags and environment values exit with a message (usage error 64), never a trap")

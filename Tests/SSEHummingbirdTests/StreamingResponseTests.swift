@@ -117,7 +117,9 @@ struct StreamingResponseTests {
                 receiveBuffer: 16 * 1024
             )
             try await raw.send(Self.request)
-            try await Task.sleep(for: .milliseconds(50))
+            // The route must have opened the stream before the test writes to it (on a loaded
+            // machine it can take longer than any fixed pause).
+            #expect(try await probe.waitOpened())
             // The stream writes while the sink is writable, as the broker does.
             try await probe.onLoop { sink, owner in
                 func pump() {

@@ -51,6 +51,19 @@ final class StreamProbe: Sendable {
 
     var events: [Event] { state.withLock { $0.events } }
 
+    /// Whether a route opened the stream.
+    var isOpen: Bool { state.withLock { $0.owner != nil } }
+
+    /// Waits until a route opened the stream; false after `seconds`.
+    func waitOpened(seconds: Double = 10) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while !isOpen {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
     func count(of event: Event) -> Int { events.filter { $0 == event }.count }
 
     /// Opens the stream (from a route handler): a sink on the probe's loop with `first`

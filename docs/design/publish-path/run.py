@@ -3,7 +3,9 @@ the patched load tool; per run: load result, per-thread broker CPU, Redis comman
 import json, os, signal, socket, subprocess, sys, time
 
 BROKER = os.environ.get('BROKER', '/work/wt-tls/.build/release/sse-broker')
-LOAD = '/tmp/r18/sse-load'
+LOAD = os.environ.get('LOAD', '/tmp/r18/sse-load')
+BATCH = int(os.environ.get('BATCH', '0'))   # events per POST /publish for an extra batched row (0: none)
+ONLY_HISTORY = os.environ.get('ONLY_HISTORY') == '1'
 TICK = os.sysconf('SC_CLK_TCK')
 
 def free_port():
@@ -79,27 +81,35 @@ def start_broker(rport, history):
     args = [BROKER, '--port', str(bport), '--redis-url', f'redis://127.0.0.1:{rport}/0', '--heartbeat', '15',
             '--log-level', 'error', '--threads', '2', '--client-buffer', str(4 << 20)]
     if not history: args += ['--history', '0']
+    args += os.environ.get('BROKER_ARGS', '').split()
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(bport)
     return p, bport
 
 rport = free_port()
-REDIS = subprocess.Popen(['redis-server', '--port', str(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', '/tmp/r18'],
+REDIS = subprocess.Popen(['redis-server', '--port', str(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', '/tmp'],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 wait_port(rport)
 plan = sys.argv[1] if len(sys.argv) > 1 else 'all'
 try:
-    for history in (False, True):
+    for history in ((True,) if ONLY_HISTORY else (False, True)):
         broker, bport = start_broker(rport, history)
         try:
             h = 'history on' if history else 'history 0'
             if plan in ('all', 'low'):
                 run(f'raw PUBLISH, {h}, 100/s', broker, rport, bport, 'redis', 100, 300)
                 run(f'POST /publish, {h}, 100/s', broker, rport, bport, 'broker', 100, 300)
+            if plan == 'rates':
+                for rate in (300, 600, 1000):
+                    run(f'raw PUBLISH, {h}, {rate}/s', broker, rport, bport, 'redis', rate, rate * 3)
+                run(f'POST /publish x4 conns, {h}, ask 5000/s', broker, rport, bport, 'broker', 5000, 10000)
             if plan in ('all', 'high'):
                 run(f'raw PUBLISH, {h}, ask 5000/s', broker, rport, bport, 'redis', 5000, 15000)
                 run(f'POST /publish x4 conns, {h}, ask 5000/s', broker, rport, bport, 'broker', 5000, 10000)
                 run(f'POST /publish x16 conns, {h}, ask 5000/s', broker, rport, bport, 'broker', 5000, 10000, conns=16)
+                if BATCH > 1:
+                    run(f'POST /publish batches of {BATCH} x4 conns, {h}, ask 5000/s', broker, rport, bport, 'broker', 5000, 15000,
+                        extra=('--publish-batch', str(BATCH)))
         finally:
             broker.send_signal(signal.SIGTERM); broker.wait(timeout=20)
 finally:
