@@ -20,7 +20,7 @@ struct FlaskSSEInteropTests {
     static func expectFlaskPublishes(_ url: String, reach node: BrokerNode, of redis: RedisServerProcess, channel: String) async throws {
         let python = try Executables.interopPython()
         let client = try await node.stream(channel)
-        try await redis.waitForSubscribers(channel, count: 1)
+        try await redis.waitForSubscribers(channel, count: 1, timeout: .seconds(30))
         let publisher = try ChildProcess(python, [script("flask_sse_publish.py"), url, channel, vectorsFile.path])
         let status = try await publisher.waitForExit()
         #expect(status == 0, "\(publisher.text)")
@@ -59,7 +59,7 @@ struct FlaskSSEInteropTests {
         // Flask-SSE sends no headers until its first event, so do not wait for a head.
         let flaskClient = try await StreamClient.open(port: flaskPort, "/stream?channel=fx", waitForHead: false)
         let ourClient = try await node.stream("fx")
-        try await redis.waitForSubscribers("fx", count: 2)
+        try await redis.waitForSubscribers("fx", count: 2, timeout: .seconds(30))
         let vectors = try FlaskSSEVector.all().filter { $0.publish != nil }
         for vector in vectors {
             let body = PythonJSONEncoder.encode(.object(try #require(vector.publish)))
@@ -87,7 +87,8 @@ struct FlaskSSEInteropTests {
         try await eventually("the Flask-SSE app to listen") { try FreePort.isListening(flaskPort) }
         let flaskClient = try await StreamClient.open(port: flaskPort, "/stream?channel=hx", waitForHead: false)
         let ourClient = try await node.stream("hx")
-        try await redis.waitForSubscribers("hx", count: 2)
+        // The Flask-SSE app subscribes only once its response runs: on a loaded machine that can take a while.
+        try await redis.waitForSubscribers("hx", count: 2, timeout: .seconds(30))
         let vectors = try FlaskSSEVector.all().filter { $0.publish != nil }
         for vector in vectors {
             let body = PythonJSONEncoder.encode(.object(try #require(vector.publish)))
