@@ -39,7 +39,7 @@ public final class HistoryStore: Sendable {
         self.maximumBatchEvents = max(1, maximumBatchEvents)
         self.maximumBatchBytes = max(1, maximumBatchBytes)
         self.queues = Mutex(
-            PublishBatchQueues(maximumEvents: maximumBatchEvents, maximumBytes: maximumBatchBytes, maximumWaitingEvents: maximumWaitingEvents)
+            PublishBatchQueues(maximumEvents: self.maximumBatchEvents, maximumBytes: self.maximumBatchBytes, maximumWaitingEvents: maximumWaitingEvents)
         )
     }
 
