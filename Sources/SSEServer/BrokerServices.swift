@@ -36,7 +36,8 @@ final class BrokerServices: Sendable {
         access: AccessController,
         prometheus: PrometheusMetrics,
         brokerExtension: (any BrokerExtension)?,
-        logger: Logger
+        logger: Logger,
+        endpointBackend: (any EndpointBackend)? = nil
     ) {
         self.configuration = configuration
         self.core = core
@@ -55,7 +56,7 @@ final class BrokerServices: Sendable {
                 corsOrigins: configuration.corsOrigins
             ),
             access: access,
-            backend: StreamCoreBackend(core: core, publisher: publisher, exposition: prometheus.exposition),
+            backend: endpointBackend ?? StreamCoreBackend(core: core, publisher: publisher, exposition: prometheus.exposition),
             logger: logger
         )
         self.router = Router(extraRoutes: brokerExtension?.routes ?? [])
@@ -64,12 +65,14 @@ final class BrokerServices: Sendable {
     /// A node's shared parts for `configuration`, its streams on `group`'s loops (an
     /// `EmbeddedEventLoop` in tests and fuzz targets); nothing connects to Redis until the
     /// core is started. Throws for an unusable key. `extensionFactory` makes what the node
-    /// mounts beside its own endpoints.
+    /// mounts beside its own endpoints. `endpointBackend` stands in for the node's own (tests
+    /// that decide when a publish is answered).
     static func make(
         configuration: BrokerConfiguration,
         group: any EventLoopGroup,
         logger: Logger,
-        extensionFactory: BrokerExtensionFactory? = nil
+        extensionFactory: BrokerExtensionFactory? = nil,
+        endpointBackend: (any EndpointBackend)? = nil
     ) async throws -> BrokerServices {
         let prometheus = PrometheusMetrics()
         let core = try StreamCore(configuration: configuration.streamCore, group: group, metrics: prometheus.metrics, logger: logger)
@@ -90,7 +93,8 @@ final class BrokerServices: Sendable {
             access: access,
             prometheus: prometheus,
             brokerExtension: brokerExtension,
-            logger: logger
+            logger: logger,
+            endpointBackend: endpointBackend
         )
     }
 }

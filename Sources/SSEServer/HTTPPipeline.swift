@@ -4,7 +4,9 @@ import SSEStreamCore
 
 /// The handlers of one admitted HTTP connection, in order: the request and idle timeouts with
 /// read backpressure while responses cannot be written, SwiftNIO's HTTP/1 server codec with the
-/// node's head limits, the broker's protocol-error answers, and the request handler.
+/// node's head limits, the request gate (pipelined requests, in place of SwiftNIO's
+/// one-at-a-time pipelining handler), the broker's protocol-error answers, and the request
+/// handler.
 ///
 /// ``BrokerServer`` installs it on every accepted socket; tests and fuzz targets install it on
 /// an `EmbeddedChannel` to drive the request path with bytes in, bytes out.
@@ -12,15 +14,15 @@ enum HTTPPipeline {
     /// The HTTP handlers ``configure(_:services:socket:)`` installed beside the request handler,
     /// which a stream replaces. Held inline (no array), since every connection carries them.
     struct StreamReplaced {
-        let pipelining: HTTPServerPipelineHandler
+        let gate: HTTPRequestGate
         let responder: HTTPProtocolErrorResponder
         let validator: NIOHTTPResponseHeadersValidator
         let encoder: HTTPResponseEncoder
         let decoder: ByteToMessageHandler<HTTPRequestDecoder>
 
-        /// Removes them, the pipelining handler first: it passes on what it held back.
+        /// Removes them, the gate first: it drops what it held back and lets reads go on.
         func remove(from pipeline: ChannelPipeline.SynchronousOperations) {
-            pipeline.removeHandler(pipelining, promise: nil)
+            pipeline.removeHandler(gate, promise: nil)
             pipeline.removeHandler(responder, promise: nil)
             pipeline.removeHandler(validator, promise: nil)
             pipeline.removeHandler(encoder, promise: nil)
@@ -51,17 +53,20 @@ enum HTTPPipeline {
         )
         try pipeline.addHandler(timeout)
         try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
             withErrorHandling: false,
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: decoderLimits(maxHeadBytes: maxHeadBytes)
         )
         // SwiftNIO pairs its decoder with its encoder internally, so its codec is added by its
-        // own helper and its four handlers are collected here, once, where the pipeline is known.
+        // own helper and its three handlers are collected here, once, where the pipeline is known.
+        let gate = HTTPRequestGate()
+        try pipeline.addHandler(gate)
         let responder = HTTPProtocolErrorResponder(maxHeadBytes: maxHeadBytes)
         try pipeline.addHandler(responder)
         // The request timeout leaves by itself when told the connection became a stream.
         let replaced = StreamReplaced(
-            pipelining: try pipeline.handler(type: HTTPServerPipelineHandler.self),
+            gate: gate,
             responder: responder,
             validator: try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self),
             encoder: try pipeline.handler(type: HTTPResponseEncoder.self),

@@ -6,8 +6,8 @@ import SSEAuth
 import SSEEndpoints
 import SSEWire
 
-/// Carries one HTTP/1.x request at a time (NIO's pipelining handler orders them) from the
-/// decoder to the endpoints and their answer to the encoder.
+/// Carries HTTP/1.x requests from the decoder to the endpoints and their answers to the
+/// encoder, in request order.
 ///
 /// The decisions are ``Router``'s and ``BrokerEndpoints``'s; this handler only sequences them
 /// on the connection: it reads the head and the body (at most `--max-payload`), runs access
@@ -16,11 +16,20 @@ import SSEWire
 /// authorized from its head while its body arrives (a refused one is answered 401/403 and
 /// closed without waiting for the body; `Expect: 100-continue` is answered only once the head
 /// is allowed), then handed to the publisher's Redis thread, answered when Redis has.
+///
+/// Pipelined publishes are worked on together: while earlier publishes wait for Redis, the
+/// next request is taken (``HTTPRequestGate`` lets one through per ask), up to
+/// ``maxPipelinedPublishes`` unanswered publishes holding at most `--max-payload` of bodies
+/// per connection; their answers leave in request order. Every other request waits until all
+/// earlier ones are answered and is then handled alone, as before.
 /// ``RequestTimeoutHandler`` is told when a request ends, when a response ends and when the
 /// connection becomes a stream.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+
+    /// Most publishes one connection may have unanswered at once.
+    static let maxPipelinedPublishes = 16
 
     /// What answers a request, as decided from its head.
     private enum Target {
@@ -37,6 +46,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The request whose head arrived and whose end has not.
     private struct Receiving {
+        /// Tells this request's access decision which request it is for.
+        let id: UInt64
         let head: HTTPRequestHead
         let request: BrokerRequest
         let target: Target
@@ -45,20 +56,46 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Body bytes of any other request, which are ignored, also at most `--max-payload`.
         var ignoredBytes = 0
         var publishCheck: PublishCheck?
+        /// `100 Continue` is owed once earlier answers are out (it must not precede them).
+        var continueOwed = false
+
+        /// Its answer queues behind earlier publishes' (a publish, or a publish's refusal).
+        var isPublish: Bool {
+            switch target {
+            case .publish, .answer: true
+            case .route: false
+            }
+        }
+    }
+
+    /// An answer owed to a request that ended, in request order.
+    private struct Owed {
+        enum Answer {
+            /// A publish waiting for the access decision its head started.
+            case checking(Receiving)
+            /// A publish handed to Redis.
+            case publishing
+            case ready(BrokerResponse)
+        }
+
+        let id: UInt64
+        let head: HTTPRequestHead
+        /// Body bytes it holds, counted against `--max-payload` per connection.
+        let bytes: Int
+        var answer: Answer
     }
 
     private enum State {
         case idle
         case receiving(Receiving)
-        /// A request that ended while earlier answers were still unsent; it proceeds once the
-        /// channel is writable again.
+        /// A request that ended while it cannot go on yet: earlier answers are unsent (a client
+        /// pipelining without reading), or it is not a publish and earlier publishes are
+        /// unanswered. It goes on once they are out.
         case parked(Receiving)
-        /// A publish whose body is all here, waiting for the decision its head started.
-        case awaitingPublishCheck(Receiving)
-        /// An answer went out before the request ended (body too large, publish refused); the
-        /// connection closes.
+        /// An answer went out (or is queued) before the request ended (body too large, publish
+        /// refused); the connection closes after it.
         case closing
-        /// Waiting for an access decision or for Redis to answer a publish.
+        /// Waiting for an access decision of a request other than a publish.
         case waiting
     }
 
@@ -69,6 +106,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The HTTP handlers ``HTTPPipeline`` installed beside this one, which a stream replaces.
     private let replacedByStream: HTTPPipeline.StreamReplaced
     private var state = State.idle
+    /// Answers owed, oldest first; only publishes (and their refusals) are ever more than one.
+    private var owed = CircularBuffer<Owed>(initialCapacity: 4)
+    /// Body bytes the owed answers hold.
+    private var owedBytes = 0
+    private var nextRequestID: UInt64 = 0
+    /// The gate lets one head through per ask, and starts with one.
+    private var awaitingHead = true
     /// A graceful shutdown asked this connection to finish.
     private var quiesceRequested = false
     /// The connection is over for this handler: a protocol error was answered by
@@ -84,7 +128,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
+        case (.head, .idle) where quiesceRequested:
+            // Asked for before the shutdown came: not taken. The owed answers go out, the
+            // last closing the connection.
+            awaitingHead = false
+            state = .closing
+            if owed.isEmpty { context.close(promise: nil) }
         case (.head(let head), .idle):
+            awaitingHead = false
             receive(context: context, head: head)
         case (.body(var chunk), .receiving(var request)):
             let limit = endpoints.configuration.maxPayloadBytes
@@ -110,9 +161,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             break
         case (.end, .receiving(let request)):
             context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
-            guard context.channel.isWritable else {
-                // Earlier answers are still unsent (a client pipelining without reading): this
-                // one waits, and with it every request behind it, instead of piling up.
+            guard mayProceed(context: context, with: request) else {
+                // Earlier answers are still unsent or owed: this one waits, and with it every
+                // request behind it, instead of piling up.
                 state = .parked(request)
                 return
             }
@@ -120,7 +171,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (_, .closing):
             break
         case (.head, _), (.end, _):
-            // NIO's pipelining handler delivers one request at a time, so this is our bug.
+            // The gate lets a head through only when asked, so this is our bug.
             services.logger.error("unexpected request part order; closing the connection")
             context.close(promise: nil)
         }
@@ -129,6 +180,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Routes a request from its head; a publish is admitted (or refused) at once.
     private func receive(context: ChannelHandlerContext, head: HTTPRequestHead) {
         var request = BrokerRequest(head, peer: nil)
+        let id = nextRequestID
+        nextRequestID &+= 1
         let route = services.router.route(method: request.method, path: request.path)
         switch route {
         case .publish:
@@ -137,51 +190,87 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .refuseNow(let response):
                 refuseEarly(context: context, head: head, response)
             case .refuseAtEnd(let response):
-                state = .receiving(Receiving(head: head, request: request, target: .answer(response)))
+                state = .receiving(Receiving(id: id, head: head, request: request, target: .answer(response)))
             case .admit(let channel, let check):
-                var receiving = Receiving(head: head, request: request, target: .publish(channel: channel))
+                var receiving = Receiving(id: id, head: head, request: request, target: .publish(channel: channel))
                 receiving.body = context.channel.allocator.buffer(capacity: 0)
                 receiving.publishCheck = .pending
                 state = .receiving(receiving)
-                checkPublish(context: context, request: request, head: head, check: check)
+                checkPublish(context: context, id: id, request: request, head: head, check: check)
             }
         case .mounted:
             request.peer = context.channel.remoteAddress
-            state = .receiving(Receiving(head: head, request: request, target: .route(route)))
+            state = .receiving(Receiving(id: id, head: head, request: request, target: .route(route)))
         default:
-            state = .receiving(Receiving(head: head, request: request, target: .route(route)))
+            state = .receiving(Receiving(id: id, head: head, request: request, target: .route(route)))
         }
     }
 
-    /// A request that ended: published, waiting for its publish check, or dispatched.
+    /// Whether a request that ended can go on now: its answer may queue behind the owed ones
+    /// (a publish) or nothing is owed (anything else), and earlier answers are not stuck.
+    private func mayProceed(context: ChannelHandlerContext, with request: Receiving) -> Bool {
+        guard context.channel.isWritable else { return false }
+        return request.isPublish ? owed.count < Self.maxPipelinedPublishes : owed.isEmpty
+    }
+
+    /// A request that ended: queued for its publish check, published, or dispatched.
     private func proceed(context: ChannelHandlerContext, with request: Receiving) {
+        state = .idle
+        let bytes = request.body?.readableBytes ?? 0
         switch (request.target, request.publishCheck) {
         case (.publish, .pending?):
-            state = .awaitingPublishCheck(request)
+            owe(Owed(id: request.id, head: request.head, bytes: bytes, answer: .checking(request)))
         case (.publish(let channel), _):
-            state = .idle
+            owe(Owed(id: request.id, head: request.head, bytes: bytes, answer: .publishing))
             publish(context: context, request: request, channel: channel)
         case (.answer(let response), _):
-            state = .idle
-            respond(context: context, to: request.head, response)
+            owe(Owed(id: request.id, head: request.head, bytes: 0, answer: .ready(response)))
+            writeReadyAnswers(context: context)
+            return
         case (.route(let route), _):
-            state = .idle
             dispatch(context: context, head: request.head, request: request.request, route: route)
+            return
         }
+        askForNextRequest(context: context)
+    }
+
+    private func owe(_ answer: Owed) {
+        owed.append(answer)
+        owedBytes += answer.bytes
+    }
+
+    /// Lets the gate pass the next request when this handler can take one now: idle, and
+    /// either nothing owed or room for one more publish whose answer is not stuck.
+    private func askForNextRequest(context: ChannelHandlerContext) {
+        guard !ended, !quiesceRequested, !awaitingHead, case .idle = state else { return }
+        if !owed.isEmpty {
+            guard owed.count < Self.maxPipelinedPublishes,
+                  owedBytes < endpoints.configuration.maxPayloadBytes,
+                  context.channel.isWritable
+            else { return }
+        }
+        awaitingHead = true
+        context.triggerUserOutboundEvent(HTTPConnectionEvent.nextRequest, promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .parked(let request) = state {
-            proceed(context: context, with: request)
+        if context.channel.isWritable {
+            if case .parked(let request) = state, mayProceed(context: context, with: request) {
+                proceed(context: context, with: request)
+            } else {
+                askForNextRequest(context: context)
+            }
         }
         context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // SwiftNIO's pipelining handler holds a shutdown's request to finish while a request is
-        // in flight, and passes it on when it is removed: for a request that becomes a stream,
-        // that is in the middle of `becomeStream`, before the stream handler is there to get it.
-        if event is ChannelShouldQuiesceEvent { quiesceRequested = true }
+        if event is ChannelShouldQuiesceEvent {
+            quiesceRequested = true
+            // Nothing in progress: close now. Otherwise the last answer closes, or the stream
+            // a request becomes is told to finish.
+            if case .idle = state, owed.isEmpty { context.close(promise: nil) }
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -256,6 +345,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Refused: 401/403 with `Connection: close` at once, whatever of the body has arrived.
     private func checkPublish(
         context: ChannelHandlerContext,
+        id: UInt64,
         request: BrokerRequest,
         head: HTTPRequestHead,
         check: AccessGated<AccessDecision>
@@ -263,61 +353,118 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch check {
         case .decided(let decision):
             // Open publishing and the publish key: decided here, on the loop, with no task.
-            publishCheckDecided(context: context, request: request, head: head, decision)
+            publishCheckDecided(context: context, id: id, request: request, head: head, decision)
         case .afterCheck(let check, let then):
             // A JWT's verification (jwt-kit's actor) leaves the loop.
             let promise = context.eventLoop.makePromise(of: AccessDecision.self)
             promise.completeWithTask { await check() }
             promise.futureResult.assumeIsolated().whenSuccess { [self] decision in
                 guard !ended else { return }
-                publishCheckDecided(context: context, request: request, head: head, then(decision))
+                publishCheckDecided(context: context, id: id, request: request, head: head, then(decision))
             }
         }
     }
 
-    /// A publish's access decision is known: refuse at once, or let the body's end publish.
-    private func publishCheckDecided(context: ChannelHandlerContext, request: BrokerRequest, head: HTTPRequestHead, _ decision: AccessDecision) {
-        if let refusal = endpoints.publishRefusal(decision, for: request) {
-            switch state {
-            case .receiving, .awaitingPublishCheck, .parked:
-                refuseEarly(context: context, head: head, refusal)
-            case .idle, .closing, .waiting:
-                break
-            }
-            return
-        }
+    /// Request `id`'s publish access decision is known. Refused: at once if its body is still
+    /// coming (the connection closes), or in its place among the owed answers if it ended.
+    /// Allowed: its body's end publishes, or it publishes now if that end came already.
+    private func publishCheckDecided(context: ChannelHandlerContext, id: UInt64, request: BrokerRequest, head: HTTPRequestHead, _ decision: AccessDecision) {
+        let refusal = endpoints.publishRefusal(decision, for: request)
         switch state {
-        case .parked(var receiving):
+        case .receiving(var receiving) where receiving.id == id:
+            if let refusal {
+                refuseEarly(context: context, head: head, refusal)
+                return
+            }
+            receiving.publishCheck = .allowed
+            if request.expectsContinue { receiving.continueOwed = true }
+            state = .receiving(receiving)
+            sendContinueIfDue(context: context)
+            return
+        case .parked(var receiving) where receiving.id == id:
+            if let refusal {
+                refuseEarly(context: context, head: head, refusal)
+                return
+            }
             receiving.publishCheck = .allowed
             state = .parked(receiving)
-        case .receiving(var receiving):
-            receiving.publishCheck = .allowed
-            state = .receiving(receiving)
-            if request.expectsContinue {
-                let continueHead = HTTPResponseHead(version: head.version, status: HTTPResponseWriter.status(.continue))
-                context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
-            }
-        case .awaitingPublishCheck(let receiving):
-            if case .publish(let channel) = receiving.target {
-                state = .idle
-                publish(context: context, request: receiving, channel: channel)
-            }
-        case .idle, .closing, .waiting:
-            break  // answered already (413, say) or closed
+            return
+        default:
+            break
         }
+        guard let index = owed.firstIndex(where: { $0.id == id }), case .checking(let receiving) = owed[index].answer else {
+            return  // answered already (413, say) or closed
+        }
+        if let refusal {
+            owed[index].answer = .ready(refusal)
+            writeReadyAnswers(context: context)
+        } else if case .publish(let channel) = receiving.target {
+            owed[index].answer = .publishing
+            publish(context: context, request: receiving, channel: channel)
+        }
+    }
+
+    /// An allowed publish asked for `100 Continue`: sent once no earlier answer is owed.
+    private func sendContinueIfDue(context: ChannelHandlerContext) {
+        guard owed.isEmpty, case .receiving(var receiving) = state, receiving.continueOwed else { return }
+        receiving.continueOwed = false
+        state = .receiving(receiving)
+        let continueHead = HTTPResponseHead(version: receiving.head.version, status: HTTPResponseWriter.status(.continue))
+        context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
     }
 
     // MARK: Publishing
 
+    /// Hands the publish to the endpoints; its answer takes its place among the owed ones.
     private func publish(context: ChannelHandlerContext, request: Receiving, channel: String) {
-        state = .waiting
+        let id = request.id
         let promise = context.eventLoop.makePromise(of: BrokerResponse.self)
         endpoints.publish(body: (request.body ?? ByteBuffer()).readableBytesView, channel: channel, request: request.request) { response in
             promise.succeed(response)
         }
         promise.futureResult.assumeIsolated().whenSuccess { [self] response in
-            state = .idle
-            respond(context: context, to: request.head, response)
+            guard !ended, let index = owed.firstIndex(where: { $0.id == id }) else { return }
+            owed[index].answer = .ready(response)
+            writeReadyAnswers(context: context)
+        }
+    }
+
+    /// No request is in progress after the owed answers (a shutdown asked: the last one closes).
+    private var closesWhenAnswered: Bool {
+        switch state {
+        case .idle, .closing: true
+        case .receiving, .parked, .waiting: false
+        }
+    }
+
+    /// Writes the owed answers that are ready, oldest first, up to the first that is not, with
+    /// one flush. Then a request parked behind them goes on, or the next one is asked for.
+    private func writeReadyAnswers(context: ChannelHandlerContext) {
+        var wrote = false
+        while let first = owed.first, case .ready(var response) = first.answer {
+            owed.removeFirst()
+            owedBytes -= first.bytes
+            wrote = true
+            if quiesceRequested, owed.isEmpty, closesWhenAnswered { response.closeAfter = true }
+            let (done, keepAlive) = HTTPResponseWriter.write(response, to: first.head, context: context, wrap: wrapOutboundOut, flush: false)
+            if keepAlive {
+                context.triggerUserOutboundEvent(HTTPConnectionEvent.responseEnded, promise: nil)
+            } else {
+                // The connection ends with this answer: nothing after it is answered.
+                state = .closing
+                owed.removeAll()
+                owedBytes = 0
+                context.flush()
+                done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+        }
+        if wrote { context.flush() }
+        sendContinueIfDue(context: context)
+        if case .parked(let request) = state, mayProceed(context: context, with: request) {
+            proceed(context: context, with: request)
+        } else {
+            askForNextRequest(context: context)
         }
     }
 
@@ -362,22 +509,33 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Responses
 
-    /// Answers before the request ended (its body is not read) and closes the connection.
+    /// Answers before the request ended (its body is not read) and closes the connection: at
+    /// once, or after the answers owed to earlier requests.
     private func refuseEarly(context: ChannelHandlerContext, head: HTTPRequestHead, _ response: BrokerResponse) {
         state = .closing
         context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
         var response = response
         response.closeAfter = true
-        respond(context: context, to: head, response)
+        if owed.isEmpty {
+            respond(context: context, to: head, response)
+        } else {
+            owe(Owed(id: nextRequestID, head: head, bytes: 0, answer: .ready(response)))
+            writeReadyAnswers(context: context)
+        }
     }
 
-    /// Writes a complete response, closing afterwards unless the request keeps the connection alive.
+    /// Writes a complete response to a request handled alone (nothing else owed), closing
+    /// afterwards unless the request keeps the connection alive.
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead, _ response: BrokerResponse) {
         guard !ended else { return }
+        var response = response
+        if quiesceRequested { response.closeAfter = true }
         let (done, keepAlive) = HTTPResponseWriter.write(response, to: head, context: context, wrap: wrapOutboundOut)
         if keepAlive {
             context.triggerUserOutboundEvent(HTTPConnectionEvent.responseEnded, promise: nil)
+            askForNextRequest(context: context)
         } else {
+            state = .closing
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }

@@ -23,20 +23,24 @@ enum HTTPResponseWriter {
         HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase)
     }
 
-    /// Writes `response` to `request` through the HTTP encoder and flushes. Returns the future of
-    /// the last write and whether the connection stays open after it.
+    /// Writes `response` to `request` through the HTTP encoder, and flushes unless `flush` is
+    /// false (several answers written together, flushed once). Returns the future of the last
+    /// write and whether the connection stays open after it.
     static func write(
         _ response: BrokerResponse,
         to request: HTTPRequestHead,
         context: ChannelHandlerContext,
-        wrap: (HTTPServerResponsePart) -> NIOAny
+        wrap: (HTTPServerResponsePart) -> NIOAny,
+        flush: Bool = true
     ) -> (done: EventLoopFuture<Void>, keepAlive: Bool) {
         let keepAlive = request.isKeepAlive && !response.closeAfter
         context.write(wrap(.head(head(response, version: request.version, keepAlive: keepAlive))), promise: nil)
         if let body = response.body, !body.isEmpty, request.method != .HEAD {
             context.write(wrap(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         }
-        return (context.writeAndFlush(wrap(.end(nil))), keepAlive)
+        let done = context.write(wrap(.end(nil)))
+        if flush { context.flush() }
+        return (done, keepAlive)
     }
 
     /// The whole response as HTTP/1.1 bytes with `Connection: close`, for handlers that write

@@ -10,6 +10,8 @@ enum HTTPConnectionEvent: Sendable {
     case responseEnded
     /// The request became a stream: no timer applies from now on.
     case becameStream
+    /// The request handler can take another request now (``HTTPRequestGate`` lets one through).
+    case nextRequest
 }
 
 /// Enforces `--request-timeout` and `--idle-timeout` on a connection until it becomes a stream,
@@ -111,6 +113,8 @@ final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .becameStream:
             run(machine.finish(), context: context)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        case .nextRequest:
+            break  // the gate's, which sits after this handler
         }
         promise?.succeed()
     }

@@ -201,6 +201,47 @@ struct BatchPublishTests {
         }
     }
 
+    @Test("single-event publishes pipelined on one keep-alive connection are worked on together: while Redis holds writes back, 16 are taken and go out in two script calls; every one answered in request order with consecutive ids and delivered once in that order")
+    func pipelinedOnOneConnection() async throws {
+        try await withRedis { redis in
+            try await withNode(redis: try redis.configuration) { node in
+                let client = try await node.stream("pipe")
+                try await redis.waitForSubscribers("pipe", count: 1)
+                _ = try await HistoryTests.publish(node, "pipe", "warm")  // the script is loaded
+                #expect(try await client.waitForEvents(1).count == 1)
+                _ = try await redis.command("CONFIG", "RESETSTAT")
+                let count = 200
+                let requests = (0..<count).map { index in
+                    let body = #"{"data": "e\#(index)"}"#
+                    return "POST /publish?channel=pipe HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                }
+                // Writes held back: the first publish's call waits in Redis, so the node's other
+                // publishes of the connection can only be waiting with it (serial handling would
+                // have taken no second request).
+                _ = try await redis.command("CLIENT", "PAUSE", "600", "WRITE")
+                let connection = try await TestConnection.connect(port: node.port)
+                try await connection.send(requests.joined() + "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                try await connection.waitForClose(timeout: .seconds(30))
+                let text = String(decoding: connection.received, as: UTF8.self)
+                let answers = text.components(separatedBy: "HTTP/1.1 ").dropFirst()
+                #expect(answers.count == count + 1)
+                #expect(answers.last?.hasPrefix("200 OK") == true && answers.last?.contains(#"{"status": "ok"}"#) == true, "the health check answered last")
+                let ids: [String] = answers.dropLast().compactMap { answer in
+                    guard answer.hasPrefix("200 OK"), let start = answer.range(of: #""id": ""#) else { return nil }
+                    return String(answer[start.upperBound...].prefix { $0 != "\"" })
+                }
+                #expect(ids.count == count, "every publish answered 200 with an id")
+                #expect(try Self.consecutive(ids), "answers in request order: ids consecutive")
+                // One INCR per publish-script call.
+                let calls = try await HistoryHardeningTests.calls(redis, "incr")
+                #expect(calls <= count - 14, "\(calls) script calls for \(count) publishes: the 15 taken behind the first went out together")
+                let expected = (0..<count).map { Self.event("e\($0)", ids[$0]) }
+                #expect(try await client.waitForEvents(count + 1, timeout: .seconds(30)).dropFirst() == expected[...])
+                await client.close()
+            }
+        }
+    }
+
     @Test("without history a batch is pipelined PUBLISHes: answered with receivers per event, delivered in order, the ids the publisher gave")
     func withoutHistory() async throws {
         try await withRedis { redis in

@@ -187,7 +187,7 @@ struct HTTPRequestHandlerTests {
             + "Transfer-Encoding: chunked\r\n\r\n")
         let pipeline = channel.pipeline.syncOperations
         #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPRequestHandler.self) }
-        #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPServerPipelineHandler.self) }
+        #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPRequestGate.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: HTTPResponseEncoder.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) }
         #expect(throws: (any Error).self) { try pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) }
