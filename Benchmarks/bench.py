@@ -10,6 +10,7 @@ import atexit
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -26,7 +27,8 @@ BROKER = ROOT / ".build" / "release" / "sse-broker"
 PUBLISH_BENCH = ROOT / ".build" / "release" / "sse-publish-bench"
 HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-# BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths (printed, BENCHMARKS.md left as it is).
+# BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths, BENCH_ONLY=s5 only the reconnect
+# storm (printed, BENCHMARKS.md left as it is).
 ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -186,10 +188,11 @@ class Broker:
 class Peer:
     """A peer started by Benchmarks/peers/NAME.sh start|stop."""
 
-    def __init__(self, script: str, name: str, redis: Redis, path: str, publish: dict, workers: int = 2) -> None:
+    def __init__(self, script: str, name: str, redis: Redis, path: str, publish: dict, workers: int = 2,
+                 instance: str = "") -> None:
         self.name, self.path, self.publish, self.redis = name, path, publish, redis
         self.port = free_port()
-        self.dir = WORK / script
+        self.dir = WORK / f"{script}{instance}"   # several instances of one peer each get their own
         self.dir.mkdir(exist_ok=True)
         self.env = dict(os.environ, PEER_DIR=str(self.dir), PORT=str(self.port), REDIS_PORT=str(redis.port), WORKERS=str(workers))
         self.script = ROOT / "Benchmarks" / "peers" / f"{script}.sh"
@@ -210,8 +213,8 @@ class Peer:
         subprocess.run([str(self.script), "stop"], env=self.env, check=False, timeout=120, capture_output=True)
 
 
-def nchan(redis: Redis, workers: int = 2) -> Peer:
-    return Peer("nchan", "Nchan", redis, "/sub/%s%d", {"publish": "http"}, workers=workers)
+def nchan(redis: Redis, workers: int = 2, instance: str = "") -> Peer:
+    return Peer("nchan", "Nchan", redis, "/sub/%s%d", {"publish": "http"}, workers=workers, instance=instance)
 
 
 def flask_sse(redis: Redis) -> Peer:
@@ -509,6 +512,158 @@ def s4_run(redis: Redis, server, channels: int, processes: int) -> dict:
     return result
 
 
+# S5: a node holding S5_STREAMS streams under a steady publish is killed (SIGKILL); its clients
+# resume on the other two nodes with Last-Event-ID, as EventSource does. The steady publish is
+# S5_RATE events/s to one channel through a surviving node: 75,000 deliveries/s at 15,000 streams.
+# Here every delivery at a low rate is a write of its own (~6 µs of a shared core), so 10/s keeps
+# the servers ~70% busy before the storm starts and 100/s would be 1.5M writes/s, far past two
+# cores: 5/s leaves the storm most of the machine. EventSource waits the server's `retry:` (neither
+# server sends one here) or its own default before reconnecting; the load tool uses a 0 ms base
+# plus a uniform 0-1,000 ms jitter per connection, the spread of 15,000 browsers' timers.
+S5_STREAMS = 3000 if QUICK else 15000
+S5_RATE = 5
+S5_KILL_AFTER_MS = 5000     # into the steady publish
+S5_JITTER_MS = 1000
+S5_SECONDS = 15             # of publishing: 5 s before the kill, the storm, the steady state after
+S5_ROUNDS = 1 if QUICK else 3   # interleaved, fresh servers each; the report shows the median round
+
+
+def raise_file_limit() -> None:
+    """15,000 streams on one node: servers started from here inherit the hard open-file limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def s5_run(redis: Redis, server, label: str, port: int, resume_ports: list[int], publish_port: int,
+           survivors: str, victims: str) -> dict:
+    redis.flush()
+    options = dict(server.options())
+    # History ids come only from events published through a node (POST /publish), not raw PUBLISH.
+    options.update(publish="broker" if isinstance(server, Broker) else "http", publish_port=publish_port, pids=survivors)
+    options.pop("format", None)
+    result = load(label, port=port, connections=S5_STREAMS, events=S5_RATE * S5_SECONDS, rate=S5_RATE, size=64,
+                  warmup_ms=2000, drain_ms=5000, resume_ports=",".join(map(str, resume_ports)), retry_ms=0,
+                  retry_jitter_ms=S5_JITTER_MS, kill_pids=victims, kill_after_ms=S5_KILL_AFTER_MS,
+                  storm_timeout_ms=60000, steady_ms=3000, redis_pids=str(redis.process.pid), **options)
+    r = result["resume"]
+    log(f"  {label} S5: {r['resumed']} of {r['closed_connections']} resumed, all in {r['storm_seconds']} s, "
+        f"lost {result['lost']}, dup {result['duplicates']}, {r['broker_cpu_us_per_resume']} µs broker + "
+        f"{r['redis_cpu_us_per_resume']} µs Redis CPU per resume")
+    return result
+
+
+def s5_round(redis: Redis) -> dict:
+    """One storm each: sse-broker (3 nodes, history on), then Nchan (3 instances on the same Redis)."""
+    out = {}
+    broker = Broker(redis, nodes=3, threads=1, history=True)
+    try:
+        first, second, third = broker.processes
+        out["sse-broker"] = s5_run(redis, broker, "sse-broker, history on", broker.ports[0], broker.ports[1:],
+                                   broker.ports[1], f"{second.pid},{third.pid}", str(first.pid))
+    finally:
+        broker.stop()
+    instances = []
+    try:
+        for index in range(3):
+            instances.append(nchan(redis, instance=f"-s5-{index}"))
+        victim, *rest = instances
+        out["Nchan"] = s5_run(redis, victim, "Nchan, Redis buffer", victim.port, [peer.port for peer in rest],
+                              rest[0].port, ",".join(peer.pids for peer in rest), victim.pids)
+    except Exception as error:   # reported, not fatal
+        log(f"  Nchan S5 failed: {error}")
+        out["Nchan"] = {"error": str(error)}
+    finally:
+        for peer in instances:
+            peer.stop()
+    return out
+
+
+def s5(redis: Redis) -> dict:
+    """The reconnect storm in S5_ROUNDS interleaved rounds; per server the round with the median
+    time to all resumed, and every round's figures."""
+    raise_file_limit()
+    rounds = [s5_round(redis) for _ in range(S5_ROUNDS)]
+    out = {"results": {}, "rounds": {}}
+    for name in ("sse-broker", "Nchan"):
+        runs = [entry[name] for entry in rounds if "resume" in entry.get(name, {})]
+        if runs:
+            out["results"][name] = sorted(runs, key=lambda run: run["resume"]["storm_seconds"])[len(runs) // 2]
+        elif any(name in entry for entry in rounds):
+            out["results"][name] = next(entry[name] for entry in rounds if name in entry)
+        out["rounds"][name] = [{key: run["resume"][key] for key in ("storm_seconds", "from_connect_p99_ms",
+                                                                    "broker_cpu_us_per_resume", "redis_cpu_us_per_resume")}
+                               | {"lost": run["lost"], "duplicates": run["duplicates"]} for run in runs]
+    return out
+
+
+def s5_report(s5_entry: dict) -> list[str]:
+    entry = s5_entry["results"]
+    first = next((result for result in entry.values() if "resume" in result), None)
+    streams = first["connections"] if first else S5_STREAMS
+    lines = [f"## S5: reconnect storm, a node holding {streams:,} streams is killed\n",
+             f"Three nodes on one Redis; {streams:,} streams on one channel, all on node 1; "
+             f"{first['rate'] if first else S5_RATE:.0f} events/s (64 bytes) published through node 2 for the whole run. "
+             f"{S5_KILL_AFTER_MS / 1000:.0f} s into the publish node 1 gets SIGKILL (Nchan: its master and workers). "
+             "Each client then resumes as EventSource does: it waits its reconnection time (no server sends `retry:` "
+             f"here, so 0 ms plus a uniform 0-{S5_JITTER_MS:,} ms jitter per client: the spread of many browsers' timers) "
+             "and reconnects to node 2 or 3 (round robin) with `Last-Event-ID`, the id of the last event it got. "
+             "sse-broker: 3 nodes of one loop, `--history 1000` (ids from POST /publish); Nchan: 3 nginx instances "
+             "of 2 workers, `nchan_use_redis on`, resuming from the message buffer in Redis.\n",
+             "| server | streams | time to all resumed (s) | resume time p50 / p99 from the close (ms) | "
+             "from the reconnect p50 / p99 (ms) | lost | duplicates | history-gap notices | failed attempts | "
+             "broker CPU per resume | Redis CPU per resume |",
+             "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rounds = s5_entry.get("rounds", {})
+    if any(len(runs) > 1 for runs in rounds.values()):
+        lines[1] = lines[1].rstrip("\n") + (f" The round with the median time to all resumed of {max(len(r) for r in rounds.values())} "
+                     "interleaved rounds (fresh servers each); every round is listed below the table.\n")
+    for name, result in entry.items():
+        if "resume" not in result:
+            lines.append(f"| {name} | failed: {result.get('error', '?').splitlines()[0][:160]} | | | | | | | | | |")
+            continue
+        r = result["resume"]
+        resumed = f"{r['storm_seconds']:.2f}" + ("" if r["resumed"] == r["closed_connections"] and not r.get("timed_out")
+                                                 else f" ({r['closed_connections'] - r['resumed']} never resumed)")
+        lines.append(f"| {name} | {result['connections']:,} | {resumed} | {r['from_close_p50_ms']:.0f} / "
+                     f"{r['from_close_p99_ms']:.0f} | {r['from_connect_p50_ms']} / {r['from_connect_p99_ms']} | "
+                     f"{result['lost']} | {result['duplicates']} | {r['history_gap_notices']} | {r['failed_attempts']} | "
+                     f"{r['broker_cpu_us_per_resume']:.0f} µs (net ≈{r.get('broker_cpu_us_per_resume_net', 0):.0f}) | "
+                     f"{r['redis_cpu_us_per_resume']:.0f} µs (net ≈{r.get('redis_cpu_us_per_resume_net', 0):.0f}) |")
+    lines.append("")
+    lines.append("A stream has resumed when its first new event after the reconnect arrives (replayed or live: the "
+                 "sequence at or past the next one it expects), or its response head if it already had every event "
+                 "published by then (nothing to replay). Time to all resumed runs from the first close to the last "
+                 f"resume, so it holds the jitter (up to {S5_JITTER_MS / 1000:.0f} s); \"from the reconnect\" is from "
+                 "a stream's connect to its resume: the server's part, queueing included (the storm wants more CPU than "
+                 "the two cores have). Lost and duplicates count every stream's events by the payload's sequence over "
+                 "the whole run, across the reconnect. CPU per resume: the surviving servers' processes and Redis "
+                 "(/proc), from the kill until every stream had resumed, divided by the resumes; that includes the live "
+                 "delivery to the streams already resumed and the publishes. The net figure is an estimate of the "
+                 "resumes' own: less the rate before the kill over the window and, per stream-second live in the window, "
+                 "what a live stream cost in the 3 s after the storm.\n")
+    for name, result in entry.items():
+        if "resume" not in result:
+            continue
+        r = result["resume"]
+        lines.append(f"- {name}: {r['resumed']:,} of {r['closed_connections']:,} streams resumed "
+                     f"({r.get('resumed_at_head', 0):,} with nothing to replay; "
+                     f"{r['attempts']:,} attempts, {r['ended_more_than_once']} streams needed more than one); the storm "
+                     f"window {r['kill_to_all_resumed_seconds']:.2f} s from the kill; surviving servers' CPU "
+                     f"{r['broker_cpu_percent_before']:.0f}% before the kill, {r['broker_cpu_percent_storm']:.0f}% in the "
+                     f"storm, {r['broker_cpu_percent_after']:.0f}% after it (the {result['connections']:,} streams live); "
+                     f"Redis {r['redis_cpu_percent_before']:.0f}% / {r['redis_cpu_percent_storm']:.0f}% / "
+                     f"{r['redis_cpu_percent_after']:.0f}%. Response head p50 / p99 {r['head_p50_ms']} / "
+                     f"{r['head_p99_ms']} ms after the connect.")
+    for name, runs in rounds.items():
+        if len(runs) > 1:
+            lines.append(f"- {name}, every round: " + "; ".join(
+                f"{run['storm_seconds']:.2f} s to all resumed, reconnect p99 {run['from_connect_p99_ms']:.0f} ms, "
+                f"{run['broker_cpu_us_per_resume']:.0f} / {run['redis_cpu_us_per_resume']:.0f} µs server / Redis CPU "
+                f"per resume, {run['lost']} lost, {run['duplicates']} dup" for run in runs))
+    return lines
+
+
 # ---- report -------------------------------------------------------------------------------------
 
 def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> str:
@@ -622,6 +777,13 @@ def report(results: dict, started: float) -> str:
         r = s4r["sse-broker"]
         add(f"| S4 {r['channels']:,} channels x 5 clients, no loss | {r['lost']} lost, p99 {r['p99_ms']} ms | "
             f"{'yes' if not r['lost'] else 'no'} |")
+    s5r = (results.get("s5") or {}).get("results", {})
+    if "resume" in s5r.get("sse-broker", {}):
+        r, run = s5r["sse-broker"]["resume"], s5r["sse-broker"]
+        met = r["resumed"] == r["closed_connections"] == run["connections"] and not run["lost"] and not run["duplicates"]
+        add(f"| S5 a node of {run['connections']:,} streams killed: all resume elsewhere, none lost | {r['resumed']:,} "
+            f"resumed in {r['storm_seconds']:.2f} s, {run['lost']} lost, {run['duplicates']} duplicates | "
+            f"{'yes' if met else 'no'} |")
     add("")
 
     # ---- S1 latency
@@ -731,6 +893,10 @@ def report(results: dict, started: float) -> str:
             add(f"| {name} | {result['connections']} | {result['rate']:.0f} | {result['deliveries_per_second']:.0f} | "
                 f"{result['lost']} | {result['p50_ms']} / {result['p99_ms']} / {result['p999_ms']} | {result['connect_seconds']} |")
         add("")
+    if results.get("s5"):
+        for line in s5_report(results["s5"]):
+            add(line)
+        add("")
     if results.get("tls"):
         for line in tls_report(results["tls"]):
             add(line)
@@ -739,6 +905,7 @@ def report(results: dict, started: float) -> str:
     add("```sh\nmake bench                 # everything above (BENCH_QUICK=1 for a short run)\n"
         "BENCH_ONLY=tls make bench  # only the TLS row, printed\n"
         "BENCH_ONLY=p1 make bench   # only the publish paths (P1), printed\n"
+        "BENCH_ONLY=s5 make bench   # only the reconnect storm (S5), printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -757,7 +924,8 @@ def report_only() -> int:
 def main() -> int:
     if "--report" in sys.argv:
         return report_only()
-    parts = {"p1": (lambda: p1(Redis()), p1_report), "tls": (lambda: tls_row(Redis(tls=True)), tls_report)}
+    parts = {"p1": (lambda: p1(Redis()), p1_report), "tls": (lambda: tls_row(Redis(tls=True)), tls_report),
+             "s5": (lambda: s5(Redis()), s5_report)}
     if ONLY in parts:
         scenario, render = parts[ONLY]
         try:
@@ -808,6 +976,8 @@ def main() -> int:
         results["s4"] = s4(redis)
         log("S3: nodes")
         results["s3"] = s3(redis)
+        log("S5: reconnect storm")
+        results["s5"] = s5(redis)
         log("TLS: S1 over a TLS Redis link")
         results["tls"] = tls_row(redis)
     finally:
