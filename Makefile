@@ -115,7 +115,7 @@ screenshots: test-deps
 	swift build
 	SSE_SCREENSHOT=$(CURDIR)/docs/screenshots/demo.png $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser/test_demo_browser.py
 
-## bench: release build, the load tool, then scenarios P1 and S1-S4 against sse-broker, Nchan and Flask-SSE;
+## bench: release build, the load tool, then scenarios P1, S1-S4 and S5 against sse-broker, Nchan and Flask-SSE;
 ## prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a short run; BENCH_ONLY=p1 or tls for one part).
 bench: deps
 	swift build -c release --product sse-broker
