@@ -38,6 +38,9 @@ package final class HistoryReplaySession {
     private var attempt = 0
     private let deadline: NIODeadline
     private var stallCheck: Scheduled<Void>?
+    /// Until the replay reads Redis, streams resuming from the same id on the same channels
+    /// may join it (``join(_:)``); told once when that ends.
+    private var joinClosed: (() -> Void)?
 
     /// Creates the replay; each client must already be in `beginReplay`.
     package init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamClient], channels: [ChannelName], start: Start) {
@@ -64,6 +67,24 @@ package final class HistoryReplaySession {
         }
     }
 
+    /// Whether a stream may still join: the replay has not read Redis yet.
+    private var hasRead = false
+
+    /// Adds `client` (already in `beginReplay`, the same channels and start) to a replay that
+    /// has not read Redis yet, so many streams resuming together share its reads and encoding.
+    /// False (nothing changed) once it has.
+    package func join(_ client: StreamClient) -> Bool {
+        loop.preconditionInEventLoop()
+        guard !hasRead else { return false }
+        clients.append(client)
+        return true
+    }
+
+    /// Runs `closed` when the replay stops taking streams (it starts reading Redis).
+    package func whenJoinCloses(_ closed: @escaping () -> Void) {
+        joinClosed = closed
+    }
+
     /// Starts once the subscriptions of every channel are confirmed.
     package func run() {
         loop.preconditionInEventLoop()
@@ -77,6 +98,11 @@ package final class HistoryReplaySession {
     // MARK: Steps (on the loop)
 
     private func readState() {
+        if !hasRead {
+            hasRead = true
+            joinClosed?()
+            joinClosed = nil
+        }
         guard pruneClients() else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop

@@ -28,6 +28,9 @@ package final class LoopStreamRegistry {
     private var heartbeatRoundStart = NIODeadline.now()
     private var heartbeatInterval = TimeAmount.seconds(15)
     private let metrics: BrokerMetrics
+    /// Resume replays of this loop that have not read Redis yet, which later resumes with the
+    /// same key join (``StreamHub``'s `register`); each leaves once it reads.
+    package var pendingResumes: [ResumeKey: HistoryReplaySession] = [:]
 
     /// - Parameter flushInterval: deliveries that come sooner than this after the loop's last
     ///   flush are written and flushed together once it has passed (`.zero`: never paced).

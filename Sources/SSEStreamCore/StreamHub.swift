@@ -133,7 +133,19 @@ package final class StreamHub: RedisSubscriberDelegate {
         change(client, on: loop, joining: true)
         if let resumeFrom = client.resumeFrom, let history {
             client.beginReplay(after: nil)
-            HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: client.channels, start: .resume(lastEventID: resumeFrom)).run()
+            // Streams of this loop resuming from the same id on the same channels while a replay
+            // for them has not read Redis yet join it: one state read, one read and one encoding
+            // per page for all of them (a reconnect storm after a node went away).
+            let registry = registries[index(of: loop)].value
+            let key = ResumeKey(channels: client.channels, lastEventID: resumeFrom)
+            if let pending = registry.pendingResumes[key], pending.join(client) { return }
+            let session = HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: client.channels, start: .resume(lastEventID: resumeFrom))
+            registry.pendingResumes[key] = session
+            session.whenJoinCloses { [weak registry, weak session] in
+                guard let registry, let session, registry.pendingResumes[key] === session else { return }
+                registry.pendingResumes[key] = nil
+            }
+            session.run()
         }
     }
 
@@ -540,6 +552,12 @@ private struct HubState {
 }
 
 /// Streams that catch up together: same channels, same start.
+/// Resumes that share one replay: the same channels, in order, and the same `Last-Event-ID` text.
+package struct ResumeKey: Hashable {
+    package let channels: [ChannelName]
+    package let lastEventID: String
+}
+
 private struct CatchUpKey: Hashable {
     package let channels: [ChannelName]
     package let from: HistoryPosition

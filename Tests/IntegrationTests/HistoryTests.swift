@@ -43,6 +43,48 @@ struct HistoryTests {
         await nodeB.shutdown()
     }
 
+    @Test("resumes arriving together from one id share one replay (one state read and one page read, not one each); each still gets exactly what it missed, once, in order, then live; another id is replayed on its own")
+    func simultaneousResumesShareReads() async throws {
+        let redis = try await RedisServerProcess()
+        let nodeA = try await BrokerNode(redis: try redis.configuration)
+        let nodeB = try await BrokerNode(redis: try redis.configuration)
+        var ids: [String] = []
+        for index in 1...30 { ids.append(try await Self.publish(nodeA, "storm", "e\(index)")) }
+        _ = try await redis.command("CONFIG", "RESETSTAT")
+        // Redis holds every command for 2 s, nodeB's subscription to the channel among them, so
+        // each resume below waits for it: all of them arrive while the first replay has not read.
+        _ = try await redis.command("CLIENT", "PAUSE", "2000", "ALL")
+        let sameCount = 40
+        let opened = try await withThrowingTaskGroup(of: (Int, StreamClient).self) { group in
+            for index in 0..<(sameCount + 5) {
+                let lastID = index < sameCount ? ids[9] : ids[19]
+                group.addTask { (index, try await StreamClient.open(port: nodeB.port, "/stream?channel=storm", headers: ["Last-Event-ID": lastID])) }
+            }
+            var clients: [Int: StreamClient] = [:]
+            for try await (index, client) in group { clients[index] = client }
+            return clients
+        }
+        let clients = (0..<(sameCount + 5)).compactMap { opened[$0] }
+        #expect(clients.count == sameCount + 5)
+        for (index, client) in clients.enumerated() {
+            let from = index < sameCount ? 11 : 21
+            #expect(try await client.waitForEvents(31 - from) == (from...30).map { Self.event("e\($0)", ids[$0 - 1]) }, "stream \(index)")
+        }
+        let calls = try await HistoryHardeningTests.calls(redis, "evalsha")
+        // Two ids, at most one replay each per event loop, each a state read and at most two
+        // pages, and the node's own counter reads: a few; one replay per stream would be >= 90.
+        #expect(calls <= 20, "\(calls) script calls for \(sameCount + 5) resumes")
+        try await redis.waitForSubscribers("storm", count: 1)
+        ids.append(try await Self.publish(nodeA, "storm", "live"))
+        for (index, client) in clients.enumerated() {
+            let from = index < sameCount ? 11 : 21
+            #expect(try await client.waitForEvents(32 - from).last == Self.event("live", ids[30]), "stream \(index) live after its replay")
+            await client.close()
+        }
+        await nodeA.shutdown()
+        await nodeB.shutdown()
+    }
+
     @Test("one id resumes a two-channel stream exactly, events of both channels in publish order; lastEventId works too")
     func resumeTwoChannels() async throws {
         let redis = try await RedisServerProcess()
