@@ -119,6 +119,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `HTTPProtocolErrorResponder`, or the connection broke or closed. An access decision or a
     /// publish that completes later must not answer again (a second response to one request).
     private var ended = false
+    /// A flush of written answers is queued behind the loop's pending tasks (see `flushSoon`).
+    private var flushQueued = false
 
     init(services: BrokerServices, socket: Int32, replacedByStream: HTTPPipeline.StreamReplaced) {
         self.services = services
@@ -425,7 +427,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         promise.futureResult.assumeIsolated().whenSuccess { [self] response in
             guard !ended, let index = owed.firstIndex(where: { $0.id == id }) else { return }
             owed[index].answer = .ready(response)
-            writeReadyAnswers(context: context)
+            writeReadyAnswers(context: context, flushingSoon: true)
+        }
+    }
+
+    /// Flushes once the loop has run the tasks already queued: the answers of one script call
+    /// reach the loop as one task each, and leave in one write instead of one per answer.
+    private func flushSoon(context: ChannelHandlerContext) {
+        guard !flushQueued else { return }
+        flushQueued = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushQueued = false
+            context.flush()
         }
     }
 
@@ -438,8 +451,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Writes the owed answers that are ready, oldest first, up to the first that is not, with
-    /// one flush. Then a request parked behind them goes on, or the next one is asked for.
-    private func writeReadyAnswers(context: ChannelHandlerContext) {
+    /// one flush: at once, or when `flushingSoon` (a publish's answer from Redis: the other
+    /// answers of its script call are likely queued right behind it) after the loop's queued
+    /// tasks. Then a request parked behind them goes on, or the next one is asked for.
+    private func writeReadyAnswers(context: ChannelHandlerContext, flushingSoon: Bool = false) {
         var wrote = false
         while let first = owed.first, case .ready(var response) = first.answer {
             owed.removeFirst()
@@ -459,7 +474,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
         }
-        if wrote { context.flush() }
+        if wrote {
+            if flushingSoon { flushSoon(context: context) } else { context.flush() }
+        }
         sendContinueIfDue(context: context)
         if case .parked(let request) = state, mayProceed(context: context, with: request) {
             proceed(context: context, with: request)

@@ -62,8 +62,11 @@ struct PipelinedPublishTests {
             try channel.writeInbound(ByteBuffer(string: text))
         }
 
+        /// What was written and flushed, once the loop ran what is queued (answers are flushed
+        /// after the loop's pending tasks).
         func output() throws -> String {
-            try HTTPPipelineTests.output(channel)
+            channel.embeddedEventLoop.run()
+            return try HTTPPipelineTests.output(channel)
         }
 
         /// The status codes written so far, in order.

@@ -167,9 +167,18 @@ final class ChildProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    /// Waits for the process to exit by itself.
+    /// Waits for the process to exit by itself, then for what it wrote last to be collected
+    /// (the pipe's handler runs on its own thread: until its output stops growing, at most 2 s).
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         try await eventually(timeout: timeout, "process exit") { !self.process.isRunning }
+        var seen = collected.count
+        var quiet = 0
+        for _ in 0..<40 where quiet < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+            let now = collected.count
+            quiet = now == seen ? quiet + 1 : 0
+            seen = now
+        }
         return process.terminationStatus
     }
 
@@ -195,6 +204,13 @@ final class CollectedOutput: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Bytes gathered so far.
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return data.count
     }
 }
 
