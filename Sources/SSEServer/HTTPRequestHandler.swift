@@ -182,8 +182,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Routes a request from its head; a publish is admitted (or refused) at once.
     private func receive(context: ChannelHandlerContext, head: HTTPRequestHead) {
         var request = BrokerRequest(head, peer: nil)
-        let id = nextRequestID
-        nextRequestID &+= 1
+        let id = takeRequestID()
         let route = services.router.route(method: request.method, path: request.path)
         switch route {
         case .publish:
@@ -226,14 +225,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             owe(Owed(id: request.id, head: request.head, bytes: bytes, answer: .publishing))
             publish(context: context, request: request, channel: channel)
         case (.answer(let response), _):
-            owe(Owed(id: request.id, head: request.head, bytes: 0, answer: .ready(response)))
-            writeReadyAnswers(context: context)
+            respond(context: context, to: request.head, response)
             return
         case (.route(let route), _):
             dispatch(context: context, head: request.head, request: request.request, route: route)
             return
         }
         askForNextRequest(context: context)
+    }
+
+    private func takeRequestID() -> UInt64 {
+        defer { nextRequestID &+= 1 }
+        return nextRequestID
     }
 
     private func owe(_ answer: Owed) {
@@ -533,28 +536,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.triggerUserOutboundEvent(HTTPConnectionEvent.requestEnded, promise: nil)
         var response = response
         response.closeAfter = true
-        if owed.isEmpty {
-            respond(context: context, to: head, response)
-        } else {
-            owe(Owed(id: nextRequestID, head: head, bytes: 0, answer: .ready(response)))
-            writeReadyAnswers(context: context)
-        }
+        respond(context: context, to: head, response)
     }
 
-    /// Writes a complete response to a request handled alone (nothing else owed), closing
-    /// afterwards unless the request keeps the connection alive.
+    /// Answers the request of `head` in its place among the owed answers: at once when nothing
+    /// is owed before it (every request but a publish), closing afterwards unless the request
+    /// keeps the connection alive.
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead, _ response: BrokerResponse) {
         guard !ended else { return }
-        var response = response
-        if quiesceRequested { response.closeAfter = true }
-        let (done, keepAlive) = HTTPResponseWriter.write(response, to: head, context: context, wrap: wrapOutboundOut)
-        if keepAlive {
-            context.triggerUserOutboundEvent(HTTPConnectionEvent.responseEnded, promise: nil)
-            askForNextRequest(context: context)
-        } else {
-            state = .closing
-            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        }
+        owe(Owed(id: takeRequestID(), head: head, bytes: 0, answer: .ready(response)))
+        writeReadyAnswers(context: context)
     }
 }
 
