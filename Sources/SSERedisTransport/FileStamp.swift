@@ -7,13 +7,13 @@ import Darwin
 #endif
 
 /// What identifies a file's version on disk: inode, size and modification time.
-struct FileStamp: Hashable {
+package struct FileStamp: Hashable {
     let inode: UInt64
     let size: Int64
     let seconds: Int
     let nanoseconds: Int
 
-    init(_ path: String) throws(TLSTunnelError) {
+    package init(_ path: String) throws(TLSTunnelError) {
         var info = stat()
         guard stat(path, &info) == 0 else {
             let reason = String(cString: strerror(errno))

@@ -61,6 +61,10 @@ public struct BrokerConfiguration: Sendable {
     public var demo: Bool
     /// This node's name, shown by the demo page (and in logs).
     public var nodeName: String
+    /// TLS on the node's listener (HTTPS, HTTP/2 by ALPN); nil serves cleartext.
+    public var tls: NodeTLSConfiguration?
+    /// HTTP/2: offered by ALPN with TLS, with prior knowledge in cleartext under `--h2c`.
+    public var http2: HTTP2Configuration
 
     /// Deliveries that may wait for one event loop before its clients are caught up from
     /// history instead (with history; without it, later deliveries are dropped and logged).
@@ -92,7 +96,9 @@ public struct BrokerConfiguration: Sendable {
         access: AccessConfiguration = .init(),
         corsOrigins: [String] = [],
         demo: Bool = false,
-        nodeName: String? = nil
+        nodeName: String? = nil,
+        tls: NodeTLSConfiguration? = nil,
+        http2: HTTP2Configuration = .init()
     ) {
         self.host = host
         self.port = port
@@ -116,6 +122,8 @@ public struct BrokerConfiguration: Sendable {
         self.corsOrigins = corsOrigins
         self.demo = demo
         self.nodeName = nodeName ?? "\(Self.hostname()):\(port)"
+        self.tls = tls
+        self.http2 = http2
     }
 
     /// This machine's host name, for the default node name.

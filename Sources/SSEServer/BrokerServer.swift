@@ -25,6 +25,8 @@ public final class BrokerServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let services: BrokerServices
     private let connections: ConnectionRegistry
+    /// The node's TLS context with `--tls-cert`; reloaded on SIGHUP and when its files change.
+    private let tls: NodeTLSContext?
     /// The node's one lifecycle state: every `start()` and `shutdown()` goes through it.
     private let state = Mutex(BrokerServerStateMachine<Running, CheckedContinuation<Void, Never>>())
 
@@ -33,6 +35,8 @@ public final class BrokerServer: Service, Sendable {
         let listener: SocketListener
         /// What the node mounted beside its own endpoints (the demo), running until the drain.
         let mounted: Task<Void, Never>?
+        /// Looks for changed TLS files every `reloadCheckSeconds`, until the drain.
+        let tlsWatch: Task<Void, Never>?
     }
 
     /// Creates a node; nothing runs until `start()` or `run()`. Throws for an unusable key, and
@@ -46,6 +50,7 @@ public final class BrokerServer: Service, Sendable {
     package init(configuration: BrokerConfiguration, logger: Logger, extensionFactory: BrokerExtensionFactory?) async throws {
         self.configuration = configuration
         self.logger = logger
+        let tls = try configuration.tls.map { try NodeTLSContext(configuration: $0, offersHTTP2: configuration.http2.isEnabled) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let made: BrokerServices
         do {
@@ -58,6 +63,7 @@ public final class BrokerServer: Service, Sendable {
         self.group = group
         self.services = made
         self.connections = ConnectionRegistry(limit: configuration.maxConnections)
+        self.tls = tls
     }
 
     /// Starts, serves until a graceful shutdown is requested, then drains.
@@ -101,7 +107,8 @@ public final class BrokerServer: Service, Sendable {
         logger.info(
             "sse-broker listening",
             metadata: [
-                "address": "\(configuration.host):\(running.listener.port)",
+                "address": "\(configuration.tls == nil ? "http" : "https")://\(configuration.host):\(running.listener.port)",
+                "http2": "\(configuration.tls != nil && configuration.http2.isEnabled ? "h2 by ALPN" : configuration.http2.acceptsCleartext ? "h2c (prior knowledge)" : "off")",
                 "redis": "\(configuration.redis)",
                 "threads": "\(configuration.threads)",
                 "node": "\(configuration.nodeName)",
@@ -120,6 +127,7 @@ public final class BrokerServer: Service, Sendable {
         let connections = self.connections
         let group = self.group
         let logger = self.logger
+        let tls = self.tls
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
         // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline.
         @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
@@ -136,7 +144,7 @@ public final class BrokerServer: Service, Sendable {
                             try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
                             return
                         }
-                        try HTTPPipeline.configure(pipeline, services: services, socket: socket)
+                        try ConnectionPipeline.configure(channel, services: services, socket: socket, tls: tls)
                     }
                 }
                 .withConnectedSocket(socket)
@@ -158,7 +166,42 @@ public final class BrokerServer: Service, Sendable {
         }
         services.core.start()
         let mounted = services.brokerExtension.map { mounted in Task { await mounted.run() } }
-        return Running(listener: listener, mounted: mounted)
+        return Running(listener: listener, mounted: mounted, tlsWatch: watchTLSFiles())
+    }
+
+    /// With TLS and a reload check interval: a task that loads the certificate and key again
+    /// whenever either file changed, for new connections.
+    private func watchTLSFiles() -> Task<Void, Never>? {
+        guard let tls, tls.configuration.reloadCheckSeconds > 0 else { return nil }
+        let interval = Duration.nanoseconds(TimeAmount.clamping(seconds: tls.configuration.reloadCheckSeconds).nanoseconds)
+        let logger = self.logger
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { break }
+                Self.log(tls.reload(force: false), logger: logger, cause: "the files changed")
+            }
+        }
+    }
+
+    /// Loads `--tls-cert` and `--tls-key` again (as SIGHUP asks): new connections get the new
+    /// certificate, open ones keep theirs. A reload that fails keeps the current certificate and
+    /// says why (and throws it). Returns false for a node without TLS.
+    @discardableResult
+    public func reloadTLS() throws(BrokerServerError) -> Bool {
+        guard let tls else { return false }
+        let outcome = tls.reload(force: true)
+        Self.log(outcome, logger: logger, cause: "reload asked")
+        if case .failed(let reason) = outcome { throw BrokerServerError(reason) }
+        return true
+    }
+
+    private static func log(_ outcome: NodeTLSContext.ReloadOutcome, logger: Logger, cause: String) {
+        switch outcome {
+        case .unchanged: break
+        case .reloaded: logger.notice("TLS certificate reloaded", metadata: ["cause": "\(cause)"])
+        case .failed(let reason): logger.error("TLS certificate not reloaded; the current one stays", metadata: ["cause": "\(cause)", "error": "\(reason)"])
+        }
     }
 
     /// The port actually bound (useful with port 0); kept after shutdown.
@@ -213,6 +256,7 @@ public final class BrokerServer: Service, Sendable {
     private func drain(_ running: Running?) async {
         let started = ContinuousClock.now
         running?.mounted?.cancel()
+        running?.tlsWatch?.cancel()
         await running?.listener.stop()
         services.core.stopHeartbeats()
         let open = connections.count

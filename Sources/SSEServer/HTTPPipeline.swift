@@ -72,6 +72,6 @@ enum HTTPPipeline {
             encoder: try pipeline.handler(type: HTTPResponseEncoder.self),
             decoder: try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
         )
-        try pipeline.addHandler(HTTPRequestHandler(services: services, socket: socket, replacedByStream: replaced))
+        try pipeline.addHandler(HTTPRequestHandler(services: services, handoff: .http1(replaced, socket: socket)))
     }
 }

@@ -101,10 +101,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let services: BrokerServices
     private var endpoints: BrokerEndpoints { services.endpoints }
-    /// The connection's socket, for a stream's direct writes.
-    private let socket: Int32
-    /// The HTTP handlers ``HTTPPipeline`` installed beside this one, which a stream replaces.
-    private let replacedByStream: HTTPPipeline.StreamReplaced
+    /// How a request that becomes a stream leaves the HTTP handlers.
+    private let handoff: StreamHandoff
     private var state = State.idle
     /// Answers owed, oldest first; only publishes (and their refusals) are ever more than one.
     private var owed = CircularBuffer<Owed>(initialCapacity: 4)
@@ -122,10 +120,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A flush of written answers is queued behind the loop's pending tasks (see `flushSoon`).
     private var flushQueued = false
 
-    init(services: BrokerServices, socket: Int32, replacedByStream: HTTPPipeline.StreamReplaced) {
+    init(services: BrokerServices, handoff: StreamHandoff) {
         self.services = services
-        self.socket = socket
-        self.replacedByStream = replacedByStream
+        self.handoff = handoff
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -490,9 +487,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Streams
 
-    /// Replaces the HTTP handlers with a `StreamConnectionHandler`, which writes the head itself.
+    /// Hands the connection (HTTP/1) or the HTTP/2 stream over to a stream sink: over HTTP/1
+    /// the HTTP handlers leave and a `StreamConnectionHandler` writes the head and the framed
+    /// events itself; over HTTP/2 the head goes out at once as HEADERS and an
+    /// ``HTTP2StreamSink`` sends the events as DATA through the stream's HTTP/2 codec.
     private func becomeStream(context: ChannelHandlerContext, head: HTTPRequestHead, opening: StreamOpening) {
-        let isChunked = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
         let configuration = services.configuration
         let preamble = opening.corsHeaders.isEmpty
             ? services.hub.preamble
@@ -501,26 +500,47 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 nodeName: configuration.demo ? configuration.nodeName : nil,
                 extraHeaders: opening.corsHeaders
             )
-        let stream = StreamConnectionHandler(
-            channels: opening.channels.map { ChannelName($0) },
-            resumeFrom: opening.resumeFrom,
-            isChunked: isChunked,
-            preamble: preamble.bytes(chunked: isChunked),
-            expiresAt: opening.expiresAt,
-            hub: services.hub,
-            clientBufferBytes: configuration.clientBufferBytes,
-            socket: socket
-        )
+        let channels = opening.channels.map { ChannelName($0) }
+        let sink: any StreamSinkHandler
+        let replaced: HTTPPipeline.StreamReplaced?
+        switch handoff {
+        case .http1(let handlers, let socket):
+            let isChunked = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
+            sink = StreamConnectionHandler(
+                channels: channels,
+                resumeFrom: opening.resumeFrom,
+                isChunked: isChunked,
+                preamble: preamble.bytes(chunked: isChunked),
+                expiresAt: opening.expiresAt,
+                hub: services.hub,
+                clientBufferBytes: configuration.clientBufferBytes,
+                socket: socket
+            )
+            replaced = handlers
+        case .http2:
+            var headers = HTTPHeaders(StreamPreamble.headers)
+            for (name, value) in opening.corsHeaders { headers.add(name: name, value: value) }
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            sink = HTTP2StreamSink(
+                channels: channels,
+                resumeFrom: opening.resumeFrom,
+                opening: preamble.opening,
+                expiresAt: opening.expiresAt,
+                hub: services.hub,
+                clientBufferBytes: configuration.clientBufferBytes
+            )
+            replaced = nil
+        }
         // Requests pipelined behind the stream, which SwiftNIO passes on as its handlers leave,
         // are never answered: the stream never ends, and its head must be the first thing sent.
         state = .closing
         context.triggerUserOutboundEvent(HTTPConnectionEvent.becameStream, promise: nil)
         let pipeline = context.pipeline.syncOperations
         do {
-            replacedByStream.remove(from: pipeline)
-            try pipeline.addHandler(stream)
+            replaced?.remove(from: pipeline)
+            try pipeline.addHandler(sink)
             pipeline.removeHandler(context: context, promise: nil)
-            if quiesceRequested { stream.finish() }
+            if quiesceRequested { sink.finish() }
         } catch {
             services.logger.error("cannot turn a connection into a stream", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -8,6 +8,7 @@ import SSEHistory
 import SSERedis
 import SSEServer
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -132,6 +133,24 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads. (env: SSE_THREADS, default: number of cores)")
     var threads: Int?
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("PEM certificate chain (leaf first) to serve HTTPS with, HTTP/2 offered by ALPN; with --tls-key. Reloaded on SIGHUP and when the file changes. (env: SSE_TLS_CERT, default: cleartext)", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("PEM private key of --tls-cert. (env: SSE_TLS_KEY)", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-handshake-timeout"), help: "Seconds a TLS handshake may take before the connection is closed. (env: SSE_TLS_HANDSHAKE_TIMEOUT, default: 10)")
+    var tlsHandshakeTimeout: Double?
+
+    @Flag(name: .customLong("no-http2"), help: "With TLS, offer HTTP/1.1 only by ALPN. (env: SSE_HTTP2=0)")
+    var noHTTP2 = false
+
+    @Flag(name: .customLong("h2c"), help: "Also accept HTTP/2 with prior knowledge on a cleartext listener (for proxies that speak HTTP/2 to their upstreams); HTTP/1.1 stays served. (env: SSE_H2C=1)")
+    var h2c = false
+
+    @Option(name: .customLong("h2-max-streams"), help: "Streams one HTTP/2 connection may have open at once (each EventSource holds one). (env: SSE_H2_MAX_STREAMS, default: 100, at most 1000)")
+    var h2MaxStreams: Int?
+
     func run() async throws {
         let environment = Environment()
         let levelText = logLevel ?? environment["LOG_LEVEL"] ?? "info"
@@ -162,6 +181,13 @@ struct BrokerCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
+        // SIGHUP reloads the TLS certificate and key (open connections keep theirs).
+        let reloads = configuration.tls == nil ? nil : Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                _ = try? server.reloadTLS()
+            }
+        }
+        defer { reloads?.cancel() }
         try await group.run()
         logger.info("sse-broker stopped")
     }
@@ -237,11 +263,36 @@ struct BrokerCommand: AsyncParsableCommand {
         try Self.check(configuration.requestTimeoutSeconds, "request-timeout", 0.01...86_400, unit: " seconds")
         try Self.check(configuration.idleTimeoutSeconds, "idle-timeout", 0.01...86_400, unit: " seconds")
         try Self.check(configuration.maxChannelsPerStream, "max-channels", 1...10_000)
+        try makeHTTP(into: &configuration, environment)
         return configuration
     }
 }
 
 extension BrokerCommand {
+    /// TLS and HTTP/2 on the node's listener.
+    private func makeHTTP(into configuration: inout BrokerConfiguration, _ environment: Environment) throws {
+        let certificate = tlsCert ?? environment["SSE_TLS_CERT"]
+        let key = tlsKey ?? environment["SSE_TLS_KEY"]
+        switch (certificate, key) {
+        case (nil, nil):
+            configuration.tls = nil
+        case (let certificate?, let key?):
+            var tls = NodeTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+            tls.handshakeTimeoutSeconds = try tlsHandshakeTimeout ?? environment.value("SSE_TLS_HANDSHAKE_TIMEOUT") ?? tls.handshakeTimeoutSeconds
+            try Self.check(tls.handshakeTimeoutSeconds, "tls-handshake-timeout", 0.01...3600, unit: " seconds")
+            configuration.tls = tls
+        case (nil, _?):
+            throw ValidationError("--tls-key needs --tls-cert")
+        case (_?, nil):
+            throw ValidationError("--tls-cert needs --tls-key")
+        }
+        configuration.http2.isEnabled = !(noHTTP2 || environment["SSE_HTTP2"] == "0")
+        configuration.http2.acceptsCleartext = h2c || environment["SSE_H2C"] == "1"
+        let streams = try h2MaxStreams ?? environment.value("SSE_H2_MAX_STREAMS") ?? configuration.http2.maxConcurrentStreams
+        try Self.check(streams, "h2-max-streams", 1...HTTP2Configuration.maxConcurrentStreamsLimit)
+        configuration.http2.maxConcurrentStreams = streams
+    }
+
     /// Refuses a value outside `range`, naming the option; NaN and infinities are outside every range.
     static func check<Value: Comparable>(_ value: Value, _ name: String, _ range: ClosedRange<Value>, unit: String = "") throws {
         guard range.contains(value) else {
