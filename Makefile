@@ -115,13 +115,26 @@ screenshots: test-deps
 	swift build
 	SSE_SCREENSHOT=$(CURDIR)/docs/screenshots/demo.png $(VENV)/bin/python -m pytest -q -p no:cacheprovider Tests/Browser/test_demo_browser.py
 
+## bench-deps: the load tool's TLS and HTTP/2 libraries (OpenSSL, nghttp2) and openssl for S1-TLS's certificates.
+.PHONY: bench-deps
+bench-deps: deps
+	@missing=""; \
+	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev"; \
+	pkg-config --exists libnghttp2 2>/dev/null || missing="$$missing libnghttp2-dev"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 ## bench: release build, the load tool, then scenarios P1, S1-S4 and S5 against sse-broker, Nchan and Flask-SSE;
-## prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a short run; BENCH_ONLY=p1 or tls for one part).
-bench: deps
+## then S1-TLS (S1 over plaintext, TLS and HTTP/2); prints a table and writes BENCHMARKS.md (BENCH_QUICK=1 for a
+## short run; BENCH_ONLY=p1, tls, s5 or s1tls for one part).
+bench: bench-deps
 	swift build -c release --product sse-broker
 	swift build -c release --product sse-publish-bench
 	mkdir -p .build/bench
-	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis
+	cc -O2 -Wall -o .build/bench/sse-load Benchmarks/loadgen/sse-load.c -lhiredis -lssl -lcrypto -lnghttp2
 	cc -O2 -Wall -o .build/bench/sse-trivial Benchmarks/loadgen/sse-trivial.c -lpthread
 	python3 Benchmarks/bench.py
 

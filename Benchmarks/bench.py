@@ -28,7 +28,7 @@ PUBLISH_BENCH = ROOT / ".build" / "release" / "sse-publish-bench"
 HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 # BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths, BENCH_ONLY=s5 only the reconnect
-# storm (printed, BENCHMARKS.md left as it is).
+# storm, BENCH_ONLY=s1tls only S1 over plaintext, TLS and HTTP/2 (printed, BENCHMARKS.md left as it is).
 ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -98,7 +98,10 @@ def load(label: str, port=None, ports=None, **options) -> dict:
     else:
         args += ["--port", str(port)]
     for key, value in options.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
+        if value is True:   # a flag without a value (--tls, --h2)
+            args.append("--" + key.replace("_", "-"))
+        else:
+            args += ["--" + key.replace("_", "-"), str(value)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"{label}: sse-load failed: {result.stderr.strip()[-400:]}")
@@ -157,17 +160,24 @@ class Broker:
     publish = {"publish": "redis", "format": "flask"}
 
     def __init__(self, redis: Redis, nodes: int = 1, threads: int | None = None, tls: bool = False,
-                 history: bool = False) -> None:
+                 history: bool = False, https: Path | None = None) -> None:
         self.redis = redis
         if tls:
             self.name = "sse-broker, TLS Redis"
         if history:
             self.name = "sse-broker, history on"
+        # https: a directory from make_certificates; the node serves HTTPS (ALPN h2, http/1.1) on its port.
+        serve = []
+        if https:
+            self.name = "sse-broker, HTTPS"
+            serve = ["--tls-cert", str(https / "server.crt"), "--tls-key", str(https / "server.key"),
+                     "--h2-max-streams", str(S1TLS_STREAMS_PER_CONN)]
         self.ports = [free_port() for _ in range(nodes)]
         threads = str(threads or (1 if nodes > 1 else 2))
         self.processes = [
             start([str(BROKER), "--port", str(port), "--redis-url", redis.url(tls), "--history", "1000" if history else "0",
-                   "--heartbeat", HEARTBEAT, "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20)])
+                   "--heartbeat", HEARTBEAT, "--log-level", "error", "--threads", threads, "--client-buffer", str(4 << 20),
+                   *serve])
             for port in self.ports
         ]
         for port in self.ports:
@@ -241,21 +251,24 @@ def port_of(server) -> int:
     return getattr(server, "port", None) or server.ports[0]
 
 
-def max_lossless(server, connections: int, rates: list[float], seconds: float) -> tuple[dict | None, list[dict]]:
-    """The highest rate in `rates` with zero loss, trying in order and stopping at the first loss."""
+def max_lossless(server, connections: int, rates: list[float], seconds: float, name: str | None = None,
+                 **extra) -> tuple[dict | None, list[dict]]:
+    """The highest rate in `rates` with zero loss, trying in order and stopping at the first loss.
+    `extra`: more load-tool options (S1-TLS: the transport); `name` labels the runs."""
     best, runs = None, []
+    name = name or server.name
     for rate in rates:
-        result = load(f"{server.name} {rate:.0f}/s", port=port_of(server),
+        result = load(f"{name} {rate:.0f}/s", port=port_of(server),
                       connections=connections, events=int(rate * seconds), rate=rate, size=64, warmup_ms=1000,
-                      drain_ms=3000, **server.options())
+                      drain_ms=3000, **server.options(), **extra)
         runs.append(result)
-        log(f"  {server.name} S1 {rate:.0f}/s: lost {result['lost']}, dup {result['duplicates']}, "
+        log(f"  {name} S1 {rate:.0f}/s: lost {result['lost']}, dup {result['duplicates']}, "
             f"{result['deliveries_per_second']:.0f} deliveries/s, p99 {result['p99_ms']} ms")
         if result["lost"] or result["duplicates"] or result["closed_connections"]:
             break
         best = result
         if result.get("achieved_rate", rate) < 0.9 * rate:
-            log(f"  {server.name}: publishing reached only {result['achieved_rate']:.0f}/s; stopping the search")
+            log(f"  {name}: publishing reached only {result['achieved_rate']:.0f}/s; stopping the search")
             break
     return best, runs
 
@@ -361,6 +374,111 @@ def tls_report(entry: dict) -> list[str]:
                          f"{best['deliveries_per_second'] / 1e6:.2f}M | {best['p99_ms']} ms |")
         else:
             lines.append(f"| {name} | {latency['median']['p99_ms']} ms ({rounds}) | none | | |")
+    return lines
+
+
+# S1-TLS: S1's streams (one channel, 64-byte events, Redis PUBLISH, history off) over plaintext HTTP/1.1,
+# HTTP/1.1 over TLS and HTTP/2 over TLS with S1TLS_STREAMS_PER_CONN streams per TCP connection.
+S1TLS_STREAMS_PER_CONN = 100
+S1TLS_ROWS = [
+    # (name, the node serves HTTPS, load-tool options)
+    ("plaintext HTTP/1.1", False, {}),
+    ("HTTP/1.1 over TLS", True, {"tls": True}),
+    (f"HTTP/2 over TLS, {S1TLS_STREAMS_PER_CONN} streams per connection", True,
+     {"h2": True, "streams_per_conn": S1TLS_STREAMS_PER_CONN}),
+]
+
+
+def s1tls(redis: Redis) -> dict:
+    """The three transports of S1TLS_ROWS: p99 at 100 events/s in interleaved rounds (one plaintext node
+    and one HTTPS node, the same build and Redis), then each one's highest lossless rate, then memory
+    per idle stream on a fresh node per row (RSS after the streams connected, less before, per stream)."""
+    connections = 300 if QUICK else 1000
+    # S1's search from a lower first step: HTTP/2 may lose events already at 1,000/s.
+    rates = [300, 1000, 3000, 10000] if QUICK else [300, 1000, 2000, 5000, 10000, 20000, 40000]
+    rounds = 3 if QUICK else 5
+    certs = WORK / "node-tls"
+    if not (certs / "server.crt").exists():
+        make_certificates(certs)
+    trust = {"tls_ca": str(certs / "ca.crt"), "tls_sni": "localhost"}
+    rows = [(name, https, dict(options, **trust) if https else options) for name, https, options in S1TLS_ROWS]
+    out = {"connections": connections, "streams_per_conn": S1TLS_STREAMS_PER_CONN, "rounds": rounds,
+           "latency": {}, "best": {}, "steps": {}, "idle": {}}
+    nodes = {False: Broker(redis), True: Broker(redis, https=certs)}
+    try:
+        runs = {name: [] for name, _, _ in rows}
+        for _ in range(rounds):
+            for name, https, options in rows:
+                redis.flush()
+                runs[name].append(load(f"S1-TLS {name} 100/s", port=port_of(nodes[https]), connections=connections,
+                                       events=300, rate=100, size=64, warmup_ms=1000, drain_ms=3000,
+                                       **nodes[https].options(), **options))
+        plain = runs[rows[0][0]]
+        for name, _, _ in rows:
+            out["latency"][name] = {"median": median_run(runs[name]), "p99s": sorted(r["p99_ms"] for r in runs[name]),
+                                    "versus_plaintext": sorted(round(a["p99_ms"] / b["p99_ms"], 2) for a, b in zip(runs[name], plain)
+                                                               if b["p99_ms"] and not a["lost"] and not b["lost"])}
+        log("  S1-TLS p99 at 100/s: " + ", ".join(f"{name} {entry['median']['p99_ms']} ms"
+                                                 for name, entry in out["latency"].items()))
+        for name, https, options in rows:
+            redis.flush()
+            out["best"][name], out["steps"][name] = max_lossless(nodes[https], connections, rates, 2.0 if QUICK else 3.0,
+                                                                 name=f"S1-TLS {name}", **options)
+    finally:
+        for node in nodes.values():
+            node.stop()
+    for name, https, options in rows:
+        # A fresh node per row: after the runs above its heap holds freed memory new streams would reuse.
+        node = Broker(redis, https=certs if https else None)
+        try:
+            redis.flush()
+            out["idle"][name] = load(f"S1-TLS {name} idle", port=port_of(node), connections=connections, events=100,
+                                     rate=100, size=64, warmup_ms=3000, drain_ms=5000, **node.options(), **options)
+        finally:
+            node.stop()
+        log(f"  S1-TLS {name}: {out['idle'][name]['server_rss_bytes_per_connection']:.0f} B per idle stream")
+    return out
+
+
+def s1tls_report(entry: dict) -> list[str]:
+    connections, per = entry["connections"], entry["streams_per_conn"]
+    lines = [f"## S1-TLS: S1 over plaintext HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS ({connections:,} streams)\n",
+             f"S1's load: {connections:,} streams on one channel, 64-byte events by Redis `PUBLISH`, one node of 2 event "
+             "loops, history off. The TLS rows share one node started with `--tls-cert`/`--tls-key` (a CA and a "
+             "localhost leaf, EC P-256, made with openssl at run time; ALPN `h2` then `http/1.1`), the plaintext row "
+             "another of the same build. The load tool (OpenSSL, nghttp2) checks the certificate against that CA with "
+             f"SNI localhost and does a full handshake per TCP connection; HTTP/2 multiplexes {per} streams "
+             f"(`GET /stream?channel=...`) on each connection ({-(-connections // per)} connections), with 16 MiB stream "
+             "and connection windows. Latency and loss are counted per stream as in S1. p99 at 100 events/s: the "
+             f"median of {entry['rounds']} interleaved rounds (the three rows one after another in each round); the "
+             "ratio to plaintext is per round. Highest lossless rate: S1's search with a first step at 300/s (it stops "
+             "at the first loss). "
+             "Memory: a fresh node per row, its RSS once the streams are connected, less before, per stream.\n",
+             "| transport | TCP connections | p50 / p99 / p99.9 ms at 100 events/s | p99 / plaintext's, per round | "
+             "server CPU per delivery at 100/s | highest lossless rate | deliveries/s there | p99 there | "
+             "server / load tool CPU there | memory per idle stream |",
+             "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    reference = next(iter(entry["latency"]), None)
+    for name, latency in entry["latency"].items():
+        run, best, idle = latency["median"], entry["best"].get(name), entry["idle"].get(name)
+        cpu = f"{run['server_cpu_percent'] * 10_000 / (run['rate'] * run['connections']):.1f} µs"
+        ratios = "(reference)" if name == reference else ", ".join(f"{r:.2f}" for r in latency["versus_plaintext"])
+        ceiling = (f"{best['achieved_rate']:.0f}/s | {best['deliveries_per_second'] / 1e6:.2f}M | {best['p99_ms']} ms | "
+                   f"{best['server_cpu_percent']:.0f}% / {best.get('reader_cpu_percent', 0):.0f}%"
+                   if best else "none lossless | | | ")
+        memory = f"{idle['server_rss_bytes_per_connection'] / 1024:.1f} KB" if idle else "n/a"
+        lines.append(f"| {name} | {run.get('tcp_connections', run['connections']):,} | {latency_cell(latency)} | "
+                     f"{ratios} | {cpu} | {ceiling} | {memory} |")
+    lines.append("")
+    lines.append("CPU is the share of one core over the run (`/proc` for the server; the load tool's reader for itself: "
+                 "it decrypts every TLS record as the server encrypts it, on the same two cores). Every p99 at 100/s, "
+                 "sorted: " + "; ".join(f"{name} {latency['p99s']}" for name, latency in entry["latency"].items()) + ".")
+    lines.append("")
+    lines.append("Every step of the search, in order:\n")
+    for name, steps in entry["steps"].items():
+        lines.append(f"- {name}: " + "; ".join(
+            f"{run['rate']:.0f}/s: {run['deliveries_per_second'] / 1e6:.2f}M deliveries/s, {run['lost']} lost, "
+            f"p99 {run['p99_ms']} ms" for run in steps))
     return lines
 
 
@@ -901,11 +1019,16 @@ def report(results: dict, started: float) -> str:
         for line in tls_report(results["tls"]):
             add(line)
         add("")
+    if results.get("s1tls"):
+        for line in s1tls_report(results["s1tls"]):
+            add(line)
+        add("")
     add("## Commands\n")
     add("```sh\nmake bench                 # everything above (BENCH_QUICK=1 for a short run)\n"
         "BENCH_ONLY=tls make bench  # only the TLS row, printed\n"
         "BENCH_ONLY=p1 make bench   # only the publish paths (P1), printed\n"
         "BENCH_ONLY=s5 make bench   # only the reconnect storm (S5), printed\n"
+        "BENCH_ONLY=s1tls make bench   # only S1 over plaintext, TLS and HTTP/2 (S1-TLS), printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -925,7 +1048,7 @@ def main() -> int:
     if "--report" in sys.argv:
         return report_only()
     parts = {"p1": (lambda: p1(Redis()), p1_report), "tls": (lambda: tls_row(Redis(tls=True)), tls_report),
-             "s5": (lambda: s5(Redis()), s5_report)}
+             "s5": (lambda: s5(Redis()), s5_report), "s1tls": (lambda: s1tls(Redis()), s1tls_report)}
     if ONLY in parts:
         scenario, render = parts[ONLY]
         try:
@@ -980,6 +1103,8 @@ def main() -> int:
         results["s5"] = s5(redis)
         log("TLS: S1 over a TLS Redis link")
         results["tls"] = tls_row(redis)
+        log("S1-TLS: S1 over plaintext HTTP/1.1, TLS and HTTP/2")
+        results["s1tls"] = s1tls(redis)
     finally:
         for peer in peers:
             peer.stop()

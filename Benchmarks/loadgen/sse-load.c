@@ -22,6 +22,10 @@
 // got its first new event after reconnecting (its resume), the CPU of --pids (the surviving
 // servers) and --redis-pids over that window. Every attempt has a deadline, every connection a
 // bounded number of attempts.
+//
+// With --tls, --h2 or --h2c the streams go over HTTP/1.1 over TLS, HTTP/2 over TLS (--streams-per-conn
+// streams per TCP connection) or HTTP/2 with prior knowledge, each stream counted as above: see
+// sse-load-tls.c, included below (link with -lssl -lcrypto -lnghttp2). Plain HTTP/1.1 keeps its own loops.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -495,6 +499,7 @@ typedef struct {
     // least once, connections resumed, the first end and the last resume (CLOCK_MONOTONIC ns).
     long closed_conns, resumed_conns;
     uint64_t first_close_ns, last_resume_ns;
+    double cpu_seconds;   // this reader's own CPU from the start of publishing to the end of its count
 } Part;
 
 typedef struct {
@@ -547,29 +552,44 @@ static uint32_t jitter(void) {   // xorshift64
     return (uint32_t)(jitter_state >> 32);
 }
 
-// A nonblocking connect from the connection's source address; its socket waits for EPOLLOUT.
-static int open_stream(Conn *c, uint32_t slot, int target_port) {
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0) return -1;
-    struct sockaddr_in source = {.sin_family = AF_INET};
-    source.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->global % sources));
-    if (bind(c->fd, (struct sockaddr *)&source, sizeof source)) { close(c->fd); c->fd = -1; return -1; }
+// A nonblocking connect from source address 127.0.0.(1 + source % sources); the socket waits for
+// EPOLLOUT with `slot` as its epoll data. Returns the socket, or -1.
+static int open_socket(int source, uint32_t slot, int target_port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(source % sources));
+    if (bind(fd, (struct sockaddr *)&from, sizeof from)) { close(fd); return -1; }
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(target_port)};
     inet_pton(AF_INET, host, &address.sin_addr);
-    if (connect(c->fd, (struct sockaddr *)&address, sizeof address) && errno != EINPROGRESS) { close(c->fd); c->fd = -1; return -1; }
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) && errno != EINPROGRESS) { close(fd); return -1; }
     struct epoll_event event = {.events = EPOLLOUT, .data.u32 = slot};
-    epoll_ctl(reader_epoll, EPOLL_CTL_ADD, c->fd, &event);
-    return 0;
+    epoll_ctl(reader_epoll, EPOLL_CTL_ADD, fd, &event);
+    return fd;
 }
 
-// Sends the GET once connected (with Last-Event-ID on a reconnect, when it has one).
-static int send_request(Conn *c, uint32_t slot) {
-    char request[512], target[256];
+// A nonblocking connect from the connection's source address; its socket waits for EPOLLOUT.
+static int open_stream(Conn *c, uint32_t slot, int target_port) {
+    c->fd = open_socket(c->global, slot, target_port);
+    return c->fd < 0 ? -1 : 0;
+}
+
+// The connection's GET with `host_header` as its Host (with Last-Event-ID on a reconnect, when it
+// has one); its length, or -1 when it does not fit.
+static int format_request(char *request, size_t cap, Conn *c, const char *host_header) {
+    char target[256];
     snprintf(target, sizeof target, path, prefix, c->channel);
     int len = c->attempts && c->last_id[0]
-        ? snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nLast-Event-ID: %s\r\n\r\n", target, c->last_id)
-        : snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n", target);
-    if (len <= 0 || len >= (int)sizeof request || write(c->fd, request, (size_t)len) != len) return -1;
+        ? snprintf(request, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nLast-Event-ID: %s\r\n\r\n", target, host_header, c->last_id)
+        : snprintf(request, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", target, host_header);
+    return len > 0 && len < (int)cap ? len : -1;
+}
+
+// Sends the GET once connected.
+static int send_request(Conn *c, uint32_t slot) {
+    char request[512];
+    int len = format_request(request, sizeof request, c, "127.0.0.1");
+    if (len < 0 || write(c->fd, request, (size_t)len) != len) return -1;
     struct epoll_event event = {.events = EPOLLIN, .data.u32 = slot};
     epoll_ctl(reader_epoll, EPOLL_CTL_MOD, c->fd, &event);
     return 0;
@@ -689,34 +709,32 @@ static void read_ready(int epoll, struct epoll_event *ready, Conn *list, uint64_
     }
 }
 
-// One reader process: opens connections index, index + P, index + 2P, ... and counts what they get.
-static void run_part(int index) {
-    Part *part = &shared->part[index];
-    reader_part = part;
-    int count = (connections - index + processes - 1) / processes;
-    conns = calloc((size_t)count, sizeof(Conn));
-    if (!conns) die("out of memory");
-    if (resume_port_count) {
-        timer_cap = (long)count * 2 * MAX_ATTEMPTS + 16;
-        timers = calloc((size_t)timer_cap, sizeof(Timer));
-        if (!timers) die("out of memory");
-        jitter_state ^= (uint64_t)(index + 1) * 0x2545f4914f6cdd1dull;
-    }
-    int epoll = epoll_create1(0);
-    reader_epoll = epoll;
-    uint64_t connect_started = now_ns();
+// Connection i of the whole run, before it connects.
+static void init_conn(Conn *c, int i) {
+    c->global = i;
+    c->channel = i % channels;
+    c->next = c->channel;
+    c->pending_seq = -1;
+    c->retry_ms = -1;
+}
+
+// The port connection (or TCP connection) i goes to.
+static int port_of(int i) { return port_count ? port_list[i % port_count] : port; }
+
+// TLS (OpenSSL) and HTTP/2 (nghttp2): their own connect and read loops, apart from the plain ones.
+#include "sse-load-tls.c"
+
+// Plain HTTP/1.1: opens this reader's `count` connections, each sends its GET; returns how many got
+// their response head.
+static int plain_connect_all(int index, int count, int epoll, struct epoll_event *ready) {
     int open_connections = 0, pending = 0;
-    struct epoll_event ready[1024];
+    uint64_t connect_started = now_ns();
     for (int j = 0; j < count || pending > 0 || open_connections < count;) {
         while (j < count && pending < 400) {   // bounded in-flight connects
             int i = index + j * processes;     // the connection's number in the whole run
             Conn *c = &conns[j];
-            c->global = i;
-            c->channel = i % channels;
-            c->next = c->channel;
-            c->pending_seq = -1;
-            c->retry_ms = -1;
-            int target_port = port_count ? port_list[i % port_count] : port;
+            init_conn(c, i);
+            int target_port = port_of(i);
             if (open_stream(c, (uint32_t)j, target_port)) die("connect to %d: %s (connection %d)", target_port, strerror(errno), i);
             pending++;
             j++;
@@ -750,21 +768,52 @@ static void run_part(int index) {
             break;
         }
     }
+    return open_connections;
+}
+
+static double own_cpu_seconds(void) {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// One reader process: opens connections index, index + P, index + 2P, ... and counts what they get.
+static void run_part(int index) {
+    Part *part = &shared->part[index];
+    reader_part = part;
+    int count = (connections - index + processes - 1) / processes;
+    conns = calloc((size_t)count, sizeof(Conn));
+    if (!conns) die("out of memory");
+    if (resume_port_count) {
+        timer_cap = (long)count * 2 * MAX_ATTEMPTS + 16;
+        timers = calloc((size_t)timer_cap, sizeof(Timer));
+        if (!timers) die("out of memory");
+        jitter_state ^= (uint64_t)(index + 1) * 0x2545f4914f6cdd1dull;
+    }
+    int epoll = epoll_create1(0);
+    reader_epoll = epoll;
+    uint64_t connect_started = now_ns();
+    struct epoll_event ready[1024];
+    int open_connections = transport == TRANSPORT_PLAIN ? plain_connect_all(index, count, epoll, ready)
+                                                        : tls_connect_all(index, count, epoll, ready);
     part->open_connections = open_connections;
     part->connect_seconds = (double)(now_ns() - connect_started) / 1e9;
     __atomic_store_n(&part->connected, 1, __ATOMIC_RELEASE);
     // Keep reading (heartbeats, late headers) until the parent starts publishing.
     uint64_t give_up = now_ns() + 300000000000ull;
     while (!__atomic_load_n(&shared->go, __ATOMIC_ACQUIRE)) {
-        read_ready(epoll, ready, conns, NULL, 20);
+        if (transport == TRANSPORT_PLAIN) read_ready(epoll, ready, conns, NULL, 20);
+        else tls_read_ready(epoll, ready, NULL, 20);
         if (now_ns() > give_up) die("the parent never started publishing");
     }
     samples = 0;
+    double cpu_at_go = own_cpu_seconds();
     long expected_total = 0;
     for (int j = 0; j < count; j++) expected_total += (events - conns[j].channel + channels - 1) / channels;
     uint64_t last_receive = shared->publish_started;
     for (;;) {
-        read_ready(epoll, ready, conns, &last_receive, 20);
+        if (transport == TRANSPORT_PLAIN) read_ready(epoll, ready, conns, &last_receive, 20);
+        else tls_read_ready(epoll, ready, &last_receive, 20);
         uint64_t drain_from = __atomic_load_n(&shared->drain_from, __ATOMIC_ACQUIRE);
         if (drain_from) {
             long got = 0;
@@ -798,6 +847,7 @@ static void run_part(int index) {
     part->overflow = overflow;
     part->max_latency_us = max_latency_us;
     part->last_receive = last_receive;
+    part->cpu_seconds = own_cpu_seconds() - cpu_at_go;
 }
 
 // ---- the storm (--kill-pids): watched by the parent on a thread beside the publisher ----
@@ -1008,14 +1058,22 @@ static void usage(void) {
         "  resume (EventSource) mode, the reconnect storm:\n"
         "         --resume-ports P2,P3 [--retry-ms 0] [--retry-jitter-ms 1000] [--attempt-timeout-ms 10000]\n"
         "         [--kill-pids 1,2 --kill-after-ms 5000] [--storm-timeout-ms 60000] [--steady-ms 2000]\n"
-        "         [--resume-expect N (default: every connection)] [--redis-pids 3]\n");
+        "         [--resume-expect N (default: every connection)] [--redis-pids 3]\n"
+        "  TLS and HTTP/2 (streams as above; Redis and HTTP publishing stay plaintext):\n"
+        "         --tls (HTTP/1.1 over TLS) | --h2 (HTTP/2 over TLS, ALPN h2) | --h2c (HTTP/2, prior knowledge)\n"
+        "         [--streams-per-conn 100 (HTTP/2)] [--tls-ca FILE | --tls-insecure] [--tls-sni localhost]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
+    int want_tls = 0, want_h2 = 0, want_h2c = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--tls")) { want_tls = 1; continue; }   // the flags without a value
+        if (!strcmp(a, "--h2")) { want_h2 = 1; continue; }
+        if (!strcmp(a, "--h2c")) { want_h2c = 1; continue; }
+        if (!strcmp(a, "--tls-insecure")) { tls_insecure = 1; continue; }
         if (!v) usage();
         if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) port = atoi(v);
@@ -1058,9 +1116,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steady-ms")) steady_ms = atoi(v);
         else if (!strcmp(a, "--resume-expect")) resume_expect = atol(v);
         else if (!strcmp(a, "--redis-pids")) snprintf(redis_pids, sizeof redis_pids, "%s", v);
+        else if (!strcmp(a, "--streams-per-conn")) streams_per_conn = atoi(v);
+        else if (!strcmp(a, "--tls-ca")) tls_ca = v;
+        else if (!strcmp(a, "--tls-sni")) tls_sni = v;
         else usage();
         i++;
     }
+    transport = want_h2c ? TRANSPORT_H2C : want_h2 ? TRANSPORT_H2 : want_tls ? TRANSPORT_TLS : TRANSPORT_PLAIN;
+    if ((want_h2c && (want_h2 || want_tls)) || (transport != TRANSPORT_PLAIN && resume_port_count)
+        || streams_per_conn < 1 || streams_per_conn > MAX_STREAMS_PER_CONN) usage();
     struct rlimit limit;
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
@@ -1162,6 +1226,7 @@ int main(int argc, char **argv) {
     double cpu_after = read_cpu_seconds();
     long rss_after = read_rss_kb();
     long received = 0, lost = 0, dups = 0, reordered = 0, closed = 0, lossy = 0, expected_total = 0;
+    double reader_cpu = 0;
     uint64_t all_samples = 0, last_receive = shared->publish_started;
     max_latency_us = 0;
     for (int k = 0; k < processes; k++) {
@@ -1174,6 +1239,7 @@ int main(int argc, char **argv) {
         closed += part->closed;
         lossy += part->lossy;
         all_samples += part->samples;
+        reader_cpu += part->cpu_seconds;
         if (part->max_latency_us > max_latency_us) max_latency_us = part->max_latency_us;
         if (part->last_receive > last_receive) last_receive = part->last_receive;
     }
@@ -1205,6 +1271,9 @@ int main(int argc, char **argv) {
            (double)max_latency_us / 1000.0, connect_seconds, rss_before, rss_connected, rss_after,
            connections ? (double)(rss_connected - rss_before) * 1024.0 / connections : 0,
            elapsed > 0 ? (cpu_after - cpu_before) / elapsed * 100.0 : 0, first[0], first[1], last[0], last[1]);
+    // The readers' own CPU over the same window as the server's (%: of one core), to tell a saturated tool.
+    printf(", \"transport\": \"%s\", \"streams_per_conn\": %d, \"tcp_connections\": %ld, \"reader_cpu_percent\": %.1f",
+           transport_name(), streams_per_transport(), tcp_connections_of_run(), elapsed > 0 ? reader_cpu / elapsed * 100.0 : 0);
     if (resume_port_count) print_resume();
     printf("}\n");
     return 0;
