@@ -8,12 +8,12 @@ PORT ?= 5000
 REDIS_PORT ?= 6379
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config python3-venv
-TEST_APT_PACKAGES := nginx-light chromium chromium-driver
+TEST_APT_PACKAGES := nginx-light chromium chromium-driver openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
 
-.PHONY: all deps build release run test test-deps test-hummingbird example fuzz soak screenshots bench redis cluster cluster-down clean
+.PHONY: all deps build release run run-tls test test-deps test-hummingbird example fuzz soak screenshots bench redis cluster cluster-down clean
 
 all: build
 
@@ -48,10 +48,19 @@ redis: deps
 	fi
 
 ## run: build and serve on PORT (5000) with the demo page, starting a local Redis when none answers.
+## TLS=1 (or `make run-tls`): HTTPS and HTTP/2 on https://localhost:PORT/ with a certificate that
+## scripts/dev-cert.sh makes once in .run/tls (signed by a local CA it tells you how to trust).
+TLS ?=
+RUN_TLS_ARGS = $(if $(filter 1 yes true,$(TLS)),--tls-cert $(RUN_DIR)/tls/localhost.pem --tls-key $(RUN_DIR)/tls/localhost-key.pem)
 run: build redis
-	.build/debug/sse-broker --host 127.0.0.1 --port $(PORT) --redis-url $(REDIS_URL) --demo
+	@$(if $(RUN_TLS_ARGS),PORT=$(PORT) scripts/dev-cert.sh && echo "serving https://localhost:$(PORT)/",true)
+	.build/debug/sse-broker --host 127.0.0.1 --port $(PORT) --redis-url $(REDIS_URL) --demo $(RUN_TLS_ARGS)
 
-## cluster: the docker-compose topology without Docker: redis on 6379, three nodes, nginx on 8080.
+run-tls:
+	$(MAKE) run TLS=1
+
+## cluster: the docker-compose topology without Docker: redis on 6379, three nodes, nginx on 8080
+## (HTTP/1.1) and 8443 (HTTPS + HTTP/2, LB_TLS_PORT; CA in .run/cluster/tls/ca.crt).
 cluster: build
 	@command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light >/dev/null; }
 	scripts/cluster.sh up
@@ -67,6 +76,7 @@ test-deps: deps
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_APT_PACKAGES) >/dev/null; \
@@ -80,7 +90,8 @@ test-deps: deps
 TEST_WIDTH ?= 6
 
 ## test: the full suite. Each test starts its own throwaway redis-server (or cluster) and stops it after:
-## the Swift tests, then the real-browser demo test through nginx and the compose-file check.
+## the Swift tests, then the real-browser demo tests (through nginx; three tabs over HTTP/1.1 and
+## HTTP/2) and the compose-file check.
 test: test-deps
 	@# The standalone broker must not even resolve Hummingbird (it is behind the package trait).
 	@if swift package show-dependencies 2>/dev/null | grep -qi hummingbird; then \

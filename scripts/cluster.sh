@@ -6,7 +6,9 @@
 #   scripts/cluster.sh down   stop everything this script started, by pid
 #
 # Settings (environment): CLUSTER_DIR (.run/cluster), REDIS_PORT (6379), NODE_PORTS ("5001 5002 5003"),
-# LB_PORT (8080), BROKER (.build/debug/sse-broker), NODE_ARGS (extra sse-broker options),
+# LB_PORT (8080), LB_TLS_PORT (8443: nginx's HTTPS + HTTP/2 front on the same nodes, with a certificate
+# for localhost and 127.0.0.1 signed by a CA made here, $CLUSTER_DIR/tls/ca.crt; empty for none),
+# BROKER (.build/debug/sse-broker), NODE_ARGS (extra sse-broker options),
 # SSE_PUBLISH_KEY (the nodes' publish key; a random one if unset, written to $CLUSTER_DIR/publish-key:
 # requests through nginx carry X-Forwarded-For, so they never publish openly).
 #
@@ -25,6 +27,7 @@ CLUSTER_DIR=${CLUSTER_DIR:-$PWD/.run/cluster}
 REDIS_PORT=${REDIS_PORT:-6379}
 NODE_PORTS=${NODE_PORTS:-"5001 5002 5003"}
 LB_PORT=${LB_PORT:-8080}
+LB_TLS_PORT=${LB_TLS_PORT-8443}
 BROKER=${BROKER:-$PWD/.build/debug/sse-broker}
 NODE_ARGS=${NODE_ARGS:-}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -138,7 +141,17 @@ up() {
     for port in $NODE_PORTS; do wait_for_port "$port"; done
     echo "nodes: $index on ports $NODE_PORTS"
     mkdir -p "$CLUSTER_DIR/nginx"
-    # The server block is deploy/nginx-sse.conf's, with loopback upstreams.
+    # The server block is deploy/nginx-sse.conf's, with loopback upstreams. The TLS port is one more
+    # listen of it: HTTP/2 to browsers (one connection carries all of a page's streams, so no
+    # six-connections-per-host limit), HTTP/1.1 to the nodes as on the plaintext port.
+    local listen="listen 127.0.0.1:$LB_PORT;"
+    if [ -n "$LB_TLS_PORT" ]; then
+        make_tls_certificates
+        # nginx 1.22 (Debian 12) spells HTTP/2 as a listen parameter; 1.25.1+ also has `http2 on;`.
+        listen="$listen\n    listen 127.0.0.1:$LB_TLS_PORT ssl http2;"
+        listen="$listen\n    ssl_certificate $CLUSTER_DIR/tls/server.crt;\n    ssl_certificate_key $CLUSTER_DIR/tls/server.key;"
+        listen="$listen\n    ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
     {
         echo "pid $CLUSTER_DIR/nginx.pid;"
         echo "error_log $CLUSTER_DIR/nginx-error.log warn;"
@@ -148,13 +161,17 @@ up() {
         echo "    access_log off;"
         echo "    client_body_temp_path $CLUSTER_DIR/nginx/body; proxy_temp_path $CLUSTER_DIR/nginx/proxy;"
         echo "    fastcgi_temp_path $CLUSTER_DIR/nginx/fastcgi; uwsgi_temp_path $CLUSTER_DIR/nginx/uwsgi; scgi_temp_path $CLUSTER_DIR/nginx/scgi;"
-        sed -e '/^    server node[0-9]:5000/d' -e "s/listen 8080;/listen 127.0.0.1:$LB_PORT;/" \
+        sed -e '/^    server node[0-9]:5000/d' -e "s|listen 8080;|$listen|" \
             -e "s|    least_conn;|    least_conn;\n$servers|" deploy/nginx-sse.conf | sed 's/^/    /'
         echo "}"
     } >"$CLUSTER_DIR/nginx.conf"
     "$NGINX" -c "$CLUSTER_DIR/nginx.conf" -p "$CLUSTER_DIR/nginx" -e "$CLUSTER_DIR/nginx-error.log"
     wait_for_port "$LB_PORT"
     echo "nginx: http://127.0.0.1:$LB_PORT/ (pid $(cat "$CLUSTER_DIR/nginx.pid"))"
+    if [ -n "$LB_TLS_PORT" ]; then
+        wait_for_port "$LB_TLS_PORT"
+        echo "nginx: https://localhost:$LB_TLS_PORT/ (HTTP/2; trust $CLUSTER_DIR/tls/ca.crt, e.g. curl --cacert it)"
+    fi
     echo "publish key: in $CLUSTER_DIR/publish-key (Authorization: Bearer KEY; the demo page has a field for it)"
 }
 

@@ -24,17 +24,24 @@ class Cluster:
         self.redis_port = free_port()
         self.node_ports = [free_port() for _ in range(3)]
         self.lb_port = free_port()
+        self.lb_tls_port = free_port()
         self.env = dict(
             os.environ,
             CLUSTER_DIR=str(self.dir),
             REDIS_PORT=str(self.redis_port),
             NODE_PORTS=" ".join(map(str, self.node_ports)),
             LB_PORT=str(self.lb_port),
+            LB_TLS_PORT=str(self.lb_tls_port),
         )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.lb_port}/"
+
+    @property
+    def tls_url(self) -> str:
+        """nginx's HTTPS + HTTP/2 front (certificate for localhost, CA in CLUSTER_DIR/tls/ca.crt)."""
+        return f"https://localhost:{self.lb_tls_port}/"
 
     def up(self) -> None:
         subprocess.run([str(ROOT / "scripts/cluster.sh"), "up"], env=self.env, check=True, timeout=120)
@@ -70,8 +77,8 @@ def cluster():
         cluster.down()
 
 
-@pytest.fixture
-def browser():
+def start_browser(*flags: str, page_load_strategy: str = "normal"):
+    """Headless Chromium under chromedriver, with extra command-line `flags`; the caller quits it."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -80,9 +87,15 @@ def browser():
     assert chromium and driver_path, "chromium and chromium-driver are required (make test installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
+    options.page_load_strategy = page_load_strategy
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000", *flags):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = start_browser()
     try:
         yield driver
     finally:
