@@ -141,7 +141,7 @@ public final class BrokerServer: Service, Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         guard connections.admit(channel) else {
-                            try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections))
+                            try pipeline.addHandler(OverloadResponder(limit: services.configuration.maxConnections, answers: tls == nil))
                             return
                         }
                         try ConnectionPipeline.configure(channel, services: services, socket: socket, tls: tls)
@@ -311,15 +311,18 @@ private final class DrainOutcome: Sendable {
     }
 }
 
-/// Answers a connection beyond `--max-connections` with 503 and closes it, before any HTTP parsing.
+/// Answers a connection beyond `--max-connections` with 503 and closes it, before any HTTP
+/// parsing. Over TLS it only closes: a cleartext 503 would be noise to a TLS client.
 private final class OverloadResponder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let limit: Int
+    private let answers: Bool
     private var answered = false
 
-    init(limit: Int) {
+    init(limit: Int, answers: Bool) {
         self.limit = limit
+        self.answers = answers
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -333,6 +336,10 @@ private final class OverloadResponder: ChannelInboundHandler {
     private func refuse(context: ChannelHandlerContext) {
         guard !answered else { return }
         answered = true
+        guard answers else {
+            context.close(promise: nil)
+            return
+        }
         let body = HTTPError(.serviceUnavailable, "node at its connection limit (\(limit)); retry or use another node").body
         let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
             + "Retry-After: 1\r\nConnection: close\r\n\r\n"

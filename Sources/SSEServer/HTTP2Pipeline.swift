@@ -36,13 +36,28 @@ enum HTTP2Pipeline {
             HTTP2Setting(parameter: .initialWindowSize, value: 65535),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
+        // The limit is also kept here, not only advertised: SETTINGS bind a client only once it
+        // has acknowledged them, and one that opens streams first (or never acknowledges) is
+        // refused each stream beyond the limit.
+        let limit = clampedStreams(configuration.http2.maxConcurrentStreams)
+        let open = NIOLoopBoundBox(0, eventLoop: channel.eventLoop)
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
             streamConfiguration: stream,
             streamDelegate: management.http2StreamDelegate
         ) { streamChannel in
-            streamChannel.eventLoop.makeCompletedFuture {
+            guard open.value < limit else {
+                // Once the stream is set up (HTTP/2's own bookkeeping learns of it after this).
+                streamChannel.eventLoop.execute {
+                    streamChannel.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.refusedStream), promise: nil)
+                    streamChannel.close(promise: nil)
+                }
+                return streamChannel.eventLoop.makeSucceededVoidFuture()
+            }
+            open.value += 1
+            streamChannel.closeFuture.whenComplete { _ in open.value -= 1 }
+            return streamChannel.eventLoop.makeCompletedFuture {
                 try configureStream(streamChannel.pipeline.syncOperations, services: services)
             }
         }

@@ -9,9 +9,13 @@ import SSEWire
 /// connection and sibling streams unharmed.
 ///
 /// The head was sent by ``HTTPRequestHandler`` before this handler took over. The backlog the
-/// `--client-buffer` cut-off reads is the bytes handed to HTTP/2 and not yet sent: SwiftNIO's
-/// HTTP/2 stream holds writes that its peer's flow-control window does not let out (a stream
-/// whose reader stopped reading), and completes each write's promise once it has left.
+/// `--client-buffer` cut-off reads is the bytes written while SwiftNIO's HTTP/2 stream was
+/// unwritable and not sent yet (each such write's promise completes once it has left). The
+/// stream turns unwritable once it holds a few KiB that its peer's flow-control window (a
+/// stream whose reader stopped reading) or the connection does not let out; what was written
+/// before that is within those few KiB, and what is written but not flushed yet is queued by
+/// design (one flush per loop turn). A stream that keeps up pays no promise per write, and a
+/// burst that the connection sends a moment later does not count as a slow client.
 final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -19,11 +23,14 @@ final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
     private var makeClient: ((HTTP2StreamSink, any EventLoop) -> StreamClient)?
     private(set) var client: StreamClient?
     private var context: ChannelHandlerContext?
-    /// Bytes written and not yet sent by HTTP/2 (the write's promise has not completed).
-    private var pendingBytes = 0
-    /// Bytes written since the last flush: queued by design, not the client's backlog.
-    private var unflushedBytes = 0
     private var ended = false
+    /// As SwiftNIO last said.
+    private var isWritable = true
+    /// Bytes written while the stream was unwritable that have not left yet.
+    private var unsentWhileUnwritable = 0
+    /// Of those, the ones not flushed yet: queued by design (one flush per loop turn), so not
+    /// the client's backlog.
+    private var unflushedWhileUnwritable = 0
 
     init(
         channels: [ChannelName],
@@ -54,7 +61,8 @@ final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
         self.makeClient = nil
         let client = makeClient(self, context.eventLoop)
         self.client = client
-        client.sinkWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        client.sinkWritabilityChanged(isWritable: isWritable)
         client.start(isActive: context.channel.isActive)
     }
 
@@ -68,7 +76,8 @@ final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        client?.sinkWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        client?.sinkWritabilityChanged(isWritable: isWritable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -101,18 +110,21 @@ final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
     // MARK: StreamSink
 
     func write(_ bytes: ByteBuffer) {
-        guard let context, !ended else { return }
+        guard let context, !ended, bytes.readableBytes > 0 else { return }
+        guard !isWritable else {
+            context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+            return
+        }
         let count = bytes.readableBytes
-        guard count > 0 else { return }
-        pendingBytes += count
-        unflushedBytes += count
+        unsentWhileUnwritable += count
+        unflushedWhileUnwritable += count
         let sent = context.eventLoop.makePromise(of: Void.self)
-        sent.futureResult.assumeIsolated().whenComplete { [self] _ in pendingBytes -= count }
+        sent.futureResult.assumeIsolated().whenComplete { [self] _ in unsentWhileUnwritable -= count }
         context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: sent)
     }
 
     func flush() {
-        unflushedBytes = 0
+        unflushedWhileUnwritable = 0
         context?.flush()
     }
 
@@ -121,13 +133,13 @@ final class HTTP2StreamSink: ChannelInboundHandler, StreamSinkHandler {
         flush()
     }
 
-    var unreadBytes: Int { max(0, pendingBytes - unflushedBytes) }
+    var unreadBytes: Int { max(0, unsentWhileUnwritable - unflushedWhileUnwritable) }
 
     func end(after last: ByteBuffer?) {
         guard let context, !ended else { return }
         if let last { write(last) }
         ended = true
-        unflushedBytes = 0
+        unflushedWhileUnwritable = 0
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

@@ -142,6 +142,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-handshake-timeout"), help: "Seconds a TLS handshake may take before the connection is closed. (env: SSE_TLS_HANDSHAKE_TIMEOUT, default: 10)")
     var tlsHandshakeTimeout: Double?
 
+    @Option(name: .customLong("tls-reload-check"), help: "Seconds between checks of --tls-cert and --tls-key for changes (loaded for new connections, as SIGHUP does); 0 reloads on SIGHUP only. (env: SSE_TLS_RELOAD_CHECK, default: 5)")
+    var tlsReloadCheck: Double?
+
     @Flag(name: .customLong("no-http2"), help: "With TLS, offer HTTP/1.1 only by ALPN. (env: SSE_HTTP2=0)")
     var noHTTP2 = false
 
@@ -280,6 +283,8 @@ extension BrokerCommand {
             var tls = NodeTLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
             tls.handshakeTimeoutSeconds = try tlsHandshakeTimeout ?? environment.value("SSE_TLS_HANDSHAKE_TIMEOUT") ?? tls.handshakeTimeoutSeconds
             try Self.check(tls.handshakeTimeoutSeconds, "tls-handshake-timeout", 0.01...3600, unit: " seconds")
+            tls.reloadCheckSeconds = try tlsReloadCheck ?? environment.value("SSE_TLS_RELOAD_CHECK") ?? tls.reloadCheckSeconds
+            try Self.check(tls.reloadCheckSeconds, "tls-reload-check", 0...86_400, unit: " seconds")
             configuration.tls = tls
         case (nil, _?):
             throw ValidationError("--tls-key needs --tls-cert")

@@ -1,0 +1,227 @@
+import Foundation
+import NIOHTTP2
+import SSERedis
+import SSEServer
+import Testing
+
+/// HTTP/2 on the node, spoken by a real HTTP/2 client (swift-nio-http2 over swift-nio-ssl, and
+/// nghttp from Debian's nghttp2-client), against a real Redis: every feature per stream as on
+/// HTTP/1.1, many streams on one connection, a slow stream reset alone, the stream limit, the
+/// connection limit, drain with GOAWAY, and cleartext HTTP/2 with prior knowledge.
+@Suite("HTTP/2 on the node", .timeLimit(.minutes(3)))
+struct HTTP2Tests {
+    /// A node serving TLS with the test CA's `localhost` certificate.
+    static func tlsNode(_ redis: RedisServerProcess, configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws -> BrokerNode {
+        let certificates = try TLSTestCertificates.shared()
+        return try await BrokerNode(redis: redis.configuration) { configuration in
+            configuration.tls = NodeTLSConfiguration(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey)
+            configure(&configuration)
+        }
+    }
+
+    static func client(_ node: BrokerNode) async throws -> HTTP2TestClient {
+        try await HTTP2TestClient(port: node.port, trustedCA: try TLSTestCertificates.shared().caCertificate)
+    }
+
+    @Test("over HTTP/2: stream headers at once, Flask-SSE's event bytes, multi-channel, publish (single and batch), resume with Last-Event-ID, CORS preflight, publish key")
+    func everyFeaturePerStream() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { configuration in
+            configuration.corsOrigins = ["https://app.example"]
+            configuration.access.publishKey = "h2-key"
+        }
+        let client = try await Self.client(node)
+        let both = try await client.open("/stream?channel=h2a&channel=h2b")
+        #expect(try await both.head() == 200)
+        #expect(both.header("content-type") == "text/event-stream; charset=utf-8")
+        #expect(both.header("cache-control") == "no-cache")
+        #expect(both.header("connection") == nil && both.header("transfer-encoding") == nil)
+        let onlyA = try await client.open("/stream?channel=h2a")
+        #expect(try await onlyA.head() == 200)
+        try await eventually("both streams subscribed") { node.server.clientCount(for: "h2a") == 2 }
+
+        let key = [("authorization", "Bearer h2-key"), ("content-type", "application/json")]
+        let refused = try await client.open("/publish?channel=h2a", method: "POST", headers: [("content-type", "application/json")], body: Array(#"{"data": "x"}"#.utf8))
+        _ = try await refused.head()
+        #expect(refused.status == 401 || refused.status == 403)
+        let first = try await client.open("/publish?channel=h2a", method: "POST", headers: key, body: Array(#"{"data": "one", "type": "greeting"}"#.utf8))
+        #expect(try await first.head() == 200)
+        try await eventually("the publish answer") { first.ended }
+        let firstID = try #require(Self.ids(in: first.text).first)
+        try await both.waitFor("data:one")
+        try await onlyA.waitFor("data:one")
+        #expect(both.text.contains("event:greeting\ndata:one\nid:\(firstID)\n\n"))
+
+        let batch = try await client.open("/publish?channel=h2b", method: "POST", headers: key, body: Array(#"[{"data": "two"}, {"data": "three"}]"#.utf8))
+        #expect(try await batch.head() == 200)
+        try await eventually("the batch answer") { batch.ended }
+        #expect(Self.ids(in: batch.text).count == 2)
+        try await both.waitFor("data:three")
+        #expect(!onlyA.text.contains("data:two"))
+
+        // Resume on a new stream of the same connection: exactly what came after `firstID`.
+        let resumed = try await client.open("/stream?channel=h2a&channel=h2b", headers: [("last-event-id", firstID)])
+        try await resumed.waitFor("data:three")
+        #expect(!resumed.text.contains("data:one"))
+        #expect(resumed.text.contains("data:two"))
+
+        let preflight = try await client.open("/stream?channel=h2a", method: "OPTIONS", headers: [("origin", "https://app.example"), ("access-control-request-method", "GET")])
+        #expect(try await preflight.head() == 204)
+        #expect(preflight.header("access-control-allow-origin") == "https://app.example")
+        let health = try await client.open("/healthz")
+        #expect(try await health.head() == 200)
+        #expect(client.isActive)
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("100 concurrent streams on one HTTP/2 connection (nghttp) all receive every event; a drain ends every stream with END_STREAM and GOAWAY")
+    func hundredStreamsThenDrain() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { $0.drainTimeoutSeconds = 20 }
+        let nghttp = try Executables.find("nghttp")
+        let url = "https://localhost:\(node.port)/stream?channel=many"
+        let child = try ChildProcess(nghttp, ["-v", "-m", "100", url])
+        try await eventually(timeout: .seconds(20), "100 HTTP/2 streams open (have \(node.server.clientCount(for: "many")))") {
+            node.server.clientCount(for: "many") == 100
+        }
+        #expect(node.server.connectionCount == 1)
+        let events = 5
+        for index in 0..<events {
+            _ = try await redis.command("PUBLISH", "many", #"{"data": "ev-\#(index)"}"#)
+        }
+        try await eventually(timeout: .seconds(20), "every stream to get every event") {
+            child.text.components(separatedBy: "data:ev-\(events - 1)").count - 1 == 100
+        }
+        let started = ContinuousClock.now
+        await node.shutdown()
+        #expect(started.duration(to: .now) < .seconds(15))
+        let status = try await child.waitForExit(timeout: .seconds(20))
+        let output = child.text
+        #expect(status == 0, "nghttp: \(output.suffix(2000))")
+        for index in 0..<events {
+            #expect(output.components(separatedBy: "data:ev-\(index)\n").count - 1 == 100)
+        }
+        #expect(!output.contains("recv RST_STREAM"))
+    }
+
+    @Test("a drain sends GOAWAY on every HTTP/2 connection and ends each of its streams with END_STREAM (not a reset), within --drain-timeout")
+    func drainGoAway() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { $0.drainTimeoutSeconds = 20 }
+        let client = try await Self.client(node)
+        var streams: [HTTP2TestStream] = []
+        for index in 0..<3 { streams.append(try await client.open("/stream?channel=drain\(index)")) }
+        try await eventually("three streams") { (0..<3).allSatisfy { node.server.clientCount(for: "drain\($0)") == 1 } }
+        let started = ContinuousClock.now
+        await node.shutdown()
+        #expect(started.duration(to: .now) < .seconds(15))
+        #expect(client.goAways >= 1)
+        for stream in streams {
+            #expect(stream.ended)
+            #expect(stream.resetCode == nil)
+        }
+        try await client.waitForClose()
+        await client.close()
+    }
+
+    @Test("a stream that stops reading is reset alone: its sibling on the same connection gets every event, and the connection stays usable")
+    func slowStreamResetAlone() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { $0.clientBufferBytes = 32 * 1024 }
+        let client = try await Self.client(node)
+        let stalled = try await client.open("/stream?channel=slow", reading: false)
+        let reader = try await client.open("/stream?channel=slow")
+        try await eventually("two streams") { node.server.clientCount(for: "slow") == 2 }
+        // Past the stalled stream's window (the client's 1 MiB) and its 32 KiB buffer.
+        let padding = String(repeating: "x", count: 16 * 1024)
+        let total = HTTP2TestClient.streamWindow / (16 * 1024) + 16
+        // Paced as a live feed, not one burst past a window: the backlog over HTTP/2 includes
+        // what the client's flow-control window has not let out yet.
+        for index in 0..<total {
+            _ = try await redis.command("PUBLISH", "slow", #"{"data": "\#(index) \#(padding)"}"#)
+            if index % 4 == 3 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        try await reader.waitFor("\n\n", count: total, timeout: .seconds(30))
+        try await eventually(timeout: .seconds(20), "the stalled stream to be cut off") { node.server.clientCount(for: "slow") == 1 }
+        for index in 0..<total { #expect(reader.text.contains("data:\(index) x")) }
+        #expect(!reader.ended && reader.resetCode == nil)
+        #expect(client.isActive)
+        let after = try await client.open("/healthz")
+        #expect(try await after.head() == 200)
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("--h2-max-streams bounds the streams open at once on one connection; --max-connections counts connections, not streams")
+    func streamAndConnectionLimits() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { configuration in
+            configuration.http2.maxConcurrentStreams = 3
+            configuration.maxConnections = 1
+        }
+        let client = try await Self.client(node)
+        var streams: [HTTP2TestStream] = []
+        for _ in 0..<4 { streams.append(try await client.open("/stream?channel=limited")) }
+        try await eventually("three streams open (\(node.server.clientCount(for: "limited")))") { node.server.clientCount(for: "limited") == 3 }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(node.server.clientCount(for: "limited") == 3)
+        // The fourth waits at the client (it had the node's SETTINGS) or, sent before them, is
+        // refused by the node (REFUSED_STREAM, which a client may retry).
+        #expect(streams[3].status == nil)
+        let refused = streams[3].resetCode
+        #expect(refused == nil || refused == .refusedStream)
+        // One ends: another stream takes its place.
+        streams[0].cancel()
+        let next = refused == nil ? streams[3] : try await client.open("/stream?channel=limited")
+        #expect(try await next.head() == 200)
+        try await eventually("three streams again") { node.server.clientCount(for: "limited") == 3 }
+        #expect(node.server.connectionCount == 1)
+
+        // A second connection is beyond --max-connections 1, whatever the first one carries:
+        // over TLS it is closed at once (a cleartext 503 would be noise to a TLS client).
+        let second = try await TestConnection.connect(port: node.port)
+        try await second.waitForClose()
+        #expect(second.received.isEmpty)
+        await second.close()
+        #expect(client.isActive)
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("--h2c: HTTP/2 with prior knowledge and HTTP/1.1 on one cleartext port; without it, an HTTP/2 preface is refused as bad HTTP/1")
+    func cleartextPriorKnowledge() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: redis.configuration) { $0.http2.acceptsCleartext = true }
+        let client = try await HTTP2TestClient(port: node.port, trustedCA: nil)
+        let h2 = try await client.open("/stream?channel=clear")
+        #expect(try await h2.head() == 200)
+        let h1 = try await node.stream("clear")
+        try await eventually("two streams") { node.server.clientCount(for: "clear") == 2 }
+        _ = try await redis.command("PUBLISH", "clear", #"{"data": "both"}"#)
+        try await h2.waitFor("data:both")
+        let events = try await h1.waitForEvents(1)
+        #expect(events == ["data:both\n\n"])
+        await client.close()
+        await h1.close()
+        await node.shutdown()
+
+        let plain = try await BrokerNode(redis: redis.configuration)
+        let connection = try await TestConnection.connect(port: plain.port)
+        try await connection.send(String(decoding: HTTP2PrefaceBytes.preface, as: UTF8.self))
+        try await connection.waitForClose()
+        #expect(String(decoding: connection.received, as: UTF8.self).hasPrefix("HTTP/1.1 400"))
+        await connection.close()
+        await plain.shutdown()
+    }
+
+    /// The `"id"`s of a publish answer, in order.
+    static func ids(in answer: String) -> [String] {
+        answer.components(separatedBy: "\"id\": \"").dropFirst().compactMap { $0.split(separator: "\"").first.map(String.init) }
+    }
+}
+
+/// HTTP/2's connection preface, as a client with prior knowledge sends it first.
+enum HTTP2PrefaceBytes {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+}
