@@ -62,7 +62,7 @@ public final class BrokerServer: Service, Sendable {
         }
         self.group = group
         self.services = made
-        self.connections = ConnectionRegistry(limit: configuration.maxConnections)
+        self.connections = ConnectionRegistry(limit: configuration.maxConnections, gauge: made.prometheus.connections)
         self.tls = tls
     }
 

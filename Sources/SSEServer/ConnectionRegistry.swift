@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import Synchronization
 
@@ -13,9 +14,12 @@ final class ConnectionRegistry: Sendable {
 
     private let limit: Int
     private let state = Mutex(State())
+    /// Records how many are open (`sse_connections`).
+    private let gauge: Gauge?
 
-    init(limit: Int) {
+    init(limit: Int, gauge: Gauge? = nil) {
         self.limit = limit
+        self.gauge = gauge
     }
 
     /// Records `channel` unless the node is full; forgets it when it closes. Called from the
@@ -27,12 +31,15 @@ final class ConnectionRegistry: Sendable {
         let (admitted, quiescing) = state.withLock { state in
             guard state.channels.count < limit else { return (false, state.quiescing) }
             state.channels[id] = channel
+            gauge?.record(state.channels.count)
             return (true, state.quiescing)
         }
         guard admitted else { return false }
         channel.closeFuture.whenComplete { [self] _ in
             let emptied: [@Sendable () -> Void] = state.withLock { state in
-                guard state.channels.removeValue(forKey: id) != nil, state.channels.isEmpty else { return [] }
+                guard state.channels.removeValue(forKey: id) != nil else { return [] }
+                gauge?.record(state.channels.count)
+                guard state.channels.isEmpty else { return [] }
                 defer { state.whenEmpty.removeAll() }
                 return state.whenEmpty
             }

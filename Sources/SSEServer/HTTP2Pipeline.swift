@@ -62,6 +62,8 @@ enum HTTP2Pipeline {
             }
         }
         try pipeline.addHandler(management)
+        services.prometheus.http2ConnectionsChanged(by: 1)
+        channel.closeFuture.whenComplete { _ in services.prometheus.http2ConnectionsChanged(by: -1) }
     }
 
     /// Adds one HTTP/2 stream's handlers.

@@ -70,6 +70,16 @@ struct HTTP2Tests {
         #expect(preflight.header("access-control-allow-origin") == "https://app.example")
         let health = try await client.open("/healthz")
         #expect(try await health.head() == 200)
+        // Metrics tell streams from connections: three streams, one HTTP/2 connection.
+        let metrics = try await client.open("/metrics")
+        #expect(try await metrics.head() == 200)
+        try await eventually("the metrics body") { metrics.ended }
+        func value(_ name: String) -> Double? {
+            metrics.text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.dropFirst(name.count + 1)) }
+        }
+        #expect(value("sse_connected_clients") == 3)
+        #expect(value("sse_connections") == 1)
+        #expect(value("sse_http2_connections") == 1)
         #expect(client.isActive)
         await client.close()
         await node.shutdown()

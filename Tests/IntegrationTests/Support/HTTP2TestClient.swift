@@ -3,6 +3,7 @@ import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// A real HTTP/2 client (swift-nio-http2, over swift-nio-ssl or cleartext with prior knowledge)
@@ -14,6 +15,9 @@ final class HTTP2TestClient: Sendable {
     private let channel: any Channel
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private let goAwayCount = GoAwayCounter.Count()
+    private let peer = HandshakeWaiter.Peer()
+    /// The certificate the server presented (TLS only).
+    var peerCertificate: NIOSSLCertificate? { peer.certificate.withLock { $0 } }
     /// GOAWAY frames the connection received.
     var goAways: Int { goAwayCount.value.withLock { $0 } }
 
@@ -22,19 +26,24 @@ final class HTTP2TestClient: Sendable {
     static let streamWindow = 1 << 20
 
     /// Connects to `port` on loopback: TLS trusting `trustedCA` (nil: cleartext, prior knowledge).
-    init(port: Int, trustedCA: String?, serverName: String = "localhost") async throws {
+    /// `verifiesName: false` checks the chain only, not the name (to see which certificate a
+    /// server presents).
+    init(port: Int, trustedCA: String?, serverName: String = "localhost", verifiesName: Bool = true) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let sslContext: NIOSSLContext?
         if let trustedCA {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .file(trustedCA)
+            if !verifiesName { tls.certificateVerification = .noHostnameVerification }
             tls.applicationProtocols = ["h2"]
             sslContext = try NIOSSLContext(configuration: tls)
         } else {
             sslContext = nil
         }
         let made = group.next().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+        let handshake = group.next().makePromise(of: Void.self)
         let goAways = self.goAwayCount
+        let peer = self.peer
         do {
             let channel = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in
@@ -42,6 +51,9 @@ final class HTTP2TestClient: Sendable {
                         let pipeline = channel.pipeline.syncOperations
                         if let sslContext {
                             try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                            try pipeline.addHandler(HandshakeWaiter(handshake, peer: peer))
+                        } else {
+                            handshake.succeed()
                         }
                         var connection = NIOHTTP2Handler.ConnectionConfiguration()
                         // Windows as browsers open them (Chromium: 15 MB per connection, 6 MB per
@@ -65,8 +77,16 @@ final class HTTP2TestClient: Sendable {
             self.channel = channel
             self.multiplexer = try await made.futureResult.get()
             self.group = group
+            // A handshake that fails (a certificate this client does not trust) fails the init.
+            do {
+                try await handshake.futureResult.get()
+            } catch {
+                try? await channel.close()
+                throw error
+            }
         } catch {
             made.fail(error)
+            handshake.fail(error)
             try? await group.shutdownGracefully()
             throw error
         }
@@ -211,6 +231,43 @@ final class HTTP2TestStream: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             stream.state.withLock { $0.closed = true }
         }
+    }
+}
+
+/// Completes its promise when the TLS handshake does, fails it when the handshake fails or the
+/// connection closes first.
+private final class HandshakeWaiter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    final class Peer: Sendable {
+        let certificate = Mutex<NIOSSLCertificate?>(nil)
+    }
+
+    private let promise: EventLoopPromise<Void>
+    private let peer: Peer
+
+    init(_ promise: EventLoopPromise<Void>, peer: Peer) {
+        self.promise = promise
+        self.peer = peer
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+            peer.certificate.withLock { $0 = certificate }
+            promise.succeed()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(TestFailure("the connection closed before the TLS handshake completed"))
+        context.fireChannelInactive()
     }
 }
 
