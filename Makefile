@@ -8,7 +8,7 @@ PORT ?= 5000
 REDIS_PORT ?= 6379
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 APT_PACKAGES := redis-server redis-tools libhiredis-dev pkg-config python3-venv
-TEST_APT_PACKAGES := nginx-light chromium chromium-driver openssl
+TEST_APT_PACKAGES := nginx-light chromium chromium-driver openssl nghttp2-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv-interop
 RUN_DIR := .run
@@ -77,6 +77,7 @@ test-deps: deps
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v nghttp >/dev/null || missing="$$missing nghttp2-client"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_APT_PACKAGES) >/dev/null; \

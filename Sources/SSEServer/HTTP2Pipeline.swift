@@ -36,10 +36,12 @@ enum HTTP2Pipeline {
             HTTP2Setting(parameter: .initialWindowSize, value: 65535),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
-        // The limit is also kept here, not only advertised: SETTINGS bind a client only once it
-        // has acknowledged them, and one that opens streams first (or never acknowledges) is
-        // refused each stream beyond the limit.
-        let limit = clampedStreams(configuration.http2.maxConcurrentStreams)
+        // A backstop besides the advertised limit, which binds a client only once it has
+        // acknowledged the node's SETTINGS: one that opens streams first (or never acknowledges)
+        // is refused every stream beyond twice the limit. Twice, because a client that follows
+        // the limit may open a stream the moment one of its own closed, before the node has
+        // seen that stream's end.
+        let limit = 2 * clampedStreams(configuration.http2.maxConcurrentStreams)
         let open = NIOLoopBoundBox(0, eventLoop: channel.eventLoop)
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server,
@@ -48,12 +50,9 @@ enum HTTP2Pipeline {
             streamDelegate: management.http2StreamDelegate
         ) { streamChannel in
             guard open.value < limit else {
-                // Once the stream is set up (HTTP/2's own bookkeeping learns of it after this).
-                streamChannel.eventLoop.execute {
-                    streamChannel.writeAndFlush(HTTP2Frame.FramePayload.rstStream(.refusedStream), promise: nil)
-                    streamChannel.close(promise: nil)
+                return streamChannel.eventLoop.makeCompletedFuture {
+                    try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamRefuser())
                 }
-                return streamChannel.eventLoop.makeSucceededVoidFuture()
             }
             open.value += 1
             streamChannel.closeFuture.whenComplete { _ in open.value -= 1 }

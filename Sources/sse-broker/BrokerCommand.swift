@@ -184,13 +184,18 @@ struct BrokerCommand: AsyncParsableCommand {
                 logger: logger
             )
         )
-        // SIGHUP reloads the TLS certificate and key (open connections keep theirs).
-        let reloads = configuration.tls == nil ? nil : Task {
+        // SIGHUP reloads the TLS certificate and key (open connections keep theirs); without
+        // TLS it is trapped all the same, so it never ends the node without a drain.
+        let reloads = Task {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                _ = try? server.reloadTLS()
+                if configuration.tls == nil {
+                    logger.info("SIGHUP: nothing to reload (no --tls-cert)")
+                } else {
+                    _ = try? server.reloadTLS()
+                }
             }
         }
-        defer { reloads?.cancel() }
+        defer { reloads.cancel() }
         try await group.run()
         logger.info("sse-broker stopped")
     }

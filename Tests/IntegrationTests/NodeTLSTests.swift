@@ -18,13 +18,18 @@ struct NodeTLSTests {
         }
     }
 
-    @Test("a client that does not trust the node's certificate, or gets an expired one, fails its handshake cleanly; the node goes on serving the others")
+    @Test("a client that does not trust the node's certificate, gets an expired one, or offers only TLS 1.1 fails its handshake cleanly; the node goes on serving the others")
     func untrustedAndExpiredCertificates() async throws {
         let certificates = try TLSTestCertificates.shared()
         let redis = try await RedisServerProcess()
         let node = try await Self.node(redis, certificate: certificates.serverCertificate, key: certificates.serverKey)
         await #expect(throws: (any Error).self) {
             let client = try await HTTP2TestClient(port: node.port, trustedCA: certificates.otherCACertificate)
+            await client.close()
+        }
+        // TLS 1.2 is the oldest the node speaks.
+        await #expect(throws: (any Error).self) {
+            let client = try await HTTP2TestClient(port: node.port, trustedCA: certificates.caCertificate, maximumVersion: .tlsv11)
             await client.close()
         }
         let trusted = try await HTTP2TestClient(port: node.port, trustedCA: certificates.caCertificate)

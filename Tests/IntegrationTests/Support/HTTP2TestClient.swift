@@ -28,13 +28,18 @@ final class HTTP2TestClient: Sendable {
     /// Connects to `port` on loopback: TLS trusting `trustedCA` (nil: cleartext, prior knowledge).
     /// `verifiesName: false` checks the chain only, not the name (to see which certificate a
     /// server presents).
-    init(port: Int, trustedCA: String?, serverName: String = "localhost", verifiesName: Bool = true) async throws {
+    /// `maximumVersion` caps the TLS version the client offers (to see older ones refused).
+    init(port: Int, trustedCA: String?, serverName: String = "localhost", verifiesName: Bool = true, maximumVersion: TLSVersion? = nil) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let sslContext: NIOSSLContext?
         if let trustedCA {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .file(trustedCA)
             if !verifiesName { tls.certificateVerification = .noHostnameVerification }
+            if let maximumVersion {
+                tls.maximumTLSVersion = maximumVersion
+                tls.minimumTLSVersion = .tlsv1
+            }
             tls.applicationProtocols = ["h2"]
             sslContext = try NIOSSLContext(configuration: tls)
         } else {
