@@ -5,7 +5,8 @@ import NIOHTTP2
 /// The handlers of a connection that speaks HTTP/2 (negotiated by ALPN, or with prior
 /// knowledge under `--h2c`), and of each of its streams.
 ///
-/// The connection: SwiftNIO's HTTP/2 handler (its frame parser with its flood and reset-rate
+/// The connection: a ``FlushCoalescer`` (one write per loop turn however many streams flush),
+/// SwiftNIO's HTTP/2 handler (its frame parser with its flood and reset-rate
 /// limits, flow control, and the stream multiplexer), advertising the node's stream limit and
 /// header-list limit, then its connection-management handler, which closes a connection idle for
 /// `--idle-timeout` and answers a graceful shutdown with GOAWAY.
@@ -36,6 +37,7 @@ enum HTTP2Pipeline {
             HTTP2Setting(parameter: .initialWindowSize, value: 65535),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
+        try pipeline.addHandler(FlushCoalescer())
         // A backstop besides the advertised limit, which binds a client only once it has
         // acknowledged the node's SETTINGS: one that opens streams first (or never acknowledges)
         // is refused every stream beyond twice the limit. Twice, because a client that follows
