@@ -346,6 +346,18 @@ if Context.environment["SSE_FUZZ"] == "1" {
         path: "Fuzz/Sources/FuzzSupport",
         swiftSettings: [.unsafeFlags(sanitizers)]
     ))
+    // A node on a testing loop and one client connection on it, for the connection targets.
+    package.targets.append(.target(
+        name: "FuzzNode",
+        dependencies: [
+            "FuzzSupport", "SSEAuth", "SSERedis", "SSEServer", "SSEStreamCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Fuzz/Sources/FuzzNode",
+        swiftSettings: [.unsafeFlags(sanitizers)]
+    ))
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("fuzz-payload", ["SSEWire", "SSEStreamCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("fuzz-json", ["SSEWire"]),
@@ -353,13 +365,8 @@ if Context.environment["SSE_FUZZ"] == "1" {
         ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
         ("fuzz-redis-url", ["SSERedis"]),
         ("fuzz-sentinel-reply", ["SSERedis", "CHiredis"]),
-        ("fuzz-http", [
-            "SSEAuth", "SSEEndpoints", "SSERedis", "SSEServer", "SSEStreamCore", "SSEWire",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        ("fuzz-http", ["FuzzNode"]),
+        ("fuzz-h2", ["FuzzNode", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHPACK", package: "swift-nio-http2")]),
     ]
     for target in fuzzTargets {
         package.targets.append(.executableTarget(

@@ -98,7 +98,7 @@ public enum HTTPResponseCheck {
     }
 
     /// Event text as a stream writes it: no CR, and every line a known field or a comment.
-    static func checkEventStream(_ body: [UInt8]) {
+    public static func checkEventStream(_ body: [UInt8]) {
         FuzzCheck.require(!body.contains(13), "CR in an event stream")
         for line in body.split(separator: 10) {
             let known = [":", "event:", "data:", "id:", "retry:"].contains { line.starts(with: $0.utf8) }
