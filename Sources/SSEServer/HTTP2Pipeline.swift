@@ -9,7 +9,8 @@ import NIOHTTP2
 /// SwiftNIO's HTTP/2 handler (its frame parser with its flood and reset-rate
 /// limits, flow control, and the stream multiplexer), advertising the node's stream limit and
 /// header-list limit, then its connection-management handler, which closes a connection idle for
-/// `--idle-timeout` and answers a graceful shutdown with GOAWAY.
+/// answers a graceful shutdown with GOAWAY, and an ``HTTP2ConnectionErrorCloser``. An
+/// ``HTTP2StreamCount`` closes a connection without streams for `--idle-timeout`.
 ///
 /// Each stream: SwiftNIO's HTTP/2-to-HTTP/1 codec, so the stream's request reaches the same
 /// ``HTTPRequestHandler`` as over HTTP/1 (routes, auth, CORS, publish, limits), a request
@@ -23,7 +24,9 @@ enum HTTP2Pipeline {
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(
-                maxIdleTime: TimeAmount.clamping(seconds: configuration.idleTimeoutSeconds),
+                // Idle connections are closed by ``HTTP2StreamCount``, which does not wait for
+                // the client to answer the GOAWAY's PING.
+                maxIdleTime: nil,
                 maxAge: nil,
                 // The node's drain closes what is left after --drain-timeout itself.
                 maxGraceTime: nil,
@@ -44,25 +47,29 @@ enum HTTP2Pipeline {
         // the limit may open a stream the moment one of its own closed, before the node has
         // seen that stream's end.
         let limit = 2 * clampedStreams(configuration.http2.maxConcurrentStreams)
-        let open = NIOLoopBoundBox(0, eventLoop: channel.eventLoop)
+        let streams = NIOLoopBound(
+            HTTP2StreamCount(channel: channel, idleTimeout: TimeAmount.clamping(seconds: configuration.idleTimeoutSeconds)),
+            eventLoop: channel.eventLoop
+        )
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
             streamConfiguration: stream,
             streamDelegate: management.http2StreamDelegate
         ) { streamChannel in
-            guard open.value < limit else {
+            guard streams.value.open < limit else {
                 return streamChannel.eventLoop.makeCompletedFuture {
                     try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamRefuser())
                 }
             }
-            open.value += 1
-            streamChannel.closeFuture.whenComplete { _ in open.value -= 1 }
+            streams.value.streamOpened()
+            streamChannel.closeFuture.whenComplete { _ in streams.value.streamClosed() }
             return streamChannel.eventLoop.makeCompletedFuture {
                 try configureStream(streamChannel.pipeline.syncOperations, services: services)
             }
         }
         try pipeline.addHandler(management)
+        try pipeline.addHandler(HTTP2ConnectionErrorCloser())
         services.prometheus.http2ConnectionsChanged(by: 1)
         channel.closeFuture.whenComplete { _ in services.prometheus.http2ConnectionsChanged(by: -1) }
     }

@@ -235,6 +235,46 @@ struct HTTP2Tests {
         await plain.shutdown()
     }
 
+    @Test("an HTTP/2 connection that opens no stream is closed after --idle-timeout, and one that breaks the protocol is closed after its GOAWAY")
+    func idleAndBrokenConnectionsClose() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await BrokerNode(redis: redis.configuration) { configuration in
+            configuration.http2.acceptsCleartext = true
+            configuration.idleTimeoutSeconds = 0.5
+        }
+        let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        let idle = try await TestConnection.connect(port: node.port)
+        try await idle.send(HTTP2PrefaceBytes.preface + emptySettings)
+        try await idle.waitForClose(timeout: .seconds(5))
+        await idle.close()
+
+        // A PING on stream 1 is a connection error (RFC 9113, section 6.7).
+        let pingOnStream: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 1] + Array("12345678".utf8)
+        let broken = try await TestConnection.connect(port: node.port)
+        try await broken.send(HTTP2PrefaceBytes.preface + emptySettings + pingOnStream)
+        try await broken.waitForClose(timeout: .seconds(2))
+        // The GOAWAY (frame type 7) came before the close, with PROTOCOL_ERROR (1).
+        let received = broken.received
+        #expect(received.count >= 17)
+        #expect(Self.frames(in: received).contains { $0.type == 7 && $0.payload.count >= 8 && $0.payload[7] == 1 })
+        await broken.close()
+        try await eventually("no connection left") { node.server.connectionCount == 0 }
+        await node.shutdown()
+    }
+
+    /// The frames in `bytes` (server to client: no preface), as type and payload.
+    static func frames(in bytes: [UInt8]) -> [(type: UInt8, payload: [UInt8])] {
+        var frames: [(type: UInt8, payload: [UInt8])] = []
+        var index = 0
+        while index + 9 <= bytes.count {
+            let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
+            guard index + 9 + length <= bytes.count else { break }
+            frames.append((bytes[index + 3], Array(bytes[(index + 9)..<(index + 9 + length)])))
+            index += 9 + length
+        }
+        return frames
+    }
+
     /// The `"id"`s of a publish answer, in order.
     static func ids(in answer: String) -> [String] {
         answer.components(separatedBy: "\"id\": \"").dropFirst().compactMap { $0.split(separator: "\"").first.map(String.init) }
