@@ -9,7 +9,8 @@ import NIOHTTP2
 /// SwiftNIO's HTTP/2 handler (its frame parser with its flood and reset-rate
 /// limits, flow control, and the stream multiplexer), advertising the node's stream limit and
 /// header-list limit, then its connection-management handler, which closes a connection idle for
-/// answers a graceful shutdown with GOAWAY, and an ``HTTP2ConnectionErrorCloser``. An
+/// answers a graceful shutdown with GOAWAY. Below the HTTP/2 handler, an
+/// ``HTTP2ErrorGoAwayCloser`` closes the connection after a GOAWAY for a connection error. An
 /// ``HTTP2StreamCount`` closes a connection without streams for `--idle-timeout`.
 ///
 /// Each stream: SwiftNIO's HTTP/2-to-HTTP/1 codec, so the stream's request reaches the same
@@ -28,8 +29,9 @@ enum HTTP2Pipeline {
                 // the client to answer the GOAWAY's PING.
                 maxIdleTime: nil,
                 maxAge: nil,
-                // The node's drain closes what is left after --drain-timeout itself.
-                maxGraceTime: nil,
+                // After the second GOAWAY; the node's drain closes what is left after
+                // --drain-timeout itself, whether or not the client answers the PING.
+                maxGraceTime: TimeAmount.clamping(seconds: configuration.drainTimeoutSeconds),
                 keepalive: nil
             )
         )
@@ -40,6 +42,7 @@ enum HTTP2Pipeline {
             HTTP2Setting(parameter: .initialWindowSize, value: 65535),
         ]
         let stream = NIOHTTP2Handler.StreamConfiguration()
+        try pipeline.addHandler(HTTP2ErrorGoAwayCloser())
         try pipeline.addHandler(FlushCoalescer())
         // A backstop besides the advertised limit, which binds a client only once it has
         // acknowledged the node's SETTINGS: one that opens streams first (or never acknowledges)
@@ -63,21 +66,28 @@ enum HTTP2Pipeline {
                 }
             }
             streams.value.streamOpened()
-            streamChannel.closeFuture.whenComplete { _ in streams.value.streamClosed() }
+            streamChannel.closeFuture.whenComplete { _ in
+                if channel.isActive { streams.value.streamClosed() }
+            }
             return streamChannel.eventLoop.makeCompletedFuture {
                 try configureStream(streamChannel.pipeline.syncOperations, services: services)
             }
         }
         try pipeline.addHandler(management)
-        try pipeline.addHandler(HTTP2ConnectionErrorCloser())
         services.prometheus.http2ConnectionsChanged(by: 1)
-        channel.closeFuture.whenComplete { _ in services.prometheus.http2ConnectionsChanged(by: -1) }
+        channel.closeFuture.whenComplete { _ in
+            streams.value.cancel()
+            services.prometheus.http2ConnectionsChanged(by: -1)
+        }
     }
 
     /// Adds one HTTP/2 stream's handlers.
     static func configureStream(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices) throws {
         try pipeline.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-        try pipeline.addHandler(HTTP2StreamDeadline(timeout: TimeAmount.clamping(seconds: services.configuration.requestTimeoutSeconds)))
+        try pipeline.addHandler(HTTP2StreamDeadline(
+            requestTimeout: TimeAmount.clamping(seconds: services.configuration.requestTimeoutSeconds),
+            answerTimeout: TimeAmount.clamping(seconds: services.configuration.idleTimeoutSeconds)
+        ))
         try pipeline.addHandler(HTTPRequestHandler(services: services, handoff: .http2))
     }
 

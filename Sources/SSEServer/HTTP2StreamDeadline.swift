@@ -2,9 +2,14 @@ import NIOCore
 import NIOHTTP1
 import SSEEndpoints
 
-/// `--request-timeout` for one HTTP/2 stream: a request that has not arrived (head and body)
-/// in time is answered 408 and its stream ends, the connection and its other streams unharmed.
-/// The deadline is off once the request ended or became an event stream.
+/// The deadlines of one HTTP/2 stream, the connection and its other streams unharmed:
+/// - `--request-timeout` until the request has arrived (head and body): then 408, and the
+///   stream ends (reset a moment later if even that answer cannot leave);
+/// - `--idle-timeout` for an answer to leave once its head went out: HEADERS are not
+///   flow-controlled but DATA is, so a client that never opens its window (or sends `100
+///   Continue`'s body never) would otherwise hold the stream, and with it the connection, for
+///   ever; the stream is reset then.
+/// None applies once the request became an event stream (the client buffer bounds that).
 ///
 /// It also takes the ``HTTPConnectionEvent``s that ``HTTPRequestHandler`` sends toward the
 /// head of the pipeline, which over HTTP/1 are the request gate's and the connection timeout's.
@@ -14,27 +19,53 @@ final class HTTP2StreamDeadline: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let timeout: TimeAmount
+    private let requestTimeout: TimeAmount
+    private let answerTimeout: TimeAmount
     private var timer: Scheduled<Void>?
-    /// The deadline passed and the 408 went out: nothing else is written on this stream.
+    private var context: ChannelHandlerContext?
+    /// The request deadline passed and the 408 went out: nothing else is written on this stream.
     private var timedOut = false
+    /// The request is in hand (its end came, or its answer started): its deadline is off.
+    private var requestDone = false
 
-    init(timeout: TimeAmount) {
-        self.timeout = timeout
+    /// How long a 408 has to leave before the stream is reset.
+    static let closeGrace = TimeAmount.seconds(1)
+
+    init(requestTimeout: TimeAmount, answerTimeout: TimeAmount) {
+        self.requestTimeout = requestTimeout
+        self.answerTimeout = answerTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            bound.value.handler.timeOut(context: bound.value.context)
+        self.context = context
+        arm(after: requestTimeout) { handler in handler.timeOut() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stop()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stop()
+        context.fireChannelInactive()
+    }
+
+    private func arm(after delay: TimeAmount, _ fire: @escaping (HTTP2StreamDeadline) -> Void) {
+        guard let context else { return }
+        stop()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            bound.value.timer = nil
+            fire(bound.value)
         }
     }
 
     /// The request did not arrive in time: 408, then the stream ends.
-    private func timeOut(context: ChannelHandlerContext) {
-        timer = nil
+    private func timeOut() {
+        guard let context else { return }
         timedOut = true
-        let seconds = Double(timeout.nanoseconds) / 1e9
+        let seconds = Double(requestTimeout.nanoseconds) / 1e9
         let response = BrokerResponse.error(HTTPError(.requestTimeout, "request not received within \(seconds) seconds"), closeAfter: true)
         let head = HTTPResponseWriter.head(response, version: .http2, keepAlive: false)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -44,15 +75,8 @@ final class HTTP2StreamDeadline: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        stop()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        stop()
-        context.fireChannelInactive()
+        // Its DATA may be held by a window the client never opens.
+        arm(after: Self.closeGrace) { handler in handler.context?.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -60,9 +84,19 @@ final class HTTP2StreamDeadline: ChannelDuplexHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        // An answer started before the deadline: the request is not timed any longer.
-        if case .head = unwrapOutboundIn(data) { stop() }
-        context.write(data, promise: promise)
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200:
+            // The answer started: it has --idle-timeout to leave (`100 Continue` changes nothing).
+            requestDone = true
+            arm(after: answerTimeout) { handler in handler.context?.close(promise: nil) }
+            context.write(data, promise: promise)
+        case .end:
+            let ended = promise ?? context.eventLoop.makePromise()
+            ended.futureResult.assumeIsolated().whenComplete { [self] _ in stop() }
+            context.write(data, promise: ended)
+        default:
+            context.write(data, promise: promise)
+        }
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -71,8 +105,16 @@ final class HTTP2StreamDeadline: ChannelDuplexHandler {
             return
         }
         switch event {
-        case .requestEnded, .becameStream: stop()
-        case .responseEnded, .nextRequest: break
+        case .requestEnded:
+            // The request is in hand; an answer may still wait on Redis (whose calls are bounded).
+            if !requestDone {
+                requestDone = true
+                stop()
+            }
+        case .becameStream:
+            stop()
+        case .responseEnded, .nextRequest:
+            break
         }
         promise?.succeed()
     }

@@ -55,6 +55,8 @@ package struct StreamDeliveryStateMachine {
     private var heldBytes = 0
     private let isChunked: Bool
     private let clientBufferBytes: Int
+    /// The backlog the last heartbeat found past the buffer during a replay (see `heartbeat`).
+    private var replayBacklogAtHeartbeat: Int?
 
     /// - Parameters:
     ///   - isChunked: the stream's bytes are HTTP/1.1 chunks (the standalone node's HTTP/1.1
@@ -116,9 +118,21 @@ package struct StreamDeliveryStateMachine {
 
     /// A heartbeat comment: written even while a replay is pending (a comment may sit between
     /// any two events), never deduplicated.
+    ///
+    /// While a replay is pending, the backlog is mostly a replay page, taken only while the
+    /// client was writable and owed by design: a client past its buffer then is cut off only
+    /// if it took nothing since the previous heartbeat (its backlog did not shrink), and gets
+    /// no heartbeat on top meanwhile. A client that reads, however slowly, is not cut off for a
+    /// page in flight; one that stopped is, within two heartbeats.
     package mutating func heartbeat(_ heartbeat: EncodedEvent, backlog: @autoclosure () -> Int) -> Action {
         guard isOpen else { return .none }
-        if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
+        if let over = overBudget(backlog: backlog()) {
+            guard case .replaying = phase else { return cutOff(backlog: over) }
+            defer { replayBacklogAtHeartbeat = over }
+            if let previous = replayBacklogAtHeartbeat, over >= previous { return cutOff(backlog: over) }
+            return .none
+        }
+        replayBacklogAtHeartbeat = nil
         return queue(heartbeat.bytes(chunked: isChunked))
     }
 

@@ -235,7 +235,7 @@ struct HTTP2Tests {
         await plain.shutdown()
     }
 
-    @Test("an HTTP/2 connection that opens no stream is closed after --idle-timeout, and one that breaks the protocol is closed after its GOAWAY")
+    @Test("an HTTP/2 connection that opens no stream is closed after --idle-timeout, one that breaks the protocol after its GOAWAY, and an answer held by a window never opened is reset")
     func idleAndBrokenConnectionsClose() async throws {
         let redis = try await RedisServerProcess()
         let node = try await BrokerNode(redis: redis.configuration) { configuration in
@@ -258,6 +258,19 @@ struct HTTP2Tests {
         #expect(received.count >= 17)
         #expect(Self.frames(in: received).contains { $0.type == 7 && $0.payload.count >= 8 && $0.payload[7] == 1 })
         await broken.close()
+
+        // A client that never opens its flow-control window: the answer's HEADERS leave, its
+        // DATA cannot; the stream is reset after --idle-timeout, then the idle connection closes.
+        let zeroWindow: [UInt8] = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0]
+        let block: [UInt8] = [0x82, 0x86, 0x44, 8] + Array("/healthz".utf8) + [0x41, 9] + Array("localhost".utf8)
+        let headers: [UInt8] = [0, 0, UInt8(block.count), 1, 0x5, 0, 0, 0, 1] + block
+        let stuck = try await TestConnection.connect(port: node.port)
+        try await stuck.send(HTTP2PrefaceBytes.preface + zeroWindow + headers)
+        try await stuck.waitForClose(timeout: .seconds(6))
+        let frames = Self.frames(in: stuck.received)
+        #expect(frames.contains { $0.type == 1 })
+        #expect(frames.contains { $0.type == 3 })
+        await stuck.close()
         try await eventually("no connection left") { node.server.connectionCount == 0 }
         await node.shutdown()
     }

@@ -119,14 +119,27 @@ struct StreamDeliveryStateMachineTests {
         guard case .none = machine.finish() else { Issue.record("no finish after a cut-off"); return }
     }
 
-    @Test("heartbeats are cut off like events, and written while a replay holds live events")
+    @Test("heartbeats are cut off like events when live, and written while a replay holds live events")
     func heartbeats() {
+        var machine = Machine(isChunked: false, clientBufferBytes: 10)
+        let beat = EncodedEvent(text: EventTextEncoder.comment(), allocator: Self.allocator)
+        #expect(Self.written(machine.heartbeat(beat, backlog: 0)) == ":\n\n")
+        machine.writabilityChanged(isWritable: false)
+        guard case .cutOff = machine.heartbeat(beat, backlog: 11) else { Issue.record("expected a cut-off"); return }
+    }
+
+    @Test("during a replay, a heartbeat past the buffer cuts off only a client that took nothing since the previous one")
+    func heartbeatsDuringReplay() {
         var machine = Machine(isChunked: false, clientBufferBytes: 10)
         let beat = EncodedEvent(text: EventTextEncoder.comment(), allocator: Self.allocator)
         machine.beginReplay(after: nil)
         #expect(Self.written(machine.heartbeat(beat, backlog: 0)) == ":\n\n")
         machine.writabilityChanged(isWritable: false)
-        guard case .cutOff = machine.heartbeat(beat, backlog: 11) else { Issue.record("expected a cut-off"); return }
+        // A page in flight, being read: no cut-off, no heartbeat on top.
+        guard case .none = machine.heartbeat(beat, backlog: 500) else { Issue.record("a page in flight: nothing"); return }
+        guard case .none = machine.heartbeat(beat, backlog: 300) else { Issue.record("it shrank: nothing"); return }
+        // It stopped shrinking: cut off.
+        guard case .cutOff(backlog: 300) = machine.heartbeat(beat, backlog: 300) else { Issue.record("expected a cut-off"); return }
     }
 
     // MARK: Replay
