@@ -50,6 +50,7 @@ enum HTTP2Pipeline {
         // the limit may open a stream the moment one of its own closed, before the node has
         // seen that stream's end.
         let limit = 2 * clampedStreams(configuration.http2.maxConcurrentStreams)
+        let publishes = NIOLoopBound(HTTP2PublishBudget(), eventLoop: channel.eventLoop)
         let streams = NIOLoopBound(
             HTTP2StreamCount(channel: channel, idleTimeout: TimeAmount.clamping(seconds: configuration.idleTimeoutSeconds)),
             eventLoop: channel.eventLoop
@@ -70,7 +71,7 @@ enum HTTP2Pipeline {
                 if channel.isActive { streams.value.streamClosed() }
             }
             return streamChannel.eventLoop.makeCompletedFuture {
-                try configureStream(streamChannel.pipeline.syncOperations, services: services)
+                try configureStream(streamChannel.pipeline.syncOperations, services: services, publishes: publishes.value)
             }
         }
         try pipeline.addHandler(management)
@@ -82,13 +83,13 @@ enum HTTP2Pipeline {
     }
 
     /// Adds one HTTP/2 stream's handlers.
-    static func configureStream(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices) throws {
+    static func configureStream(_ pipeline: ChannelPipeline.SynchronousOperations, services: BrokerServices, publishes: HTTP2PublishBudget) throws {
         try pipeline.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
         try pipeline.addHandler(HTTP2StreamDeadline(
             requestTimeout: TimeAmount.clamping(seconds: services.configuration.requestTimeoutSeconds),
             answerTimeout: TimeAmount.clamping(seconds: services.configuration.idleTimeoutSeconds)
         ))
-        try pipeline.addHandler(HTTPRequestHandler(services: services, handoff: .http2))
+        try pipeline.addHandler(HTTPRequestHandler(services: services, handoff: .http2(publishes)))
     }
 
     /// `--h2-max-streams` within what HTTP/2 and the node allow.

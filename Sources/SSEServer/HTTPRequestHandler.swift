@@ -119,6 +119,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var ended = false
     /// A flush of written answers is queued behind the loop's pending tasks (see `flushSoon`).
     private var flushQueued = false
+    /// This HTTP/2 stream holds one of its connection's publish slots.
+    private var holdsPublishSlot = false
 
     init(services: BrokerServices, handoff: StreamHandoff) {
         self.services = services
@@ -190,6 +192,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .refuseAtEnd(let response):
                 state = .receiving(Receiving(id: id, head: head, request: request, target: .answer(response)))
             case .admit(let channel, let check):
+                guard takePublishSlot() else {
+                    let error = HTTPError(.tooManyRequests, "too many publishes in flight on this HTTP/2 connection (\(Self.maxPipelinedPublishes)); retry when one is answered")
+                    refuseEarly(context: context, head: head, .error(error, extraHeaders: [("Retry-After", "1")]))
+                    return
+                }
                 var receiving = Receiving(id: id, head: head, request: request, target: .publish(channel: channel))
                 receiving.body = context.channel.allocator.buffer(capacity: 0)
                 receiving.publishCheck = .pending
@@ -285,7 +292,28 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         ended = true
+        releasePublishSlot()
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        releasePublishSlot()
+    }
+
+    /// Over HTTP/2, takes one of the connection's publish slots for this stream's publish
+    /// (held until the stream ends); over HTTP/1 the owed queue bounds publishes itself.
+    private func takePublishSlot() -> Bool {
+        guard case .http2(let budget) = handoff else { return true }
+        guard !holdsPublishSlot else { return true }
+        guard budget.acquire() else { return false }
+        holdsPublishSlot = true
+        return true
+    }
+
+    private func releasePublishSlot() {
+        guard holdsPublishSlot, case .http2(let budget) = handoff else { return }
+        holdsPublishSlot = false
+        budget.release()
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, request: BrokerRequest, route: Router.Route) {
@@ -518,6 +546,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             replaced = handlers
         case .http2:
+            releasePublishSlot()
             var headers = HTTPHeaders(StreamPreamble.headers)
             for (name, value) in opening.corsHeaders { headers.add(name: name, value: value) }
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)

@@ -5,5 +5,6 @@ enum StreamHandoff {
     /// there is none: TLS, an `EmbeddedChannel`).
     case http1(HTTPPipeline.StreamReplaced, socket: Int32)
     /// An HTTP/2 stream: its HTTP/2 codec stays; the head leaves as HEADERS, the events as DATA.
-    case http2
+    /// Its connection's streams share one publish budget.
+    case http2(HTTP2PublishBudget)
 }

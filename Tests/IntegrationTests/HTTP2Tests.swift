@@ -143,19 +143,19 @@ struct HTTP2Tests {
     @Test("a stream that stops reading is reset alone: its sibling on the same connection gets every event, and the connection stays usable")
     func slowStreamResetAlone() async throws {
         let redis = try await RedisServerProcess()
-        let node = try await Self.tlsNode(redis) { $0.clientBufferBytes = 32 * 1024 }
+        let node = try await Self.tlsNode(redis) { $0.clientBufferBytes = 256 * 1024 }
         let client = try await Self.client(node)
         let stalled = try await client.open("/stream?channel=slow", reading: false)
         let reader = try await client.open("/stream?channel=slow")
         try await eventually("two streams") { node.server.clientCount(for: "slow") == 2 }
-        // Past the stalled stream's window (the client's 1 MiB) and its 32 KiB buffer.
+        // Past the stalled stream's window (the client's 1 MiB) and its 256 KiB buffer.
         let padding = String(repeating: "x", count: 16 * 1024)
-        let total = HTTP2TestClient.streamWindow / (16 * 1024) + 16
+        let total = (HTTP2TestClient.streamWindow + 256 * 1024) / (16 * 1024) + 16
         // Paced as a live feed, not one burst past a window: the backlog over HTTP/2 includes
         // what the client's flow-control window has not let out yet.
         for index in 0..<total {
             _ = try await redis.command("PUBLISH", "slow", #"{"data": "\#(index) \#(padding)"}"#)
-            if index % 4 == 3 { try await Task.sleep(for: .milliseconds(10)) }
+            if index % 2 == 1 { try await Task.sleep(for: .milliseconds(10)) }
         }
         try await reader.waitFor("\n\n", count: total, timeout: .seconds(30))
         try await eventually(timeout: .seconds(20), "the stalled stream to be cut off") { node.server.clientCount(for: "slow") == 1 }
@@ -205,6 +205,33 @@ struct HTTP2Tests {
         #expect(second.received.isEmpty)
         await second.close()
         #expect(client.isActive)
+        await client.close()
+        await node.shutdown()
+    }
+
+    @Test("publishes in flight are bounded per HTTP/2 connection, across its streams, as per HTTP/1 connection: the 17th is answered 429 at once")
+    func publishBudgetPerConnection() async throws {
+        let redis = try await RedisServerProcess()
+        let node = try await Self.tlsNode(redis) { $0.access.publishKey = "h2-key" }
+        let client = try await Self.client(node)
+        let headers = [("authorization", "Bearer h2-key"), ("content-type", "application/json")]
+        // Warm the publisher's connection, then hold every publish in Redis.
+        let first = try await client.open("/publish?channel=budget", method: "POST", headers: headers, body: Array(#"{"data": "warm"}"#.utf8))
+        #expect(try await first.head() == 200)
+        _ = try await redis.command("CLIENT", "PAUSE", "3000", "WRITE")
+        var held: [HTTP2TestStream] = []
+        for index in 0..<16 {  // the per-connection limit (HTTPRequestHandler.maxPipelinedPublishes)
+            held.append(try await client.open("/publish?channel=budget", method: "POST", headers: headers, body: Array(#"{"data": "\#(index)"}"#.utf8)))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let over = try await client.open("/publish?channel=budget", method: "POST", headers: headers, body: Array(#"{"data": "over"}"#.utf8))
+        #expect(try await over.head(timeout: .seconds(2)) == 429)
+        #expect(held.allSatisfy { $0.status == nil })
+        _ = try await redis.command("CLIENT", "UNPAUSE")
+        for stream in held { #expect(try await stream.head() == 200) }
+        // Answered: the slots are free again.
+        let after = try await client.open("/publish?channel=budget", method: "POST", headers: headers, body: Array(#"{"data": "after"}"#.utf8))
+        #expect(try await after.head() == 200)
         await client.close()
         await node.shutdown()
     }
