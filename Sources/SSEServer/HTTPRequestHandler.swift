@@ -521,18 +521,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// ``HTTP2StreamSink`` sends the events as DATA through the stream's HTTP/2 codec.
     private func becomeStream(context: ChannelHandlerContext, head: HTTPRequestHead, opening: StreamOpening) {
         let configuration = services.configuration
-        let preamble = opening.corsHeaders.isEmpty
-            ? services.hub.preamble
-            : StreamPreamble(
-                retryMilliseconds: configuration.retryMilliseconds,
-                nodeName: configuration.demo ? configuration.nodeName : nil,
-                extraHeaders: opening.corsHeaders
-            )
         let channels = opening.channels.map { ChannelName($0) }
         let sink: any StreamSinkHandler
         let replaced: HTTPPipeline.StreamReplaced?
         switch handoff {
         case .http1(let handlers, let socket):
+            let preamble = opening.corsHeaders.isEmpty
+                ? services.hub.preamble
+                : StreamPreamble(
+                    retryMilliseconds: configuration.retryMilliseconds,
+                    nodeName: configuration.demo ? configuration.nodeName : nil,
+                    extraHeaders: opening.corsHeaders
+                )
             let isChunked = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
             sink = StreamConnectionHandler(
                 channels: channels,
@@ -546,14 +546,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             replaced = handlers
         case .http2:
-            releasePublishSlot()
-            var headers = HTTPHeaders(StreamPreamble.headers)
-            for (name, value) in opening.corsHeaders { headers.add(name: name, value: value) }
+            // The head leaves as HEADERS here; only the body's opening (the node's, the same
+            // for every stream) goes through the sink.
+            let headers = HTTPHeaders(StreamPreamble.headers + opening.corsHeaders)
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
             sink = HTTP2StreamSink(
                 channels: channels,
                 resumeFrom: opening.resumeFrom,
-                opening: preamble.opening,
+                opening: services.hub.preamble.opening,
                 expiresAt: opening.expiresAt,
                 hub: services.hub,
                 clientBufferBytes: configuration.clientBufferBytes
