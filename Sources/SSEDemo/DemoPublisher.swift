@@ -38,7 +38,7 @@ package final class DemoPublisher: Service, Sendable {
     ) {
         self.maxTasks = maxTasks
         self.publisher = publisher
-        self.redis = RedisCommandClient(redis: redis, logger: logger)
+        self.redis = RedisCommandClient(redis: redis.routed(toSlot: ClusterSlot.slot(of: Self.clockLockTag)), logger: logger)
         self.nodeName = nodeName
         self.streams = streams
         self.logger = logger
@@ -55,13 +55,16 @@ package final class DemoPublisher: Service, Sendable {
         redis.shutdown()
     }
 
+    /// The clock locks' key prefix, a hash tag: on a Redis Cluster every lock is in one slot.
+    static let clockLockTag = "{sse:demo:clock}"
+
     private func clockLoop() async {
         while !Task.isCancelled {
             let now = Self.unixSeconds()
             let second = Int(now)
             try? await Task.sleep(for: .milliseconds(max(1, Int((Double(second + 1) - now) * 1000))))
             // Every node tries; the one that takes this second's lock publishes.
-            let lock = try? await redis.send("SET", "sse:demo:clock:\(second + 1)", nodeName, "NX", "EX", "10")
+            let lock = try? await redis.send("SET", "\(Self.clockLockTag):\(second + 1)", nodeName, "NX", "EX", "10")
             guard case .status("OK")? = lock else { continue }
             let time = Self.timeOfDay(second + 1)
             _ = try? await publisher.publish(

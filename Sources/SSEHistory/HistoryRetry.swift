@@ -8,14 +8,12 @@ public enum HistoryRetry {
     /// Whether `error` may go away by itself: a lost or refused connection, a Redis still
     /// loading its data after a restart (`-LOADING`), busy with a script (`-BUSY`), a replica
     /// mid-failover (`-MASTERDOWN`, `-READONLY`), a cluster resharding (`-TRYAGAIN`,
-    /// `-CLUSTERDOWN`), or our own queue being full. Anything else (a script error, `-NOPERM`)
+    /// `-CLUSTERDOWN`, `-MOVED`, `-ASK`), or our own queue being full. Anything else (a script error, `-NOPERM`)
     /// will fail the same way again.
     public static func isTransient(_ error: RedisError) -> Bool {
         if error.isTransient || error.code == .overloaded { return true }
-        return error.code == .serverError && transientPrefixes.contains { error.message.hasPrefix($0) }
+        return error.code == .serverError && RedisError.transientServerCodes.contains { error.message.hasPrefix($0) }
     }
-
-    private static let transientPrefixes = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOREPLICAS"]
 
     /// Milliseconds before retry number `attempt` (0-based): 50 ms doubling to 2 s, with up to
     /// half of it as jitter so many streams retrying together spread out.

@@ -38,7 +38,10 @@ public final class SSEPublisher: Sendable {
         logger: Logger = Logger(label: "sse.publisher"),
         watermark: HistoryWatermark = HistoryWatermark()
     ) {
-        let client = RedisCommandClient(redis: redis, logger: logger)
+        // On a Redis Cluster the one connection goes to the master of history's slot (classic
+        // PUBLISH is served by every node).
+        let client = RedisCommandClient(redis: HistoryConfiguration.commandEndpoint(redis), logger: logger)
+        let history = history.adapted(to: redis)
         self.client = client
         self.history = history.isEnabled ? HistoryStore(configuration: history, client: client, watermark: watermark) : nil
     }

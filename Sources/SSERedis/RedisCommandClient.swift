@@ -209,6 +209,12 @@ public final class RedisCommandClient: Sendable {
                 if isReplica, let stamp = live.sentinelStamp { stamp.topology.invalidate(stamp.generation) }
                 connection = nil
                 lastFailure = nil
+            case .moved:
+                // A cluster node no longer serves the slot (a migration or a failover moved it):
+                // the refused commands did not run; the next connect asks where the slot is now.
+                logger.info("a Redis Cluster slot moved; reconnecting to its new master", metadata: ["redis": "\(redis)"])
+                connection = nil
+                lastFailure = nil
             }
         }
     }
@@ -221,6 +227,8 @@ public final class RedisCommandClient: Sendable {
         /// A reply said this server does not take writes: it is a replica (`-READONLY`), or a
         /// master without enough replicas (`-NOREPLICAS`).
         case notMaster(isReplica: Bool)
+        /// A cluster node answered `-MOVED`: the slot is served elsewhere now.
+        case moved
     }
 
     /// Error replies after which the connection goes to the wrong server for writes.
@@ -240,6 +248,8 @@ public final class RedisCommandClient: Sendable {
                 if let code = reply.serverError?.serverCode, Self.notMasterCodes.contains(code) {
                     let isReplica = code == "READONLY"
                     if case .notMaster(true) = outcome {} else { outcome = .notMaster(isReplica: isReplica) }
+                } else if reply.serverError?.serverCode == "MOVED", case .healthy = outcome {
+                    outcome = .moved
                 }
                 pending.completion(.success(reply))
             }

@@ -21,7 +21,9 @@ extension RedisConfiguration {
         guard let slash = afterCredentials.firstIndex(of: "/") else {
             throw RedisConfigurationError(url: url, reason: "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster")
         }
-        let sentinels = try parseSentinelList(afterCredentials[..<slash], url: url)
+        let sentinels = try parseNodeList(
+            afterCredentials[..<slash], defaultPort: SentinelAddress.defaultPort, maximum: SentinelEndpoint.maximumSentinels, kind: "sentinel", url: url
+        )
         let path = afterCredentials[afterCredentials.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
         guard let name = path.first, !name.isEmpty else {
             throw RedisConfigurationError(url: url, reason: "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster")
@@ -52,14 +54,10 @@ extension RedisConfiguration {
             case "sentinel_username":
                 let decoded = try percentDecoded(value, url: url)
                 endpoint.username = decoded.isEmpty ? nil : decoded
-            case _ where (key.hasPrefix("ssl_") || key.hasPrefix("tls_")) && tls:
-                tlsParameters.append((String(key), try percentDecoded(value, url: url, in: "a query value")))
-            case _ where key.hasPrefix("ssl_") || key.hasPrefix("tls_"):
-                throw RedisConfigurationError(url: url, reason: "\(RedisConfigurationError.shown(key.prefix(64), of: url)) needs TLS: use rediss+sentinel://")
             default:
-                throw RedisConfigurationError(
-                    url: url,
-                    reason: "unknown parameter \(RedisConfigurationError.shown(key.prefix(64), of: url)); a Sentinel URL takes db, sentinel_username and sentinel_password"
+                try takeTLSParameter(
+                    key, value, into: &tlsParameters, tls: tls, scheme: "rediss+sentinel://",
+                    otherwise: "a Sentinel URL takes db, sentinel_username and sentinel_password", url: url
                 )
             }
         }
@@ -72,30 +70,57 @@ extension RedisConfiguration {
         )
     }
 
-    /// `h1[:port],[v6]:port,…`: 1 to 16 sentinels, port 26379 unless given.
-    private static func parseSentinelList(_ text: Substring, url: String) throws(RedisConfigurationError) -> [SentinelAddress] {
+    /// `h1[:port],[v6]:port,…`: 1 to `maximum` nodes (sentinels or cluster seeds), each at
+    /// `defaultPort` unless given; `kind` names them in the reasons.
+    static func parseNodeList(
+        _ text: Substring,
+        defaultPort: Int,
+        maximum: Int,
+        kind: String,
+        url: String
+    ) throws(RedisConfigurationError) -> [SentinelAddress] {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
-        guard items.count <= SentinelEndpoint.maximumSentinels else {
-            throw RedisConfigurationError(url: url, reason: "at most \(SentinelEndpoint.maximumSentinels) sentinels, got \(items.count)")
+        guard items.count <= maximum else {
+            throw RedisConfigurationError(url: url, reason: "at most \(maximum) \(kind)s, got \(items.count)")
         }
-        var sentinels: [SentinelAddress] = []
+        var nodes: [SentinelAddress] = []
         for item in items {
-            var (host, port) = try splitHostPort(item, defaultPort: SentinelAddress.defaultPort, url: url)
+            var (host, port) = try splitHostPort(item, defaultPort: defaultPort, url: url)
             // A zone is written %25 in a URL (RFC 6874): `[fe80::1%25eth0]`.
             if item.hasPrefix("[") {
                 host = Substring(try percentDecoded(host, url: url))
             } else if host.contains(":") {
-                throw RedisConfigurationError(url: url, reason: "an IPv6 sentinel goes in brackets: [::1]:26379")
+                throw RedisConfigurationError(url: url, reason: "an IPv6 \(kind) goes in brackets: [::1]:\(defaultPort)")
             }
             guard SentinelAddress.isValidHost(host) else {
                 throw RedisConfigurationError(
                     url: url,
-                    reason: host.isEmpty ? "empty sentinel host" : "sentinel host must be letters, digits and -._:% (at most 255 bytes)"
+                    reason: host.isEmpty ? "empty \(kind) host" : "\(kind) host must be letters, digits and -._:% (at most 255 bytes)"
                 )
             }
-            sentinels.append(SentinelAddress(host: String(host), port: port))
+            nodes.append(SentinelAddress(host: String(host), port: port))
         }
-        return sentinels
+        return nodes
+    }
+
+    /// Keeps an `ssl_*` or `tls_*` query parameter of a TLS URL for `tlsOptions(from:secure:url:)`;
+    /// refuses it without TLS (naming `scheme`), and refuses any other parameter, saying what the
+    /// URL form takes (`otherwise`).
+    static func takeTLSParameter(
+        _ key: Substring,
+        _ value: Substring,
+        into parameters: inout [(name: String, value: String)],
+        tls: Bool,
+        scheme: String,
+        otherwise: String,
+        url: String
+    ) throws(RedisConfigurationError) {
+        let shown = RedisConfigurationError.shown(key.prefix(64), of: url)
+        guard key.hasPrefix("ssl_") || key.hasPrefix("tls_") else {
+            throw RedisConfigurationError(url: url, reason: "unknown parameter \(shown); \(otherwise)")
+        }
+        guard tls else { throw RedisConfigurationError(url: url, reason: "\(shown) needs TLS: use \(scheme)") }
+        parameters.append((String(key), try percentDecoded(value, url: url, in: "a query value")))
     }
 
     /// Splits `host[:port]` or `[ipv6][:port]`; the host is empty when the text names none.

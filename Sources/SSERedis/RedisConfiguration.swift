@@ -5,7 +5,9 @@
 /// `rediss://…` (the same over TLS, with redis-py's `ssl_*` query parameters, see `tls`),
 /// `unix://[[user]:password@]/path/to/redis.sock[?db=N]`; and, for a master behind Redis
 /// Sentinel, `redis+sentinel://[[user]:password@]h1[:26379],h2[:port]/mymaster[/db][?…]`
-/// (`rediss+sentinel://` over TLS to the sentinels and the master; see `parseSentinel`).
+/// (`rediss+sentinel://` over TLS to the sentinels and the master; see `parseSentinel`); and a
+/// Redis Cluster through seed nodes, `redis+cluster://[[user]:password@]h1[:6379],h2[:port][/0]`
+/// (`rediss+cluster://` over TLS; see `parseCluster`).
 public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// The transport to the server.
     public enum Endpoint: Sendable, Hashable {
@@ -13,6 +15,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         case unixSocket(path: String)
         /// The master that these sentinels name, found anew on every connect.
         case sentinel(SentinelEndpoint)
+        /// A Redis Cluster, through its seed nodes.
+        case cluster(ClusterEndpoint)
     }
 
     public var endpoint: Endpoint
@@ -32,7 +36,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// unparsed input than this, fails the connection with `.protocolViolation`. Default 64 MiB;
     /// raise it with the largest payload the node accepts if that is larger.
     public var maximumReplyBytes: Int
-    /// TLS to the server (`rediss://`), or nil for plain TCP. Only for `.tcp` endpoints.
+    /// TLS to the server (`rediss://`), or nil for plain TCP. Not for `.unixSocket` endpoints.
     public var tls: RedisTLSOptions?
 
     public init(
@@ -75,10 +79,14 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             self = try Self.parseSentinel(remainder, url: url, tls: false)
         case "rediss+sentinel":
             self = try Self.parseSentinel(remainder, url: url, tls: true)
+        case "redis+cluster":
+            self = try Self.parseCluster(remainder, url: url, tls: false)
+        case "rediss+cluster":
+            self = try Self.parseCluster(remainder, url: url, tls: true)
         default:
             throw RedisConfigurationError(
                 url: url,
-                reason: "unsupported scheme '\(scheme)'; use redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"
+                reason: "unsupported scheme '\(scheme)'; use redis://, rediss://, unix://, redis[s]+sentinel:// or redis[s]+cluster://"
             )
         }
     }
@@ -94,6 +102,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
             return "unix://\(auth)\(path)?db=\(database)"
         case .sentinel(let sentinel):
             return Self.sentinelDescription(sentinel, auth: auth, database: database, tls: tls)
+        case .cluster(let cluster):
+            return Self.clusterDescription(cluster, auth: auth, tls: tls)
         }
     }
 

@@ -73,6 +73,8 @@ final class RedisConnection {
     /// share the connect deadline, and a `PING` checks that the server took the connection
     /// (with TLS 1.3 a refused client certificate only shows after the handshake).
     ///
+    /// A `.cluster` endpoint is connected through the first of its seeds that takes the
+    /// connection (`connectToCluster`).
     /// A `.sentinel` endpoint is resolved first (`SentinelResolver`, through `topology` when the
     /// caller holds one, else a topology of its own), then connected as the `.tcp` master found
     /// (over TLS too when the configuration has TLS options).
@@ -86,6 +88,9 @@ final class RedisConnection {
         if case .sentinel(let endpoint) = configuration.endpoint {
             let resolver = SentinelResolver(configuration: configuration, endpoint: endpoint, topology: topology ?? SentinelTopology(endpoint: endpoint))
             return try resolver.connect(shouldStop: shouldStop)
+        }
+        if case .cluster(let endpoint) = configuration.endpoint {
+            return try connectToCluster(configuration, endpoint: endpoint, shouldStop: shouldStop)
         }
         let timeout = max(1, configuration.connectTimeoutMilliseconds)
         let raw: UnsafeMutablePointer<redisContext>?
@@ -107,6 +112,8 @@ final class RedisConnection {
             raw = CHiredis_connectUnix(path, timeout)
         case .sentinel:
             throw RedisError(.connectionFailed, "a Sentinel endpoint is resolved before it is connected")
+        case .cluster:
+            throw RedisError(.connectionFailed, "a cluster endpoint is connected through one of its nodes")
         }
         guard let raw else {
             tunnel?.close()

@@ -32,6 +32,7 @@ public final class StreamCore: Sendable {
         // A message a node must deliver (up to the largest payload) must never exceed what the
         // Redis layer accepts in one reply, or it would drop the subscription instead.
         var configuration = given
+        configuration.history = configuration.history.adapted(to: configuration.redis)
         configuration.redis.maximumReplyBytes = max(
             configuration.redis.maximumReplyBytes,
             2 * min(max(0, configuration.maxPayloadBytes), 1 << 40) + (1 << 20)
@@ -45,7 +46,7 @@ public final class StreamCore: Sendable {
             ? HistoryStore(
                 configuration: configuration.history,
                 client: RedisCommandClient(
-                    redis: configuration.redis,
+                    redis: HistoryConfiguration.commandEndpoint(configuration.redis),
                     logger: logger,
                     maximumPending: HistoryLane.maximumPending,
                     lanes: HistoryLane.count

@@ -66,7 +66,12 @@ package final class StreamHub: RedisSubscriberDelegate {
         self.verifier = history.map { history in
             HistoryStore(
                 configuration: history.configuration,
-                client: RedisCommandClient(redis: configuration.redis, logger: logger, maximumPending: 1024, retryIntervalMilliseconds: 50),
+                client: RedisCommandClient(
+                    redis: HistoryConfiguration.commandEndpoint(configuration.redis),
+                    logger: logger,
+                    maximumPending: 1024,
+                    retryIntervalMilliseconds: 50
+                ),
                 watermark: history.watermark
             )
         }

@@ -40,7 +40,7 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on. (env: PORT, default: 5000)")
     var port: Int?
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://… (TLS, redis-py's ssl_* parameters), unix:///path.sock[?db=N] or redis[s]+sentinel://[[user]:password@]host[:26379],host2[:port]/mastername[/db]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
+    @Option(name: .customLong("redis-url"), help: "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://… (TLS, redis-py's ssl_* parameters), unix:///path.sock[?db=N] or redis[s]+sentinel://[[user]:password@]host[:26379],host2[:port]/mastername[/db], or a Redis Cluster: redis[s]+cluster://[[user]:password@]host[:6379],host2[:port]. (env: SSE_REDIS_URL, else REDIS_URL; default: redis://127.0.0.1:6379/0)")
     var redisURL: String?
 
     @Option(name: .customLong("redis-sentinel-password"), help: "Password for the sentinels of a redis+sentinel:// URL (its user-info authenticates to the master); instead of sentinel_password= in the URL. (env: SSE_REDIS_SENTINEL_PASSWORD)")

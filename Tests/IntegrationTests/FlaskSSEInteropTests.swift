@@ -18,10 +18,16 @@ struct FlaskSSEInteropTests {
     /// Runs Flask-SSE's `sse.publish` of every vector against `url` and expects `node`'s stream of
     /// `channel` to receive them all, byte for byte.
     static func expectFlaskPublishes(_ url: String, reach node: BrokerNode, of redis: RedisServerProcess, channel: String) async throws {
-        let python = try Executables.interopPython()
         let client = try await node.stream(channel)
         try await redis.waitForSubscribers(channel, count: 1, timeout: .seconds(30))
-        let publisher = try ChildProcess(python, [script("flask_sse_publish.py"), url, channel, vectorsFile.path])
+        try await expectPublishes(of: "flask_sse_publish.py", url, channel: channel, reach: client)
+    }
+
+    /// Runs a Flask-SSE publishing script (`sse.publish` of every vector on `channel` through
+    /// `url`) and expects `client` to receive them all, byte for byte; closes `client`.
+    static func expectPublishes(of scriptName: String, _ url: String, channel: String, reach client: StreamClient) async throws {
+        let python = try Executables.interopPython()
+        let publisher = try ChildProcess(python, [script(scriptName), url, channel, vectorsFile.path])
         let status = try await publisher.waitForExit()
         #expect(status == 0, "\(publisher.text)")
         let expected = try FlaskSSEVector.all().filter { $0.publish != nil }.map { String(decoding: $0.sse, as: UTF8.self) }

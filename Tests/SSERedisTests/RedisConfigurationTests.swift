@@ -78,7 +78,7 @@ struct RedisConfigurationTests {
         ("rediss://host?ssl_ca_certs=", "ssl_ca_certs needs a file path"),
         ("rediss://host?ssl_ca_certs=%zz", "percent-encoding in a query value"),
         ("rediss://host?tls_server_name=", "tls_server_name must be 1 to 255 bytes"),
-        ("http://host", "unsupported scheme 'http'; use redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"),
+        ("http://host", "unsupported scheme 'http'; use redis://, rediss://, unix://, redis[s]+sentinel:// or redis[s]+cluster://"),
         ("localhost:6379", "expected a URL"),
         ("redis://host:99999", "port"),
         ("redis://host:abc", "port"),

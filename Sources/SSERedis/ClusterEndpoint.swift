@@ -1,0 +1,54 @@
+/// A Redis Cluster, reached through seed nodes: any of them answers for the whole cluster
+/// (classic pub/sub is cluster-wide; `CLUSTER SLOTS` names the shard of every slot).
+///
+/// The credentials and TLS options are the `RedisConfiguration`'s, for every node alike, as in
+/// redis-py's `RedisCluster`. A cluster has only database 0.
+public struct ClusterEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// The seed nodes, in the order to try them.
+    public var seeds: [SentinelAddress]
+    /// When set, connections go to the master serving this slot (found with `CLUSTER SLOTS`
+    /// through a seed), for commands on keys of that slot; nil: any node that answers.
+    public var slot: Int?
+
+    /// Most seeds one endpoint may name.
+    public static let maximumSeeds = 64
+    /// A seed's port when the URL names none.
+    public static let defaultPort = 6379
+
+    public init(seeds: [SentinelAddress], slot: Int? = nil) {
+        self.seeds = seeds
+        self.slot = slot
+    }
+
+    /// `h1:7000,h2:7001` (the slot is not part of it: it is the caller's choice, not the URL's).
+    public var description: String {
+        seeds.map(\.description).joined(separator: ",")
+    }
+
+    /// The seeds in the order one connect tries them: all of them, starting at `start` (taken
+    /// modulo the count), so connections of one process spread over the seeds and a dead seed
+    /// costs one failed attempt, not a failed connect.
+    func rotated(from start: Int) -> [SentinelAddress] {
+        guard !seeds.isEmpty else { return [] }
+        let first = ((start % seeds.count) + seeds.count) % seeds.count
+        return Array(seeds[first...] + seeds[..<first])
+    }
+}
+
+extension RedisConfiguration {
+    /// This configuration for commands on keys of `slot`: on a cluster, connections go to the
+    /// master serving that slot; any other endpoint is returned as it is.
+    public func routed(toSlot slot: Int) -> RedisConfiguration {
+        guard case .cluster(var endpoint) = endpoint else { return self }
+        endpoint.slot = slot
+        var routed = self
+        routed.endpoint = .cluster(endpoint)
+        return routed
+    }
+
+    /// Whether this is a Redis Cluster.
+    public var isCluster: Bool {
+        if case .cluster = endpoint { return true }
+        return false
+    }
+}

@@ -1,0 +1,54 @@
+/// The Redis Cluster URL form: `redis+cluster://[[user]:password@]h1[:6379],h2:7001[/0][?…]`
+/// (`rediss+cluster://` over TLS to every node, with redis-py's `ssl_*` parameters).
+///
+/// The user-info authenticates to every node; ports default to 6379, IPv6 goes in brackets. A
+/// cluster serves only database 0, so another database is refused, and so is every query
+/// parameter but the TLS ones (over TLS): a misspelt option never passes silently.
+extension RedisConfiguration {
+    static func parseCluster(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
+        var main = remainder
+        var query: Substring = ""
+        if let question = remainder.firstIndex(of: "?") {
+            main = remainder[..<question]
+            query = remainder[remainder.index(after: question)...]
+        }
+        let (username, password, afterCredentials) = try splitCredentials(main, url: url)
+        var nodes = afterCredentials
+        if let slash = afterCredentials.firstIndex(of: "/") {
+            nodes = afterCredentials[..<slash]
+            let path = afterCredentials[afterCredentials.index(after: slash)...]
+            if !path.isEmpty, try parseDatabase(path, url: url) != 0 {
+                throw RedisConfigurationError(url: url, reason: "Redis Cluster has only database 0")
+            }
+        }
+        let seeds = try parseNodeList(nodes, defaultPort: ClusterEndpoint.defaultPort, maximum: ClusterEndpoint.maximumSeeds, kind: "cluster node", url: url)
+        var tlsParameters: [(name: String, value: String)] = []
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = parts[0]
+            let value = parts.count == 2 ? parts[1] : ""
+            switch key {
+            case "db":
+                if try parseDatabase(value, url: url) != 0 {
+                    throw RedisConfigurationError(url: url, reason: "Redis Cluster has only database 0")
+                }
+            default:
+                try takeTLSParameter(
+                    key, value, into: &tlsParameters, tls: tls, scheme: "rediss+cluster://", otherwise: "a cluster URL takes only TLS parameters", url: url
+                )
+            }
+        }
+        return RedisConfiguration(
+            endpoint: .cluster(ClusterEndpoint(seeds: seeds)),
+            username: username,
+            password: password,
+            database: 0,
+            tls: try tlsOptions(from: tlsParameters, secure: tls, url: url)
+        )
+    }
+
+    /// The cluster form of `description`: credentials masked.
+    static func clusterDescription(_ endpoint: ClusterEndpoint, auth: String, tls: RedisTLSOptions?) -> String {
+        "\(tls == nil ? "redis" : "rediss")+cluster://\(auth)\(endpoint)/0\(tls?.queryText ?? "")"
+    }
+}
