@@ -9,15 +9,27 @@ public struct ClusterEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// When set, connections go to the master serving this slot (found with `CLUSTER SLOTS`
     /// through a seed), for commands on keys of that slot; nil: any node that answers.
     public var slot: Int?
+    /// Which pub/sub the subscription uses.
+    public var pubsub: PubSub
+
+    /// Which pub/sub a node subscribes with on a cluster.
+    public enum PubSub: String, Sendable, Hashable {
+        /// Classic `SUBSCRIBE` on one node (every `PUBLISH` reaches every node) and sharded
+        /// `SSUBSCRIBE` on the shard serving each channel's slot (`SPUBLISH` stays on its shard).
+        case both
+        /// Classic `SUBSCRIBE` only: no connection per shard; `SPUBLISH`ed events are not seen.
+        case classic
+    }
 
     /// Most seeds one endpoint may name.
     public static let maximumSeeds = 64
     /// A seed's port when the URL names none.
     public static let defaultPort = 6379
 
-    public init(seeds: [SentinelAddress], slot: Int? = nil) {
+    public init(seeds: [SentinelAddress], slot: Int? = nil, pubsub: PubSub = .both) {
         self.seeds = seeds
         self.slot = slot
+        self.pubsub = pubsub
     }
 
     /// `h1:7000,h2:7001` (the slot is not part of it: it is the caller's choice, not the URL's).

@@ -1,9 +1,10 @@
 /// The Redis Cluster URL form: `redis+cluster://[[user]:password@]h1[:6379],h2:7001[/0][?…]`
-/// (`rediss+cluster://` over TLS to every node, with redis-py's `ssl_*` parameters).
+/// (`rediss+cluster://` over TLS to every node, with redis-py's `ssl_*` parameters), and
+/// `?pubsub=both|classic` (see `ClusterEndpoint.PubSub`).
 ///
 /// The user-info authenticates to every node; ports default to 6379, IPv6 goes in brackets. A
 /// cluster serves only database 0, so another database is refused, and so is every query
-/// parameter but the TLS ones (over TLS): a misspelt option never passes silently.
+/// parameter but `pubsub` and the TLS ones (over TLS): a misspelt option never passes silently.
 extension RedisConfiguration {
     static func parseCluster(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
         var main = remainder
@@ -23,6 +24,7 @@ extension RedisConfiguration {
         }
         let seeds = try parseNodeList(nodes, defaultPort: ClusterEndpoint.defaultPort, maximum: ClusterEndpoint.maximumSeeds, kind: "cluster node", url: url)
         var tlsParameters: [(name: String, value: String)] = []
+        var pubsub = ClusterEndpoint.PubSub.both
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = parts[0]
@@ -32,14 +34,19 @@ extension RedisConfiguration {
                 if try parseDatabase(value, url: url) != 0 {
                     throw RedisConfigurationError(url: url, reason: "Redis Cluster has only database 0")
                 }
+            case "pubsub":
+                guard let chosen = ClusterEndpoint.PubSub(rawValue: String(value)) else {
+                    throw RedisConfigurationError(url: url, reason: "pubsub must be both or classic")
+                }
+                pubsub = chosen
             default:
                 try takeTLSParameter(
-                    key, value, into: &tlsParameters, tls: tls, scheme: "rediss+cluster://", otherwise: "a cluster URL takes only TLS parameters", url: url
+                    key, value, into: &tlsParameters, tls: tls, scheme: "rediss+cluster://", otherwise: "a cluster URL takes pubsub= and TLS parameters", url: url
                 )
             }
         }
         return RedisConfiguration(
-            endpoint: .cluster(ClusterEndpoint(seeds: seeds)),
+            endpoint: .cluster(ClusterEndpoint(seeds: seeds, pubsub: pubsub)),
             username: username,
             password: password,
             database: 0,
@@ -49,6 +56,9 @@ extension RedisConfiguration {
 
     /// The cluster form of `description`: credentials masked.
     static func clusterDescription(_ endpoint: ClusterEndpoint, auth: String, tls: RedisTLSOptions?) -> String {
-        "\(tls == nil ? "redis" : "rediss")+cluster://\(auth)\(endpoint)/0\(tls?.queryText ?? "")"
+        var parameters: [String] = tls.map { Array($0.queryText.dropFirst().split(separator: "&").map(String.init)) } ?? []
+        if endpoint.pubsub != .both { parameters.append("pubsub=\(endpoint.pubsub.rawValue)") }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
+        return "\(tls == nil ? "redis" : "rediss")+cluster://\(auth)\(endpoint)/0\(query)"
     }
 }

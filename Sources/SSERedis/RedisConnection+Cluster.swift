@@ -18,6 +18,33 @@ extension RedisConnection {
         endpoint: ClusterEndpoint,
         shouldStop: () -> Bool
     ) throws(RedisError) -> RedisConnection {
+        try throughSeeds(configuration, endpoint: endpoint, shouldStop: shouldStop, failing: "no cluster node took the connection") { node, seed throws(RedisError) in
+            let connection = try connect(node)
+            guard let slot = endpoint.slot else { return connection }
+            return try connectToMaster(of: slot, through: connection, seed: seed, configuration: configuration)
+        }
+    }
+
+    /// The cluster's topology as the first seed that answers sees it.
+    static func fetchClusterTopology(
+        _ configuration: RedisConfiguration,
+        endpoint: ClusterEndpoint,
+        shouldStop: () -> Bool
+    ) throws(RedisError) -> ClusterTopology {
+        try throughSeeds(configuration, endpoint: endpoint, shouldStop: shouldStop, failing: "no cluster node told the topology") { node, seed throws(RedisError) in
+            try connect(node).clusterTopology(askedHost: seed.host, timeoutMilliseconds: configuration.commandTimeoutMilliseconds)
+        }
+    }
+
+    /// `body` with each seed in turn (as a `.tcp` configuration), from a rotating start, until
+    /// one succeeds; `shouldStop` is asked between seeds. Fails with `failing` and the first reasons.
+    private static func throughSeeds<Success>(
+        _ configuration: RedisConfiguration,
+        endpoint: ClusterEndpoint,
+        shouldStop: () -> Bool,
+        failing: String,
+        _ body: (RedisConfiguration, SentinelAddress) throws(RedisError) -> Success
+    ) throws(RedisError) -> Success {
         let start = nextSeed.wrappingAdd(1, ordering: .relaxed).oldValue
         var failures: [String] = []
         for seed in endpoint.rotated(from: start) {
@@ -25,17 +52,12 @@ extension RedisConnection {
             var node = configuration
             node.endpoint = .tcp(host: seed.host, port: seed.port)
             do throws(RedisError) {
-                let connection = try connect(node)
-                guard let slot = endpoint.slot else { return connection }
-                return try connectToMaster(of: slot, through: connection, seed: seed, configuration: configuration)
+                return try body(node, seed)
             } catch {
                 failures.append("\(seed): \(error.message)")
             }
         }
-        throw RedisError(
-            .connectionFailed,
-            "no cluster node took the connection (\(failures.prefix(4).joined(separator: "; "))\(failures.count > 4 ? "; …" : ""))"
-        )
+        throw RedisError(.connectionFailed, "\(failing) (\(failures.prefix(4).joined(separator: "; "))\(failures.count > 4 ? "; …" : ""))")
     }
 
     /// The connection to the master of `slot`, as `seed` (reached by `connection`) sees the
@@ -46,13 +68,7 @@ extension RedisConnection {
         seed: SentinelAddress,
         configuration: RedisConfiguration
     ) throws(RedisError) -> RedisConnection {
-        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(1, configuration.commandTimeoutMilliseconds)))
-        let reply = try connection.command(["CLUSTER", "SLOTS"], deadline: deadline)
-        let topology: ClusterTopology
-        switch ClusterTopology.decode(slots: reply, askedHost: seed.host) {
-        case .success(let decoded): topology = decoded
-        case .failure(let error): throw RedisError(.connectionFailed, error.reason)
-        }
+        let topology = try connection.clusterTopology(askedHost: seed.host, timeoutMilliseconds: configuration.commandTimeoutMilliseconds)
         guard let master = topology.master(forSlot: slot) else {
             throw RedisError(.connectionFailed, "no master serves slot \(slot)", serverCode: "CLUSTERDOWN")
         }
@@ -60,5 +76,15 @@ extension RedisConnection {
         var node = configuration
         node.endpoint = .tcp(host: master.host, port: master.port)
         return try connect(node)
+    }
+
+    /// `CLUSTER SLOTS` on this connection, decoded (`askedHost` is the host it reached).
+    func clusterTopology(askedHost: String, timeoutMilliseconds: Int) throws(RedisError) -> ClusterTopology {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(1, timeoutMilliseconds)))
+        let reply = try command(["CLUSTER", "SLOTS"], deadline: deadline)
+        switch ClusterTopology.decode(slots: reply, askedHost: askedHost) {
+        case .success(let decoded): return decoded
+        case .failure(let error): throw RedisError(.connectionFailed, error.reason)
+        }
     }
 }

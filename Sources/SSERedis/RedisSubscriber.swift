@@ -25,7 +25,9 @@ import Darwin
 /// thread never blocks on a stalled Redis. What Redis answers is tracked by a pure
 /// `SubscriptionStateMachine`: a channel Redis refuses (`-NOPERM`) affects only itself.
 /// Through Sentinel the thread is woken when a failover is announced (`SentinelWatcher`) and
-/// resubscribes on the new master at once, with its backoff reset.
+/// resubscribes on the new master at once, with its backoff reset. On a Redis Cluster
+/// (`pubsub=both`, the default) the same thread also holds a sharded connection per shard that
+/// serves a wanted channel (`ClusterSubscriberThread`), so `SPUBLISH`ed events arrive as well.
 public final class RedisSubscriber: Sendable {
     /// Tuning for reconnects and liveness checks.
     public struct Configuration: Sendable, Hashable {
@@ -153,7 +155,11 @@ public final class RedisSubscriber: Sendable {
             state.sentinel = SentinelTopology.acquire(for: redis, logger: logger, onChange: { [wakeup] in wakeup.signal() })
             // Spawned under the lock, so a concurrent `shutdown()` sees the thread it must wait
             // for; the new thread takes this lock only after it is released.
-            state.thread = .running(SubscriberThread(owner: self, topology: state.sentinel?.topology).start())
+            if case .cluster(let endpoint) = redis.endpoint, endpoint.pubsub == .both {
+                state.thread = .running(ClusterSubscriberThread(owner: self, endpoint: endpoint).start())
+            } else {
+                state.thread = .running(SubscriberThread(owner: self, topology: state.sentinel?.topology).start())
+            }
         }
     }
 
@@ -291,6 +297,7 @@ public final class RedisSubscriber: Sendable {
     var log: Logger { logger }
     var wakeupDescriptor: Int32 { wakeup.readDescriptor }
     func drainWakeups() { wakeup.drain() }
+    func signalWakeup() { wakeup.signal() }
 }
 
 /// Something to run once a set of channels is answered.

@@ -1,13 +1,14 @@
 import CHiredis
 import SSEWire
 
-/// What one reply on a subscription connection is (Redis pub/sub, RESP2).
+/// What one reply on a subscription connection is (Redis pub/sub, RESP2; the sharded kinds
+/// `smessage`, `ssubscribe` and `sunsubscribe` read as their classic counterparts).
 ///
 /// Read straight from the hiredis node, without building the whole `RedisReply` tree; every
 /// element's presence and type is checked, so an error reply or a malformed array is never
 /// taken for a message or a confirmation.
 enum SubscriberReply: Equatable {
-    /// `["message", channel, payload]`.
+    /// `["message", channel, payload]` (or `smessage`).
     case message(RedisPubSubMessage)
     /// `["subscribe", channel, count]`.
     case subscribed(ChannelName)
@@ -43,11 +44,15 @@ enum SubscriberReply: Equatable {
             let third = elements[2]?.pointee
         else { return .unexpected("malformed \(String(decoding: kind.prefix(32), as: UTF8.self))") }
         let channel = ChannelName(bytes: RedisReply.bytes(channelNode))
-        if kind.elementsEqual("message".utf8), third.type == REDIS_REPLY_STRING {
+        if kind.elementsEqual("message".utf8) || kind.elementsEqual("smessage".utf8), third.type == REDIS_REPLY_STRING {
             return .message(RedisPubSubMessage(channel: channel.text, payload: Array(RedisReply.bytes(third))))
         }
-        if kind.elementsEqual("subscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .subscribed(channel) }
-        if kind.elementsEqual("unsubscribe".utf8), third.type == REDIS_REPLY_INTEGER { return .unsubscribed(channel) }
+        if kind.elementsEqual("subscribe".utf8) || kind.elementsEqual("ssubscribe".utf8), third.type == REDIS_REPLY_INTEGER {
+            return .subscribed(channel)
+        }
+        if kind.elementsEqual("unsubscribe".utf8) || kind.elementsEqual("sunsubscribe".utf8), third.type == REDIS_REPLY_INTEGER {
+            return .unsubscribed(channel)
+        }
         return .unexpected(String(decoding: kind.prefix(32), as: UTF8.self))
     }
 }

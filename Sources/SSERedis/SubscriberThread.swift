@@ -12,44 +12,29 @@ import Darwin
 #endif
 
 /// The subscriber's thread: a `poll()` loop over the Redis socket and the wake-up pipe that
-/// feeds a `SubscriptionStateMachine` and carries out its actions.
+/// feeds the connection's `SubscriberLink` (its `SubscriptionStateMachine`, liveness, probe).
 ///
 /// Nothing here blocks without a deadline: connects are bounded by the connect timeout,
 /// `AUTH`/`SELECT` by the command timeout, writes are non-blocking (a stall longer than the
 /// ping interval drops the connection) and a silent connection is found by PING.
 final class SubscriberThread: @unchecked Sendable {
     // @unchecked: after `start()` every stored property is used by the spawned thread alone.
-    private typealias Machine = SubscriptionStateMachine<SubscriptionWaiter>
-
     private let owner: RedisSubscriber
     /// For a `.sentinel` endpoint: the process's topology, shared with the watcher.
     private let topology: SentinelTopology?
     /// The topology's generation when the last connect began.
     private var attemptGeneration: UInt64 = 0
-    private var connection: RedisConnection?
-    private var machine: Machine
+    private let link: SubscriberLink
     private var backoff: ReconnectBackoff
-    private var lastTraffic = ContinuousClock.now
-    private var pingSentAt: ContinuousClock.Instant?
-    /// When the output last shrank (or became pending), while some is pending.
-    private var lastOutputProgress = ContinuousClock.now
     private var hasReportedDown = false
     private var publishedRefused: Set<ChannelName> = []
-    /// The delivery probe (nil when it is off).
-    private var probe: SubscriberProbe?
 
     init(owner: RedisSubscriber, topology: SentinelTopology?) {
         self.owner = owner
         self.topology = topology
         let tuning = owner.tuning
-        self.machine = Machine(
-            configuration: .init(
-                refusalRetryBase: .milliseconds(max(1, tuning.refusalRetryBaseMilliseconds)),
-                refusalRetryCap: .milliseconds(max(1, tuning.refusalRetryCapMilliseconds))
-            )
-        )
+        self.link = SubscriberLink(owner: owner, verbs: .classic, probe: owner.probe.map { SubscriberProbe(owner: owner, shared: $0) })
         self.backoff = ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
-        self.probe = owner.probe.map { SubscriberProbe(owner: owner, shared: $0) }
     }
 
     /// Spawns the thread; nil (and logged) if the system refused one.
@@ -61,24 +46,22 @@ final class SubscriberThread: @unchecked Sendable {
         return thread
     }
 
-    private var interval: Int { max(1, owner.tuning.pingIntervalMilliseconds) }
-
     private func run() {
         defer {
-            connection = nil
+            link.detach()
             owner.setConnected(false)
         }
         while !owner.isStopping {
-            if connection == nil {
+            guard let connection = link.connection else {
                 connect()
                 continue
             }
-            if connection?.isTopologyStale == true {
+            if connection.isTopologyStale {
                 followNewMaster()
                 continue
             }
             do throws(RedisError) {
-                try serviceConnection()
+                try serviceConnection(connection)
             } catch {
                 drop(error)
             }
@@ -90,18 +73,14 @@ final class SubscriberThread: @unchecked Sendable {
             try takeInputs(force: true)
             attemptGeneration = topology?.generation ?? 0
             let fresh = try RedisConnection.connect(owner.redisConfiguration, topology: topology, shouldStop: { [owner] in owner.isStopping })
-            connection = fresh
-            lastTraffic = .now
-            pingSentAt = nil
-            try perform(machine.connected())
-            try fresh.writeAvailable()
+            try link.attach(fresh)
             backoff.reset()
             hasReportedDown = false
             owner.setConnected(true)
             owner.log.info(
                 "Redis subscription connected",
                 metadata: [
-                    "redis": "\(owner.redisConfiguration)", "channels": "\(machine.wanted.count)",
+                    "redis": "\(owner.redisConfiguration)", "channels": "\(link.machine.wanted.count)",
                     "master": "\(fresh.sentinelStamp.map { "\($0.master)" } ?? "-")",
                 ]
             )
@@ -115,7 +94,7 @@ final class SubscriberThread: @unchecked Sendable {
     /// drop the connection and resolve again at once, without waiting out any backoff, so
     /// delivery resumes within one resolve and connect.
     private func followNewMaster() {
-        forgetConnection()
+        link.detach()
         backoff.reset()
         let error = RedisError(.connectionLost, "Sentinel: the master changed")
         owner.setConnected(false)
@@ -125,18 +104,9 @@ final class SubscriberThread: @unchecked Sendable {
     }
 
     private func drop(_ error: RedisError) {
-        forgetConnection()
+        link.detach()
         reportDown(error)
         waitForRetry()
-    }
-
-    /// The connection is gone: the subscription machine and the probe start over with the next.
-    /// (A probe left awaiting a token across a Sentinel switch judged the new connection by the
-    /// old one's deadline: silent at once when the resolve took longer than the deadline.)
-    private func forgetConnection() {
-        connection = nil
-        machine.disconnected()
-        probe?.disconnected()
     }
 
     private func reportDown(_ error: RedisError) {
@@ -172,21 +142,15 @@ final class SubscriberThread: @unchecked Sendable {
 
     private func takeInputs(force: Bool) throws(RedisError) {
         let (wanted, added, removed, waiters) = owner.takeInputs(force: force)
-        if let wanted { try perform(machine.setWanted(wanted)) }
-        if !added.isEmpty || !removed.isEmpty { try perform(machine.changeWanted(added: added, removed: removed)) }
-        for waiter in waiters { try perform(machine.addWaiter(waiter, channels: waiter.channels)) }
+        try link.take(wanted: wanted, added: added, removed: removed, waiters: waiters)
     }
 
-    private func serviceConnection() throws(RedisError) {
-        guard let connection else { return }
-        var events = Int16(POLLIN)
-        if connection.hasPendingOutput { events |= Int16(POLLOUT) }
+    private func serviceConnection(_ connection: RedisConnection) throws(RedisError) {
         var descriptors = [
-            pollfd(fd: connection.fileDescriptor, events: events, revents: 0),
+            pollfd(fd: connection.fileDescriptor, events: link.pollEvents, revents: 0),
             pollfd(fd: owner.wakeupDescriptor, events: Int16(POLLIN), revents: 0),
         ]
-        let timeout = pollTimeout(connection)
-        let ready = poll(&descriptors, 2, Int32(clamping: timeout))
+        let ready = poll(&descriptors, 2, Int32(clamping: link.pollTimeout))
         if ready < 0 {
             guard errno == EINTR else { throw RedisError(.connectionLost, "poll failed (errno \(errno))") }
             return
@@ -195,126 +159,15 @@ final class SubscriberThread: @unchecked Sendable {
             owner.drainWakeups()
         }
         try takeInputs(force: false)
-        let socketEvents = descriptors[0].revents
-        if socketEvents & Int16(POLLIN | POLLERR | POLLHUP | POLLNVAL) != 0 {
-            try connection.readAvailable()
-            lastTraffic = .now
-            pingSentAt = nil
-            try drainReplies(connection)
-        }
-        try perform(machine.tick(now: .now))
-        try probe?.service(now: .now)
-        try write(connection)
-        try checkLiveness(connection)
+        try link.service(revents: descriptors[0].revents)
         publishRefused()
     }
 
-    /// Until the next deadline: the liveness check, the output stall limit, a refusal retry, the probe.
-    private func pollTimeout(_ connection: RedisConnection) -> Int {
-        let now = ContinuousClock.now
-        var deadline = (pingSentAt ?? lastTraffic).advanced(by: .milliseconds(interval))
-        if connection.hasPendingOutput { deadline = min(deadline, lastOutputProgress.advanced(by: .milliseconds(interval))) }
-        if let retry = machine.nextRetry { deadline = min(deadline, retry) }
-        if let due = probe?.nextDeadline { deadline = min(deadline, due) }
-        return max(1, min(interval, now.duration(to: deadline).roundedUpMilliseconds))
-    }
-
-    /// Writes what the socket takes now; fails when it has taken nothing for an interval.
-    private func write(_ connection: RedisConnection) throws(RedisError) {
-        guard connection.hasPendingOutput else { return }
-        let before = connection.pendingOutputBytes
-        try connection.writeAvailable()
-        let now = ContinuousClock.now
-        if !connection.hasPendingOutput || connection.pendingOutputBytes < before {
-            lastOutputProgress = now
-        } else if lastOutputProgress.duration(to: now) > .milliseconds(interval) {
-            throw RedisError(.timedOut, "Redis took none of \(before) bytes of commands within \(interval) ms")
-        }
-    }
-
-    private func checkLiveness(_ connection: RedisConnection) throws(RedisError) {
-        let now = ContinuousClock.now
-        if let pingSentAt {
-            if pingSentAt.duration(to: now) > .milliseconds(interval) {
-                throw RedisError(.timedOut, "no answer to PING within \(interval) ms")
-            }
-        } else if lastTraffic.duration(to: now) >= .milliseconds(interval) {
-            try perform(machine.ping())
-            try write(connection)
-            pingSentAt = now
-        }
-    }
-
     private func publishRefused() {
-        var refused = machine.refusedChannels
-        if let probe { refused.remove(probe.channel) }
+        var refused = link.machine.refusedChannels
+        if let probe = link.probe { refused.remove(probe.channel) }
         guard refused != publishedRefused else { return }
         publishedRefused = refused
         owner.setRefused(refused)
-    }
-
-    /// Carries out the machine's actions in order.
-    private func perform(_ actions: [SubscriptionStateMachine<SubscriptionWaiter>.Action]) throws(RedisError) {
-        for action in actions {
-            switch action {
-            case .send(let command):
-                guard let connection else { continue }
-                if !connection.hasPendingOutput { lastOutputProgress = .now }
-                try connection.append(Self.arguments(command))
-            case .reportRefused(let refused, let error):
-                let channels = probe?.screen(refused, error: error) ?? refused
-                guard !channels.isEmpty else { continue }
-                owner.log.error(
-                    "Redis refused to subscribe; those channels get no live events until it accepts",
-                    metadata: ["channels": "\(channels.prefix(20))", "count": "\(channels.count)", "error": "\(error)"]
-                )
-                owner.delegate?.subscriber(owner, refused: channels.map(\.text), error: error)
-            case .runWaiter(let waiter, let refused):
-                waiter.action(refused)
-            case .closeConnection(let reason):
-                throw RedisError(.protocolViolation, reason)
-            }
-        }
-    }
-
-    private static func arguments(_ command: SubscriptionStateMachine<SubscriptionWaiter>.Command) -> [[UInt8]] {
-        switch command {
-        case .subscribe(let channels): return [Array("SUBSCRIBE".utf8)] + channels.map(\.bytes)
-        case .unsubscribe(let channels): return [Array("UNSUBSCRIBE".utf8)] + channels.map(\.bytes)
-        case .ping: return [Array("PING".utf8)]
-        }
-    }
-
-    /// Hands every complete `message` reply from the last read to the delegate, as one batch,
-    /// then acts on the confirmations and errors among them (so waiters run after the
-    /// messages that preceded them are delivered).
-    private func drainReplies(_ connection: RedisConnection) throws(RedisError) {
-        var batch: [RedisPubSubMessage] = []
-        var actions: [Machine.Action] = []
-        // Messages or confirmations read: a probe token may be queued behind them.
-        var progressed = false
-        let now = ContinuousClock.now
-        while let reply = try connection.takeBufferedRawReply() {
-            defer { freeReplyObject(reply) }
-            switch SubscriberReply(reply.pointee) {
-            case .message(let message):
-                if probe?.owns(message) == true { probe?.received(message.payload) } else { batch.append(message) }
-            case .subscribed(let channel):
-                progressed = true
-                probe?.confirmed(channel, now: now)
-                actions += machine.subscribeConfirmed(channel)
-            case .unsubscribed(let channel):
-                progressed = true
-                actions += machine.unsubscribeConfirmed(channel)
-            case .pong: actions += machine.pong()
-            case .error(let text): actions += machine.errorReply(text, now: now)
-            case .unexpected(let what): actions.append(.closeConnection(reason: "unexpected reply on the subscription connection: \(what)"))
-            }
-        }
-        if progressed || !batch.isEmpty { probe?.traffic(now: now) }
-        if !batch.isEmpty {
-            owner.delegate?.subscriber(owner, received: batch)
-        }
-        try perform(actions)
     }
 }

@@ -42,6 +42,9 @@ struct SubscriptionStateMachine<Waiter> {
         var refusalRetryBase: Duration = .seconds(5)
         /// Longest wait between retries of a refused channel.
         var refusalRetryCap: Duration = .seconds(30)
+        /// When set, one command names only channels with the same key (sharded pub/sub: one
+        /// slot per `SSUBSCRIBE`, or Redis answers `-CROSSSLOT`).
+        var batchKey: (@Sendable (ChannelName) -> Int)?
     }
 
     private struct InFlight {
@@ -187,6 +190,38 @@ struct SubscriptionStateMachine<Waiter> {
         return satisfiedWaiters()
     }
 
+    /// Redis sent `["sunsubscribe", channel, count]` (or `unsubscribe`) that answers no
+    /// command in flight: the server dropped a subscription by itself (a shard drops the
+    /// sharded subscriptions of a slot it no longer serves). True when that is what happened:
+    /// the channel is no longer subscribed here, and the caller decides where it goes. False
+    /// when it answers the oldest command (then `unsubscribeConfirmed` takes it).
+    mutating func serverDropped(_ channel: ChannelName) -> Bool {
+        if inFlightHead < inFlight.count {
+            let entry = inFlight[inFlightHead]
+            if entry.kind == .unsubscribe, entry.answered < entry.channels.count, entry.channels[entry.answered] == channel { return false }
+        }
+        guard subscribed.contains(channel) || confirmed.contains(channel) else { return false }
+        subscribed.remove(channel)
+        confirmed.remove(channel)
+        touch(channel)
+        return true
+    }
+
+    /// Redis answered the oldest command with a redirection (`-MOVED`, `-ASK`): the server does
+    /// not serve those channels' slot. Returns the channels of that SUBSCRIBE still wanted and
+    /// unanswered; they are no longer subscribed here (the caller moves them), never refused.
+    mutating func redirected() -> [ChannelName] {
+        guard inFlightHead < inFlight.count else { return [] }
+        let entry = inFlight[inFlightHead]
+        popHead()
+        let unanswered = Array(entry.channels[entry.answered...])
+        for channel in unanswered { release(channel) }
+        guard entry.kind == .subscribe else { return [] }
+        let moved = unanswered.filter { subscribed.contains($0) && wanted.contains($0) }
+        subscribed.subtract(moved)
+        return moved
+    }
+
     /// Redis sent `["pong", ...]`.
     mutating func pong() -> [Action] {
         guard case .success = answer(.ping, nil) else {
@@ -275,6 +310,23 @@ struct SubscriptionStateMachine<Waiter> {
             return [.send(.ping)]
         }
         guard !channels.isEmpty else { return [] }
+        if let key = configuration.batchKey {
+            // One group per key, in the order each key first appears.
+            var order: [Int] = []
+            var groups: [Int: [ChannelName]] = [:]
+            for channel in channels {
+                let value = key(channel)
+                if groups[value] == nil { order.append(value) }
+                groups[value, default: []].append(channel)
+            }
+            guard order.count > 1 else { return sendBatches(kind, channels) }
+            return order.flatMap { sendBatches(kind, groups[$0] ?? []) }
+        }
+        return sendBatches(kind, channels)
+    }
+
+    /// Queues commands for `channels` in batches of at most `batchSize`; returns the sends.
+    private mutating func sendBatches(_ kind: InFlight.Kind, _ channels: [ChannelName]) -> [Action] {
         let size = max(1, configuration.batchSize)
         var actions: [Action] = []
         var start = 0

@@ -87,10 +87,10 @@ struct ClusterModeTests {
             }
             // A raw Flask-SSE payload by classic PUBLISH on a node that serves none of the slots.
             let raw = FlaskSSEMessage(data: .string("raw"), id: .string("raw-1"))
-            let receivers = try await RedisClusterProcess.command(
+            // (Its answer counts the receivers on that node alone: Redis Cluster forwards the rest.)
+            _ = try await RedisClusterProcess.command(
                 port: cluster.ports[2], password: nil, [Array("PUBLISH".utf8), Array(channels[1].utf8), raw.redisPayload]
             )
-            #expect(receivers.int == 1)
             expectedMulti.append("data:raw\nid:raw-1\n\n")
             #expect(try await single.waitForEvents(expectedSingle.count) == expectedSingle)
             let gotMulti = try await multi.waitForEvents(expectedMulti.count)

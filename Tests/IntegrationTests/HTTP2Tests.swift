@@ -145,7 +145,7 @@ struct HTTP2Tests {
         let redis = try await RedisServerProcess()
         let node = try await Self.tlsNode(redis) { $0.clientBufferBytes = 256 * 1024 }
         let client = try await Self.client(node)
-        let stalled = try await client.open("/stream?channel=slow", reading: false)
+        _ = try await client.open("/stream?channel=slow", reading: false)
         let reader = try await client.open("/stream?channel=slow")
         try await eventually("two streams") { node.server.clientCount(for: "slow") == 2 }
         // Past the stalled stream's window (the client's 1 MiB) and its 256 KiB buffer.

@@ -42,6 +42,7 @@ struct ClusterConfigurationTests {
         ("redis+cluster://::1", "in brackets"),
         ("redis+cluster://h1?ssl_cert_reqs=none", "rediss+cluster"),
         ("redis+cluster://h1?readFromReplicas=yes", "unknown parameter 'readFromReplicas'"),
+        ("redis+cluster://h1?pubsub=sharded", "pubsub must be both or classic"),
         ("redis+cluster://\(Array(repeating: "h", count: 65).joined(separator: ","))", "at most 64 cluster nodes"),
     ])
     func refused(_ url: String, _ reason: String) {
@@ -50,6 +51,20 @@ struct ClusterConfigurationTests {
         } throws: { error in
             "\(error)".contains(reason)
         }
+    }
+
+    @Test("pubsub= picks classic-only subscriptions; both is the default and is not shown")
+    func pubsub() throws {
+        let classic = try RedisConfiguration(url: "redis+cluster://h1:7000?pubsub=classic")
+        guard case .cluster(let endpoint) = classic.endpoint else {
+            Issue.record("not a cluster endpoint")
+            return
+        }
+        #expect(endpoint.pubsub == .classic)
+        #expect(classic.description == "redis+cluster://h1:7000/0?pubsub=classic")
+        #expect(try RedisConfiguration(url: "redis+cluster://h1:7000?pubsub=both").description == "redis+cluster://h1:7000/0")
+        let secure = try RedisConfiguration(url: "rediss+cluster://h1:7000?ssl_cert_reqs=none&pubsub=classic")
+        #expect(secure.description == "rediss+cluster://h1:7000/0?ssl_cert_reqs=none&pubsub=classic")
     }
 
     @Test("the password never shows in a description or an error")

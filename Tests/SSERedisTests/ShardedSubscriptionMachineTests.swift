@@ -1,0 +1,76 @@
+@testable import SSERedis
+import SSEWire
+import Testing
+
+/// The subscription machine as a sharded link uses it: one slot per command, channels the
+/// server drops by itself, redirections that are never refusals.
+@Suite("Subscription state machine on a sharded link")
+struct ShardedSubscriptionMachineTests {
+    typealias Machine = SubscriptionStateMachine<Int>
+
+    static func sharded() -> Machine {
+        var configuration = Machine.Configuration()
+        configuration.batchKey = { ClusterSlot.slot(of: $0.bytes) }
+        return Machine(configuration: configuration)
+    }
+
+    func sends(_ actions: [Machine.Action]) -> [Machine.Command] {
+        actions.compactMap { if case .send(let command) = $0 { return command } else { return nil } }
+    }
+
+    @Test("one command names channels of one slot only, every wanted channel once")
+    func oneSlotPerCommand() {
+        var machine = Self.sharded()
+        let channels: [ChannelName] = ["{a}1", "{a}2", "{b}1", "c", "{a}3", "d"].map { ChannelName($0) }
+        _ = machine.setWanted(Set(channels))
+        var named: [ChannelName] = []
+        for case .subscribe(let batch) in sends(machine.connected()) {
+            #expect(Set(batch.map { ClusterSlot.slot(of: $0.bytes) }).count == 1, "\(batch)")
+            named += batch
+        }
+        #expect(named.count == channels.count && Set(named) == Set(channels))
+        // Without a key, one command takes them all.
+        var plain = Machine()
+        _ = plain.setWanted(Set(channels))
+        #expect(sends(plain.connected()).count == 1)
+    }
+
+    @Test("a sunsubscribe the server pushes drops the channel and is no protocol error; one that answers an unsubscribe is a confirmation")
+    func serverDropped() {
+        var machine = Self.sharded()
+        _ = machine.setWanted(["x", "y"])
+        var order: [ChannelName] = []
+        for case .subscribe(let batch) in sends(machine.connected()) { order += batch }
+        for channel in order { _ = machine.subscribeConfirmed(channel) }
+        #expect(machine.isConfirmed("x"))
+        let dropped = machine.serverDropped("x")
+        #expect(dropped)
+        #expect(!machine.isConfirmed("x"))
+        // Not subscribed any more: a second push is not taken as a drop.
+        let again = machine.serverDropped("x")
+        #expect(!again)
+        // An UNSUBSCRIBE in flight: its confirmation is not a drop.
+        _ = machine.changeWanted(added: [], removed: ["y"])
+        let answering = machine.serverDropped("y")
+        #expect(!answering)
+        let confirmation = machine.unsubscribeConfirmed("y")
+        #expect(sends(confirmation).isEmpty)
+        #expect(machine.commandsInFlight == 0)
+    }
+
+    @Test("-MOVED answering a SSUBSCRIBE hands its channels back unrefused, and the waiter waits on")
+    func redirected() {
+        var machine = Self.sharded()
+        _ = machine.setWanted(["m"])
+        _ = machine.connected()
+        let added = machine.addWaiter(7, channels: ["m"])
+        #expect(added.isEmpty)
+        let moved = machine.redirected()
+        #expect(moved == ["m"])
+        #expect(machine.refusedChannels.isEmpty)
+        #expect(machine.commandsInFlight == 0)
+        // Still wanted here until the caller moves it; once removed the waiter is answered.
+        let actions = machine.changeWanted(added: [], removed: ["m"])
+        #expect(actions.contains { if case .runWaiter(7, let refused) = $0 { return refused.isEmpty } else { return false } })
+    }
+}
