@@ -365,6 +365,7 @@ if Context.environment["SSE_FUZZ"] == "1" {
         ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
         ("fuzz-redis-url", ["SSERedis"]),
         ("fuzz-sentinel-reply", ["SSERedis", "CHiredis"]),
+        ("fuzz-cluster-reply", ["SSERedis", "CHiredis"]),
         ("fuzz-http", ["FuzzNode"]),
         ("fuzz-h2", ["FuzzNode", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHPACK", package: "swift-nio-http2")]),
     ]

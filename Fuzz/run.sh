@@ -12,7 +12,7 @@ export SWIFT_BACKTRACE=enable=no
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-payload fuzz-json fuzz-query fuzz-last-event-id fuzz-http fuzz-h2 fuzz-redis-url fuzz-sentinel-reply)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-payload fuzz-json fuzz-query fuzz-last-event-id fuzz-http fuzz-h2 fuzz-redis-url fuzz-sentinel-reply fuzz-cluster-reply)
 # make fuzz keeps its own scratch path; make test passes FUZZ_SCRATCH=.build, where the
 # dependencies are already built (only the broker's modules are compiled again, instrumented).
 scratch="${FUZZ_SCRATCH:-.build-fuzz}"

@@ -44,6 +44,36 @@ REDIS_URLS = [
     "redis+sentinel://:hunter2/x?y@h1/mymaster",
     "redis+sentinel://" + ",".join(f"h{i}:{26379 + i}" for i in range(16)) + "/m",
     ":secret@host:6379",
+    "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,[::1]:7002/0",
+    "rediss+cluster://u:pw@h1,h2:7001?ssl_ca_certs=/ca.pem&pubsub=classic",
+    "redis+cluster://:p%40ss@h1?pubsub=both&db=0",
+    "redis+cluster://" + ",".join(f"n{i}:{7000 + i}" for i in range(64)),
+]
+
+
+# Replies a hostile cluster node may send: CLUSTER SLOTS answers, sharded pub/sub kinds.
+def node(host, port, ident="id"):
+    return [host, port, ident, []]
+
+
+CLUSTER_REPLIES = [
+    [[0, 5460, node("127.0.0.1", 7000), node("127.0.0.1", 7003)], [5461, 10922, node("127.0.0.1", 7001)],
+     [10923, 16383, node("", 7002), node("?", 7005)]],
+    [[0, 16383, node("10.0.0.1", 6379)]],
+    [[0, 16384, node("a", 1)]],
+    [[9, 3, node("a", 1)]],
+    [[0, 3, node("a b", 1)]],
+    [[0, 3, node("a", 0)]],
+    [[0, 16383, node("a", 1)], [0, 16383, node("b", 2)]],
+    [[0, 3]],
+    b"-ERR This instance has cluster support disabled",
+    ["smessage", "news", "{\"data\": \"x\"}"],
+    ["ssubscribe", "news", 1],
+    ["sunsubscribe", "news", 0],
+    b"-MOVED 866 127.0.0.1:7001",
+    b"-ASK 866 127.0.0.1:7001",
+    b"-CROSSSLOT Keys in request don't hash to the same slot",
+    ["pong", ""],
 ]
 
 
@@ -91,6 +121,10 @@ def write_redis_seeds(out):
     write(out, "fuzz-sentinel-reply", b"*2147483647\r\n")
     write(out, "fuzz-sentinel-reply", b"$100000\r\n")
     write(out, "fuzz-sentinel-reply", b"mymaster 10.0.0.1 6379 10.0.0.2 6380")
+    for reply in CLUSTER_REPLIES:
+        write(out, "fuzz-cluster-reply", resp(reply))
+    write(out, "fuzz-cluster-reply", b"".join(resp(r) for r in CLUSTER_REPLIES))
+    write(out, "fuzz-cluster-reply", b"*16384\r\n" + b"*3\r\n:0\r\n:0\r\n*2\r\n$1\r\na\r\n:1\r\n" * 3)
 
 
 def write_publish(out, channel: str, body: bytes) -> None:

@@ -4,7 +4,8 @@ import FuzzSupport
 /// `RedisConfiguration(url:)` on any bytes (a `REDIS_URL` is the operator's, or injected
 /// configuration). Beyond "no trap": an accepted URL's `description` does not depend on its
 /// password or sentinel password (it stays the same when they change), every port is 1...65535,
-/// every sentinel host is a plain token and at most 16 sentinels; a refused URL's reason quotes
+/// every sentinel host is a plain token and at most 16 sentinels, every cluster seed a plain token
+/// and at most 64 of them, a cluster on database 0; a refused URL's reason quotes
 /// nothing from the part that may hold credentials, and its masked URL does not show that part.
 @main
 enum FuzzRedisURL {
@@ -50,6 +51,14 @@ private func checkAccepted(_ configuration: RedisConfiguration) {
             changed.endpoint = .sentinel(other)
             FuzzCheck.require(changed.description == shown, "the description depends on the sentinel password: \(shown.debugDescription)")
         }
+    case .cluster(let endpoint):
+        FuzzCheck.require((1...ClusterEndpoint.maximumSeeds).contains(endpoint.seeds.count), "\(endpoint.seeds.count) seeds")
+        for seed in endpoint.seeds {
+            FuzzCheck.require(SentinelAddress.isValidHost(seed.host), "seed host \(seed.host.debugDescription)")
+            FuzzCheck.require((1...65535).contains(seed.port), "seed port \(seed.port)")
+        }
+        FuzzCheck.require(configuration.database == 0, "a cluster with database \(configuration.database)")
+        FuzzCheck.require(endpoint.slot == nil, "a slot from a URL")
     }
 }
 
