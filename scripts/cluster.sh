@@ -19,6 +19,9 @@
 #   sentinel  a master on REDIS_PORT, a replica on REDIS_REPLICA_PORT (REDIS_PORT+1) and three
 #             sentinels on SENTINEL_PORTS ("26379 26380 26381"), master name "mymaster"; nodes use
 #             redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster/0
+#   cluster   a Redis Cluster of three masters with a replica each on CLUSTER_PORTS
+#             ("7000 7001 7002 7003 7004 7005"; bus ports +10000); nodes use
+#             redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002
 # REDIS_URL, when set, is passed to the nodes as it is and no Redis is started (your own Redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,7 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 REDIS_MODE=${REDIS_MODE:-plain}
 REDIS_REPLICA_PORT=${REDIS_REPLICA_PORT:-$((REDIS_PORT + 1))}
 SENTINEL_PORTS=${SENTINEL_PORTS:-"26379 26380 26381"}
+CLUSTER_PORTS=${CLUSTER_PORTS:-"7000 7001 7002 7003 7004 7005"}
 
 wait_for_port() {
     for _ in $(seq 100); do
@@ -109,6 +113,26 @@ start_sentinel_redis() {
     echo "sentinels: $SENTINEL_PORTS (master mymaster; try: redis-cli -p ${SENTINEL_PORTS%% *} SENTINEL FAILOVER mymaster)"
 }
 
+# Six cluster-enabled redis-servers (the first three become masters, the others their replicas),
+# joined with redis-cli --cluster create; waits until the cluster is ok.
+start_cluster_redis() {
+    local addresses=()
+    for port in $CLUSTER_PORTS; do
+        start_redis_server "redis-cluster-$port" "$port" --port "$port" --cluster-enabled yes \
+            --cluster-config-file "$CLUSTER_DIR/redis-cluster-$port-nodes.conf" --cluster-node-timeout 5000
+        addresses+=("127.0.0.1:$port")
+    done
+    local first=${CLUSTER_PORTS%% *}
+    if ! redis-cli -p "$first" CLUSTER INFO | grep -q 'cluster_state:ok'; then
+        redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/redis-cluster-create.log" 2>&1
+    fi
+    for _ in $(seq 100); do
+        redis-cli -p "$first" CLUSTER INFO | grep -q 'cluster_state:ok' && break
+        sleep 0.2
+    done
+    echo "redis cluster: $CLUSTER_PORTS (try: redis-cli -c -p $first SPUBLISH news hello; redis-cli -p $first CLUSTER SHARDS)"
+}
+
 up() {
     mkdir -p "$CLUSTER_DIR"
     local redis_url
@@ -123,7 +147,11 @@ up() {
                 start_sentinel_redis
                 redis_url="redis+sentinel://$(for p in $SENTINEL_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')/mymaster/0"
                 ;;
-            *) echo "REDIS_MODE must be plain, tls or sentinel, got '$REDIS_MODE'" >&2; exit 2 ;;
+            cluster)
+                start_cluster_redis
+                redis_url="redis+cluster://$(for p in $(echo "$CLUSTER_PORTS" | cut -d' ' -f1-3); do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')"
+                ;;
+            *) echo "REDIS_MODE must be plain, tls, sentinel or cluster, got '$REDIS_MODE'" >&2; exit 2 ;;
         esac
     fi
     local key=${SSE_PUBLISH_KEY:-}
