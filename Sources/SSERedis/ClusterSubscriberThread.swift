@@ -15,13 +15,18 @@ import Darwin
 /// link (`SUBSCRIBE` on any node: every `PUBLISH` reaches it) and one sharded link per shard that
 /// serves a wanted channel (`SSUBSCRIBE`, one slot per command), plus the wake-up pipe.
 ///
-/// Connects and `CLUSTER SLOTS` reads run on short-lived threads of their own and hand their
-/// result back through the wake-up pipe, so a shard that does not answer never stalls delivery
-/// from the others. A channel a shard stops serving (the server's `sunsubscribe` push when its
-/// slot moves, or a `-MOVED` answer) is placed again from a fresh topology, and once it is
-/// subscribed on its new shard the delegate hears `subscriberDidConnect`, so streams catch up
-/// from history across the move; so does a shard link that comes back after a failure. The
-/// topology is also read again every `refreshInterval`.
+/// The classic link is the subscription as the rest of the node knows it: waiters
+/// (`whenSubscribed`), readiness and the reconnect catch-up all follow it, since every event with
+/// history travels by classic `PUBLISH`. The sharded links add what apps `SPUBLISH`; like Redis's
+/// own pub/sub they are best effort across a move (no history holds those events).
+///
+/// Connects and `CLUSTER SLOTS` reads run on short-lived threads of their own (at most
+/// `maximumConnectsInFlight` at once) and hand their result back through the wake-up pipe, so a
+/// shard that does not answer never stalls delivery from the others. A channel a shard stops
+/// serving (its `sunsubscribe` push, or an error answering its `SSUBSCRIBE`) is placed again
+/// from a fresh topology; a channel displaced again from the same master waits out a growing
+/// delay first, and topology reads back off while any channel cannot be placed, so a confused or
+/// hostile cluster costs bounded work. The topology is also read every `refreshInterval`.
 final class ClusterSubscriberThread: @unchecked Sendable {
     // @unchecked: after `start()` every stored property but `results` (a Mutex) is used by the
     // spawned thread alone.
@@ -31,16 +36,16 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// Sharded links by the master they go to.
     private var shards: [SentinelAddress: Lane] = [:]
     private var topology: ClusterTopology?
-    /// Where each wanted sharded channel is subscribed.
+    /// The sharded channels wanted (every wanted channel but the probe's).
+    private var wanted: Set<ChannelName> = []
+    /// Where each placed channel is subscribed.
     private var placement: [ChannelName: SentinelAddress] = [:]
-    /// Wanted sharded channels with no shard yet (no topology, or displaced).
-    private var unplaced: Set<ChannelName> = []
-    /// Waiter parts for channels that had no shard when they came.
-    private var parked: [(waiter: CompositeWaiter, channels: Set<ChannelName>)] = []
-    /// Displaced channels placed again: the delegate hears of it once they are subscribed.
-    private var movedSinceCatchUp: Set<ChannelName> = []
+    /// Channels a master displaced: not placed on that master again before `notBefore`.
+    private var displacedFrom: [ChannelName: Displacement] = [:]
     private var refreshInFlight = false
     private var refreshDue: ContinuousClock.Instant = .now
+    /// The earliest a read may start after a failed or incomplete one.
+    private var refreshEarliest: ContinuousClock.Instant = .now
     private var refreshBackoff: ReconnectBackoff
     private var publishedRefused: Set<ChannelName> = []
     private var helpers: [OwnedThread] = []
@@ -48,8 +53,10 @@ final class ClusterSubscriberThread: @unchecked Sendable {
 
     /// How often the topology is read again without a reason.
     static let refreshInterval: Duration = .seconds(30)
-    /// Most shards a node connects to.
+    /// Most shards a node subscribes on.
     static let maximumShards = 1024
+    /// Most connects (and topology reads) running at once.
+    static let maximumConnectsInFlight = 16
 
     /// A link with its connect state.
     private final class Lane {
@@ -58,14 +65,22 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         var connecting = false
         var retryAt: ContinuousClock.Instant = .now
         var backoff: ReconnectBackoff
-        var hasConnected = false
         var hasReportedDown = false
+        /// When the current connection came up (its backoff resets once it has lasted).
+        var upSince: ContinuousClock.Instant?
 
         init(link: SubscriberLink, address: SentinelAddress?, backoff: ReconnectBackoff) {
             self.link = link
             self.address = address
             self.backoff = backoff
         }
+    }
+
+    /// A channel's last displacement from a master.
+    private struct Displacement {
+        var master: SentinelAddress
+        var notBefore: ContinuousClock.Instant
+        var backoff: ReconnectBackoff
     }
 
     /// What a helper thread hands back.
@@ -78,14 +93,16 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     init(owner: RedisSubscriber, endpoint: ClusterEndpoint) {
         self.owner = owner
         self.endpoint = endpoint
-        let tuning = owner.tuning
-        let backoff = ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
-        self.refreshBackoff = backoff
+        self.refreshBackoff = Self.backoff(owner)
         self.classic = Lane(
             link: SubscriberLink(owner: owner, verbs: .classic, probe: owner.probe.map { SubscriberProbe(owner: owner, shared: $0) }),
             address: nil,
-            backoff: backoff
+            backoff: Self.backoff(owner)
         )
+    }
+
+    private static func backoff(_ owner: RedisSubscriber) -> ReconnectBackoff {
+        ReconnectBackoff(baseMilliseconds: owner.tuning.backoffBaseMilliseconds, capMilliseconds: owner.tuning.backoffCapMilliseconds)
     }
 
     /// Spawns the thread; nil (and logged) if the system refused one.
@@ -106,14 +123,10 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             for helper in helpers { helper.join() }
             owner.setConnected(false)
         }
-        do throws(RedisError) {
-            try takeInputs(force: true)
-        } catch {
-            owner.log.error("Redis subscription inputs failed", metadata: ["error": "\(error)"])
-        }
+        takeInputs(force: true)
         while !owner.isStopping {
             takeResults()
-            try? takeInputs(force: false)
+            takeInputs(force: false)
             startWork()
             pollOnce()
             placeDisplaced()
@@ -124,101 +137,69 @@ final class ClusterSubscriberThread: @unchecked Sendable {
 
     // MARK: Inputs
 
-    private func takeInputs(force: Bool) throws(RedisError) {
-        let (wanted, added, removed, waiters) = owner.takeInputs(force: force)
-        try classic.link.take(wanted: wanted, added: added, removed: removed, waiters: [])
-        var sharedAdded = added
-        var sharedRemoved = removed
-        if let wanted {
-            sharedAdded = Array(wanted)
-            sharedRemoved = []
+    /// Takes in what the node wants: the classic link gets everything (waiters included), the
+    /// shards the sharded channels. Each step stands alone, so one that fails loses no other.
+    private func takeInputs(force: Bool) {
+        let (all, added, removed, waiters) = owner.takeInputs(force: force)
+        do throws(RedisError) {
+            try classic.link.take(wanted: all, added: added, removed: removed, waiters: waiters)
+        } catch {
+            classic.link.detach()
+            reportDown(classic, error)
         }
-        let parkedBefore = unplaced.count
-        for channel in sharedRemoved {
-            unplaced.remove(channel)
-            movedSinceCatchUp.remove(channel)
-            if let address = placement.removeValue(forKey: channel) {
-                try shards[address]?.link.take(wanted: nil, added: [], removed: [channel], waiters: [])
-            }
+        var toRemove = removed
+        var toAdd = added
+        if let all {
+            toRemove = Array(wanted.subtracting(all))
+            toAdd = Array(all)
         }
-        for channel in sharedAdded where channel != probeChannel && placement[channel] == nil {
+        for channel in toRemove where wanted.remove(channel) != nil {
+            displacedFrom.removeValue(forKey: channel)
+            if let address = placement.removeValue(forKey: channel) { change(address, removing: channel) }
+        }
+        for channel in toAdd where channel != probeChannel && wanted.insert(channel).inserted {
             place(channel)
         }
-        // Parked parts of channels no longer wanted are answered.
-        if unplaced.count < parkedBefore { unpark() }
-        for waiter in waiters { try register(waiter) }
     }
 
-    /// Puts `channel` on the link of the shard serving its slot, or leaves it unplaced.
-    private func place(_ channel: ChannelName) {
-        guard let topology, let master = topology.master(forSlot: ClusterSlot.slot(of: channel.bytes)), let lane = lane(for: master) else {
-            unplaced.insert(channel)
-            refreshSoon()
-            return
+    /// Tells the link at `address` to drop `channel` (its `SUNSUBSCRIBE` if subscribed there).
+    private func change(_ address: SentinelAddress, removing channel: ChannelName) {
+        guard let lane = shards[address] else { return }
+        do throws(RedisError) {
+            try lane.link.take(wanted: nil, added: [], removed: [channel], waiters: [])
+        } catch {
+            lane.link.detach()
+            reportDown(lane, error)
         }
-        unplaced.remove(channel)
+    }
+
+    /// Puts `channel` on the link of the shard serving its slot; false (left unplaced) when no
+    /// topology serves it, the shard limit is reached, or it was just displaced from that master.
+    @discardableResult
+    private func place(_ channel: ChannelName) -> Bool {
+        guard let topology, let master = topology.master(forSlot: ClusterSlot.slot(of: channel.bytes)) else { return false }
+        if let displaced = displacedFrom[channel], displaced.master == master, ContinuousClock.now < displaced.notBefore { return false }
+        guard let lane = lane(for: master) else { return false }
         placement[channel] = master
-        try? lane.link.take(wanted: nil, added: [channel], removed: [], waiters: [])
+        do throws(RedisError) {
+            try lane.link.take(wanted: nil, added: [channel], removed: [], waiters: [])
+        } catch {
+            lane.link.detach()
+            reportDown(lane, error)
+        }
+        return true
     }
 
     private func lane(for master: SentinelAddress) -> Lane? {
         if let lane = shards[master] { return lane }
         guard shards.count < Self.maximumShards else { return nil }
-        let tuning = owner.tuning
-        let lane = Lane(
-            link: SubscriberLink(owner: owner, verbs: .sharded, probe: nil),
-            address: master,
-            backoff: ReconnectBackoff(baseMilliseconds: tuning.backoffBaseMilliseconds, capMilliseconds: tuning.backoffCapMilliseconds)
-        )
+        let lane = Lane(link: SubscriberLink(owner: owner, verbs: .sharded, probe: nil), address: master, backoff: Self.backoff(owner))
         shards[master] = lane
         return lane
     }
 
-    /// Splits a waiter over the links: the classic link for every channel, each shard for the
-    /// channels it holds; channels with no shard yet wait parked.
-    private func register(_ waiter: SubscriptionWaiter) throws(RedisError) {
-        let composite = CompositeWaiter(waiter)
-        try wait(composite, on: classic.link, for: waiter.channels)
-        try split(composite, waiter.channels.filter { $0 != probeChannel })
-        composite.arm()
-    }
-
-    private func wait(_ composite: CompositeWaiter, on link: SubscriberLink, for channels: Set<ChannelName>) throws(RedisError) {
-        composite.addPart()
-        try link.wait(composite.part(), for: channels)
-    }
-
-    /// Registers parts of `composite` for `channels` on their shards; parks the unplaced ones.
-    private func split(_ composite: CompositeWaiter, _ channels: Set<ChannelName>) throws(RedisError) {
-        var byShard: [SentinelAddress: Set<ChannelName>] = [:]
-        var waiting: Set<ChannelName> = []
-        for channel in channels {
-            if let address = placement[channel] {
-                byShard[address, default: []].insert(channel)
-            } else if unplaced.contains(channel) {
-                waiting.insert(channel)
-            }
-        }
-        for (address, part) in byShard {
-            guard let lane = shards[address] else { continue }
-            try wait(composite, on: lane.link, for: part)
-        }
-        if !waiting.isEmpty {
-            composite.addPart()
-            parked.append((composite, waiting))
-        }
-    }
-
-    /// Parked waiter parts whose channels now have a shard (or are no longer wanted) move on.
-    private func unpark() {
-        guard !parked.isEmpty else { return }
-        let waiting = parked
-        parked = []
-        for (composite, channels) in waiting {
-            try? split(composite, channels)
-            composite.partDone(refused: [])
-        }
-    }
+    /// Wanted sharded channels with no shard.
+    private var unplaced: [ChannelName] { wanted.filter { placement[$0] == nil } }
 
     // MARK: Helpers' results
 
@@ -233,19 +214,13 @@ final class ClusterSubscriberThread: @unchecked Sendable {
                 refreshInFlight = false
                 switch outcome {
                 case .success(let fresh):
-                    refreshBackoff.reset()
-                    refreshDue = .now.advanced(by: Self.refreshInterval)
                     adopt(fresh)
                 case .failure(let error):
                     owner.log.warning("Redis Cluster topology read failed", metadata: ["error": "\(error)"])
-                    refreshDue = .now.advanced(by: .milliseconds(refreshBackoff.nextDelayMilliseconds()))
+                    backOffRefresh()
                 }
             case .connected(let address, let outcome):
-                let lane = address.flatMap { shards[$0] } ?? (address == nil ? classic : nil)
-                guard let lane else {
-                    // The shard left the topology while connecting.
-                    continue
-                }
+                guard let lane = address.map({ shards[$0] }) ?? classic else { continue }
                 lane.connecting = false
                 switch outcome {
                 case .success(let connection):
@@ -266,10 +241,8 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             reportDown(lane, error)
             return
         }
-        let isReconnect = lane.hasConnected
-        lane.hasConnected = true
         lane.hasReportedDown = false
-        lane.backoff.reset()
+        lane.upSince = .now
         owner.log.info(
             "Redis subscription connected",
             metadata: [
@@ -277,112 +250,132 @@ final class ClusterSubscriberThread: @unchecked Sendable {
                 "channels": "\(lane.link.machine.wanted.count)",
             ]
         )
-        // The classic link's first connect is the subscription's; a shard's first connect
-        // subscribes channels whose streams wait for it anyway. A reconnect may have missed events.
-        if lane.address == nil || isReconnect {
+        // The classic link carries every event with history: its (re)connect is the
+        // subscription's, and streams catch up across it.
+        if lane.address == nil {
+            owner.setConnected(true)
             owner.delegate?.subscriberDidConnect(owner)
         }
     }
 
     private func reportDown(_ lane: Lane, _ error: RedisError) {
+        // A connection that did not last one ping interval does not reset the backoff.
+        if let upSince = lane.upSince, upSince.duration(to: .now) >= .milliseconds(max(1, owner.tuning.pingIntervalMilliseconds)) {
+            lane.backoff.reset()
+        }
+        lane.upSince = nil
         lane.retryAt = .now.advanced(by: .milliseconds(lane.backoff.nextDelayMilliseconds()))
-        // A shard that fails may have failed over: ask where its slots are now.
-        if lane.address != nil { refreshSoon() }
+        if lane.address == nil {
+            owner.setConnected(false)
+        } else {
+            // A shard that fails may have failed over: ask where its slots are now.
+            refreshSoon()
+        }
         if !lane.hasReportedDown {
             lane.hasReportedDown = true
             owner.log.warning(
                 "Redis subscription down, retrying with backoff",
                 metadata: ["error": "\(error)", "link": "\(lane.address.map { "shard \($0)" } ?? "classic")"]
             )
-            owner.delegate?.subscriber(owner, didDisconnectWith: error)
+            if lane.address == nil { owner.delegate?.subscriber(owner, didDisconnectWith: error) }
         } else {
             owner.log.debug("Redis reconnect failed", metadata: ["error": "\(error)", "attempt": "\(lane.backoff.failures)"])
         }
     }
 
-    /// A fresh topology: every sharded channel goes where its slot is served now; links to
-    /// masters that serve nothing wanted are closed.
+    /// A fresh topology: every sharded channel goes where its slot is served now. The next read
+    /// is in `refreshInterval`, or backs off while some channel cannot be placed.
     private func adopt(_ fresh: ClusterTopology) {
         topology = fresh
         for (channel, address) in placement {
-            let master = fresh.master(forSlot: ClusterSlot.slot(of: channel.bytes))
-            guard master != address else { continue }
+            guard fresh.master(forSlot: ClusterSlot.slot(of: channel.bytes)) != address else { continue }
             placement.removeValue(forKey: channel)
-            try? shards[address]?.link.take(wanted: nil, added: [], removed: [channel], waiters: [])
-            unplaced.insert(channel)
-            movedSinceCatchUp.insert(channel)
+            change(address, removing: channel)
         }
-        for channel in unplaced { place(channel) }
-        unpark()
-        expectCatchUp()
+        let now = ContinuousClock.now
+        var waiting = false
+        for channel in unplaced where !place(channel) {
+            waiting = true
+            if let displaced = displacedFrom[channel], displaced.notBefore > now {
+                refreshEarliest = max(refreshEarliest, min(displaced.notBefore, now.advanced(by: Self.refreshInterval)))
+            }
+        }
+        if waiting {
+            owner.log.debug("some sharded channels have no shard yet", metadata: ["channels": "\(unplaced.count)"])
+            backOffRefresh()
+        } else {
+            refreshBackoff.reset()
+            refreshEarliest = now
+            refreshDue = now.advanced(by: Self.refreshInterval)
+        }
     }
 
-    /// Once the moved channels are subscribed where they are now, streams catch up from history.
-    private func expectCatchUp() {
-        let moved = movedSinceCatchUp.filter { placement[$0] != nil }
-        guard !moved.isEmpty else { return }
-        movedSinceCatchUp.subtract(moved)
-        let composite = CompositeWaiter(SubscriptionWaiter(channels: moved) { [owner] _ in
-            owner.log.notice("sharded channels moved to another shard; streams catch up from history", metadata: ["channels": "\(moved.count)"])
-            owner.delegate?.subscriberDidConnect(owner)
-        })
-        try? split(composite, moved)
-        composite.arm()
+    private func backOffRefresh() {
+        let next = ContinuousClock.now.advanced(by: .milliseconds(refreshBackoff.nextDelayMilliseconds()))
+        refreshEarliest = max(refreshEarliest, next)
+        refreshDue = refreshEarliest
     }
 
-    /// Channels the shards said they no longer serve wait for a fresh topology.
+    /// Channels the shards said they do not serve go back to the topology; the same master
+    /// gets each of them again only after a delay that doubles with every displacement.
     private func placeDisplaced() {
-        var displaced: [ChannelName] = []
+        var count = 0
+        let now = ContinuousClock.now
         for (address, lane) in shards {
             for channel in lane.link.takeDisplaced() where placement[channel] == address {
                 placement.removeValue(forKey: channel)
-                try? lane.link.take(wanted: nil, added: [], removed: [channel], waiters: [])
-                displaced.append(channel)
+                change(address, removing: channel)
+                var displaced = displacedFrom[channel] ?? Displacement(master: address, notBefore: now, backoff: Self.backoff(owner))
+                if displaced.master != address { displaced = Displacement(master: address, notBefore: now, backoff: Self.backoff(owner)) }
+                displaced.notBefore = now.advanced(by: .milliseconds(displaced.backoff.nextDelayMilliseconds()))
+                displacedFrom[channel] = displaced
+                count += 1
             }
         }
-        guard !displaced.isEmpty else { return }
-        owner.log.info("a shard no longer serves some channels; reading the cluster topology", metadata: ["channels": "\(displaced.count)"])
-        unplaced.formUnion(displaced)
-        movedSinceCatchUp.formUnion(displaced)
+        guard count > 0 else { return }
+        owner.log.info("a shard does not serve some channels; reading the cluster topology", metadata: ["channels": "\(count)"])
         refreshSoon()
     }
 
     private func closeIdleShards() {
         for (address, lane) in shards where lane.link.machine.wanted.isEmpty && !lane.connecting {
-            guard lane.link.machine.commandsInFlight == 0, lane.link.machine.waiterCount == 0 else { continue }
+            guard lane.link.machine.commandsInFlight == 0 else { continue }
             lane.link.detach()
             shards.removeValue(forKey: address)
         }
     }
 
+    /// A read as soon as the backoff allows.
     private func refreshSoon() {
-        refreshDue = min(refreshDue, .now)
+        refreshDue = min(refreshDue, max(.now, refreshEarliest))
     }
 
     // MARK: Helpers
 
-    /// Starts the connects that are due and a topology read when one is due.
+    /// Starts the connects that are due and a topology read when one is due, at most
+    /// `maximumConnectsInFlight` at once.
     private func startWork() {
         helpers.removeAll { $0.hasEnded }
         let now = ContinuousClock.now
-        if !refreshInFlight, refreshDue <= now {
+        if !refreshInFlight, refreshDue <= now, helpers.count < Self.maximumConnectsInFlight {
             refreshInFlight = true
             let configuration = owner.redisConfiguration
             let endpoint = self.endpoint
-            spawn { [owner] in
+            spawn(failure: .topology(.failure(RedisError(.connectionFailed, "no thread for a topology read")))) { [owner] in
                 .topology(Swift.Result { () throws(RedisError) in
                     try RedisConnection.fetchClusterTopology(configuration, endpoint: endpoint, shouldStop: { owner.isStopping })
                 })
             }
         }
         for lane in [classic] + Array(shards.values) where lane.link.connection == nil && !lane.connecting && lane.retryAt <= now {
+            guard helpers.count < Self.maximumConnectsInFlight else { break }
             if lane.address != nil, lane.link.machine.wanted.isEmpty { continue }
             lane.connecting = true
             var target = owner.redisConfiguration
             let address = lane.address
             if let address { target.endpoint = .tcp(host: address.host, port: address.port) }
             let configuration = target
-            spawn { [owner] in
+            spawn(failure: .connected(address, .failure(RedisError(.connectionFailed, "no thread for a connect")))) { [owner] in
                 .connected(address, Swift.Result { () throws(RedisError) in
                     try RedisConnection.connect(configuration, shouldStop: { owner.isStopping })
                 })
@@ -390,14 +383,15 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         }
     }
 
-    private func spawn(_ work: @escaping @Sendable () -> Result) {
+    /// Runs `work` on a thread of its own and hands its result back; `failure` when no thread.
+    private func spawn(failure: Result, _ work: @escaping @Sendable () -> Result) {
         guard let thread = OwnedThread.spawn({ [self] in
             let result = work()
             results.withLock { $0.append(result) }
             owner.signalWakeup()
         }) else {
             owner.log.error("cannot start a Redis connect thread; retrying")
-            results.withLock { $0.append(.topology(.failure(RedisError(.connectionFailed, "no thread for a connect")))) }
+            results.withLock { $0.append(failure) }
             return
         }
         helpers.append(thread)
@@ -425,8 +419,8 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             return
         }
         if let last = descriptors.last, last.revents != 0 { owner.drainWakeups() }
-        try? takeInputs(force: false)
-        for (index, lane) in connected.enumerated() {
+        takeInputs(force: false)
+        for (index, lane) in connected.enumerated() where index < descriptors.count - 1 {
             do throws(RedisError) {
                 try lane.link.service(revents: ready > 0 ? descriptors[index].revents : 0)
             } catch {
@@ -436,45 +430,14 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         }
     }
 
+    /// Refused channels are the classic link's: a sharded link never refuses (its errors only
+    /// move a channel), so an ACL without `ssubscribe` costs sharded events, not streams.
     private func publishState() {
         var refused = classic.link.machine.refusedChannels
-        for lane in shards.values { refused.formUnion(lane.link.machine.refusedChannels) }
         if let probeChannel { refused.remove(probeChannel) }
         if refused != publishedRefused {
             publishedRefused = refused
             owner.setRefused(refused)
         }
-        let up = classic.link.connection != nil && shards.values.allSatisfy { $0.link.connection != nil || $0.link.machine.wanted.isEmpty }
-        owner.setConnected(up && unplaced.isEmpty)
-    }
-}
-
-/// A waiter split over several links: the original runs once every part is answered, with the
-/// channels any part found refused. Used on the subscriber thread alone.
-final class CompositeWaiter: @unchecked Sendable {
-    // @unchecked: created, counted and run on the subscriber thread only.
-    private let waiter: SubscriptionWaiter
-    private var parts = 1
-    private var refused: Set<ChannelName> = []
-
-    init(_ waiter: SubscriptionWaiter) {
-        self.waiter = waiter
-    }
-
-    /// One more part to wait for.
-    func addPart() { parts += 1 }
-
-    /// A waiter for one part.
-    func part() -> SubscriptionWaiter {
-        SubscriptionWaiter(channels: waiter.channels) { [self] refused in partDone(refused: refused) }
-    }
-
-    /// Every part is registered (the one held back since `init` is released).
-    func arm() { partDone(refused: []) }
-
-    func partDone(refused more: Set<ChannelName>) {
-        refused.formUnion(more)
-        parts -= 1
-        if parts == 0 { waiter.action(refused) }
     }
 }

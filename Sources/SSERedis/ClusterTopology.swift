@@ -40,7 +40,9 @@ public struct ClusterTopology: Sendable, Hashable {
     /// know its own address answers an empty host: it means the host asked).
     ///
     /// Reply (Redis 7.0, RESP2): an array of `[start, end, master, replica…]`, each node
-    /// `[host, port, id, …]`; a host `?` (an unknown endpoint) leaves that node out.
+    /// `[host, port, id, …]`; a host `?` (an unknown endpoint) leaves that node out, and a
+    /// malformed replica entry is skipped (only a malformed master spoils the reply). Linear in
+    /// the reply: each slot is assigned once, replicas are kept in a set, at most 64 per shard.
     public static func decode(slots reply: RedisReply, askedHost: String) -> Result<ClusterTopology, ClusterTopologyError> {
         guard case .array(let ranges) = reply else {
             if let text = reply.errorText { return .failure(ClusterTopologyError("CLUSTER SLOTS answered '\(SentinelReplyDecoder.quoted(text))'")) }
@@ -51,6 +53,7 @@ public struct ClusterTopology: Sendable, Hashable {
         }
         var shards: [Shard] = []
         var shardByMaster: [SentinelAddress: Int] = [:]
+        var replicasByShard: [Set<SentinelAddress>] = []
         var owners = [Int16](repeating: -1, count: ClusterSlot.count)
         for range in ranges {
             guard case .array(let items) = range, items.count >= 3, items.count <= maximumNodesPerRange + 2,
@@ -65,7 +68,8 @@ public struct ClusterTopology: Sendable, Hashable {
                 switch node(item, askedHost: askedHost) {
                 case .success(let address?): nodes.append(address)
                 case .success(nil): if position == 0 { masterKnown = false }
-                case .failure(let error): return .failure(error)
+                // A bad master entry spoils the reply; a bad replica entry only itself.
+                case .failure(let error): if position == 0 { return .failure(error) }
                 }
             }
             guard masterKnown, let master = nodes.first else { continue }
@@ -79,9 +83,10 @@ public struct ClusterTopology: Sendable, Hashable {
                 index = shards.count
                 shardByMaster[master] = index
                 shards.append(Shard(master: master, replicas: [], slots: []))
+                replicasByShard.append([])
             }
-            for replica in nodes.dropFirst() where !shards[index].replicas.contains(replica) {
-                shards[index].replicas.append(replica)
+            for replica in nodes.dropFirst() where shards[index].replicas.count < maximumNodesPerRange {
+                if replicasByShard[index].insert(replica).inserted { shards[index].replicas.append(replica) }
             }
             shards[index].slots.append(start...end)
             // Each slot once, so a hostile reply costs at most one pass over the slots.
@@ -94,9 +99,17 @@ public struct ClusterTopology: Sendable, Hashable {
     }
 
     /// One node of a range: its address, nil for an unknown endpoint (`?`), or why it is bad.
+    /// A null or empty host is the host asked (what the cluster specification says a client
+    /// should assume).
     private static func node(_ reply: RedisReply, askedHost: String) -> Result<SentinelAddress?, ClusterTopologyError> {
-        guard case .array(let fields) = reply, fields.count >= 2, case .bulkString(let hostBytes) = fields[0], let port = fields[1].int
+        guard case .array(let fields) = reply, fields.count >= 2, let port = fields[1].int
         else { return .failure(ClusterTopologyError("CLUSTER SLOTS listed a node that is not [host, port, …]")) }
+        let hostBytes: [UInt8]
+        switch fields[0] {
+        case .bulkString(let bytes): hostBytes = bytes
+        case .null: hostBytes = []
+        default: return .failure(ClusterTopologyError("CLUSTER SLOTS listed a node that is not [host, port, …]"))
+        }
         if hostBytes == [UInt8(ascii: "?")] { return .success(nil) }
         let host = hostBytes.isEmpty ? askedHost : String(decoding: hostBytes, as: UTF8.self)
         guard hostBytes.count <= SentinelAddress.maximumHostBytes, SentinelAddress.isValidHost(host) else {

@@ -146,6 +146,10 @@ public final class RedisCommandClient: Sendable {
         let sentinel = SentinelTopology.acquire(for: redis, logger: logger)
         defer { sentinel?.release()?.join() }
         var connection: RedisConnection?
+        var connectedAt = ContinuousClock.now
+        // Where the last -MOVED pointed, and how many redirections in a row were followed.
+        var movedTarget: SentinelAddress?
+        var redirections = 0
         var lastFailure: ContinuousClock.Instant?
         var failedGeneration: UInt64 = 0
         while true {
@@ -159,6 +163,7 @@ public final class RedisCommandClient: Sendable {
             if let idle = connection, idle.isClosedByPeer {
                 logger.info("Redis command connection was closed by the server; reconnecting")
                 connection = nil
+                movedTarget = nil
                 lastFailure = nil
             }
             if let current = connection, current.isTopologyStale {
@@ -175,10 +180,15 @@ public final class RedisCommandClient: Sendable {
                 }
                 do {
                     failedGeneration = sentinel?.topology.generation ?? 0
-                    connection = try RedisConnection.connect(redis, topology: sentinel?.topology, shouldStop: { self.shared.withLock { $0.stopping } })
+                    var target = redis
+                    if let movedTarget { target.endpoint = .tcp(host: movedTarget.host, port: movedTarget.port) }
+                    connection = try RedisConnection.connect(target, topology: sentinel?.topology, shouldStop: { self.shared.withLock { $0.stopping } })
+                    connectedAt = .now
                     lastFailure = nil
                     setAvailable(true)
                 } catch {
+                    // A redirection target that does not answer: the seeds are asked next time.
+                    movedTarget = nil
                     lastFailure = .now
                     setAvailable(false)
                     if error.code != .shutdown {
@@ -191,10 +201,11 @@ public final class RedisCommandClient: Sendable {
             guard let live = connection else { continue }
             switch execute(batch, on: live) {
             case .healthy:
-                break
+                redirections = 0
             case .lost(let error):
                 logger.warning("Redis command connection lost", metadata: ["error": "\(error)"])
                 connection = nil
+                movedTarget = nil
                 lastFailure = .now
                 setAvailable(false)
             case .notMaster(let isReplica):
@@ -209,12 +220,21 @@ public final class RedisCommandClient: Sendable {
                 if isReplica, let stamp = live.sentinelStamp { stamp.topology.invalidate(stamp.generation) }
                 connection = nil
                 lastFailure = nil
-            case .moved:
+            case .moved(let target):
                 // A cluster node no longer serves the slot (a migration or a failover moved it):
-                // the refused commands did not run; the next connect asks where the slot is now.
-                logger.info("a Redis Cluster slot moved; reconnecting to its new master", metadata: ["redis": "\(redis)"])
+                // the refused commands did not run. The next connect goes where the reply points
+                // (the seeds' topology may lag the move); after a few redirections in a row it
+                // asks the seeds again, and waits out the retry interval first, so nodes that
+                // point at each other cost one connect per interval.
+                logger.info("a Redis Cluster slot moved; reconnecting to its new master", metadata: ["redis": "\(redis)", "to": "\(target.map { "\($0)" } ?? "-")"])
                 connection = nil
                 lastFailure = nil
+                redirections += 1
+                movedTarget = redirections <= Self.maximumRedirections ? target : nil
+                if redirections > Self.maximumRedirections {
+                    redirections = 0
+                    if connectedAt.duration(to: .now) < .milliseconds(retryIntervalMilliseconds) { lastFailure = .now }
+                }
             }
         }
     }
@@ -227,8 +247,21 @@ public final class RedisCommandClient: Sendable {
         /// A reply said this server does not take writes: it is a replica (`-READONLY`), or a
         /// master without enough replicas (`-NOREPLICAS`).
         case notMaster(isReplica: Bool)
-        /// A cluster node answered `-MOVED`: the slot is served elsewhere now.
-        case moved
+        /// A cluster node answered `-MOVED`: the slot is served elsewhere now (where the reply
+        /// says, when it names a valid address).
+        case moved(SentinelAddress?)
+    }
+
+    /// Redirections followed in a row before the seeds are asked again.
+    static let maximumRedirections = 3
+
+    /// The address a `-MOVED slot host:port` names, when it is a plain host and a valid port.
+    static func movedTarget(_ text: String) -> SentinelAddress? {
+        let words = text.split(separator: " ")
+        guard words.count == 3, let colon = words[2].lastIndex(of: ":") else { return nil }
+        let host = words[2][..<colon]
+        guard SentinelAddress.isValidHost(host), let port = SentinelAddress.port(words[2][words[2].index(after: colon)...]) else { return nil }
+        return SentinelAddress(host: String(host), port: port)
     }
 
     /// Error replies after which the connection goes to the wrong server for writes.
@@ -249,7 +282,7 @@ public final class RedisCommandClient: Sendable {
                     let isReplica = code == "READONLY"
                     if case .notMaster(true) = outcome {} else { outcome = .notMaster(isReplica: isReplica) }
                 } else if reply.serverError?.serverCode == "MOVED", case .healthy = outcome {
-                    outcome = .moved
+                    outcome = .moved(reply.errorText.flatMap(Self.movedTarget))
                 }
                 pending.completion(.success(reply))
             }

@@ -14,8 +14,9 @@ import Darwin
 /// the delivery probe. Used by the subscriber thread alone.
 ///
 /// A classic link speaks `SUBSCRIBE`; a sharded one `SSUBSCRIBE`, one slot per command, and
-/// reports the channels its server no longer serves (`takeDisplaced()`): a `sunsubscribe` the
-/// server pushed by itself, or a `-MOVED`/`-ASK` answer. Those are never refusals.
+/// reports the channels its server does not serve (`takeDisplaced()`): a `sunsubscribe` the
+/// server pushed by itself, or an error answering their `SSUBSCRIBE` (`-MOVED`, `-ASK`,
+/// `-CLUSTERDOWN`, an ACL without `ssubscribe`). Those are never refusals.
 final class SubscriberLink {
     typealias Machine = SubscriptionStateMachine<SubscriptionWaiter>
 
@@ -201,16 +202,28 @@ final class SubscriberLink {
                 progressed = true
                 probe?.confirmed(channel, now: now)
                 actions += machine.subscribeConfirmed(channel)
+            case .unsubscribed(let channel) where verbs == .sharded:
+                progressed = true
+                switch machine.shardedUnsubscribe(channel) {
+                case .answer: actions += machine.unsubscribeConfirmed(channel)
+                case .dropped: displaced.append(channel)
+                case .stray: break
+                }
             case .unsubscribed(let channel):
                 progressed = true
-                if verbs == .sharded, machine.serverDropped(channel) {
-                    displaced.append(channel)
-                } else {
-                    actions += machine.unsubscribeConfirmed(channel)
-                }
+                actions += machine.unsubscribeConfirmed(channel)
             case .pong: actions += machine.pong()
-            case .error(let text) where verbs == .sharded && Self.isRedirection(text):
-                displaced += machine.redirected()
+            case .error(let text) where verbs == .sharded:
+                // Never a refusal here: a shard that will not take a channel (moved, down, or an
+                // ACL without `ssubscribe`) only sends it back to the topology.
+                switch machine.shardedError(slot: Self.redirectionSlot(text)) {
+                case .moved(let channels):
+                    displaced += channels
+                    if !channels.isEmpty, !Self.isRedirection(text) {
+                        owner.log.warning("a shard did not take a sharded subscription", metadata: ["error": "\(SentinelReplyDecoder.quoted(text))"])
+                    }
+                case .stray: break
+                }
             case .error(let text): actions += machine.errorReply(text, now: now)
             case .unexpected(let what): actions.append(.closeConnection(reason: "unexpected reply on the subscription connection: \(what)"))
             }
@@ -225,5 +238,13 @@ final class SubscriberLink {
     /// `-MOVED slot host:port` or `-ASK slot host:port`: another shard serves the slot.
     static func isRedirection(_ text: String) -> Bool {
         text.hasPrefix("MOVED ") || text.hasPrefix("ASK ")
+    }
+
+    /// The slot a redirection names, nil for another error or a malformed one.
+    static func redirectionSlot(_ text: String) -> Int? {
+        guard isRedirection(text) else { return nil }
+        let words = text.split(separator: " ", maxSplits: 2)
+        guard words.count >= 2, words[1].utf8.count <= 5, let slot = Int(words[1]), (0..<ClusterSlot.count).contains(slot) else { return -1 }
+        return slot
     }
 }

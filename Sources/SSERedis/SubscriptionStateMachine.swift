@@ -190,36 +190,57 @@ struct SubscriptionStateMachine<Waiter> {
         return satisfiedWaiters()
     }
 
-    /// Redis sent `["sunsubscribe", channel, count]` (or `unsubscribe`) that answers no
-    /// command in flight: the server dropped a subscription by itself (a shard drops the
-    /// sharded subscriptions of a slot it no longer serves). True when that is what happened:
-    /// the channel is no longer subscribed here, and the caller decides where it goes. False
-    /// when it answers the oldest command (then `unsubscribeConfirmed` takes it).
-    mutating func serverDropped(_ channel: ChannelName) -> Bool {
+    /// How a sharded link reads a `sunsubscribe`.
+    enum ShardedUnsubscribe: Equatable {
+        /// It answers the oldest command: `unsubscribeConfirmed` takes it.
+        case answer
+        /// The server dropped a subscription by itself (a shard drops the sharded subscriptions
+        /// of a slot it no longer serves): the channel is no longer subscribed here.
+        case dropped
+        /// Neither (a push for a channel not subscribed here): nothing to do.
+        case stray
+    }
+
+    /// Redis sent `["sunsubscribe", channel, count]` on a sharded link.
+    mutating func shardedUnsubscribe(_ channel: ChannelName) -> ShardedUnsubscribe {
         if inFlightHead < inFlight.count {
             let entry = inFlight[inFlightHead]
-            if entry.kind == .unsubscribe, entry.answered < entry.channels.count, entry.channels[entry.answered] == channel { return false }
+            if entry.kind == .unsubscribe, entry.answered < entry.channels.count, entry.channels[entry.answered] == channel { return .answer }
         }
-        guard subscribed.contains(channel) || confirmed.contains(channel) else { return false }
+        guard subscribed.contains(channel) || confirmed.contains(channel) else { return .stray }
         subscribed.remove(channel)
         confirmed.remove(channel)
         touch(channel)
-        return true
+        return .dropped
     }
 
-    /// Redis answered the oldest command with a redirection (`-MOVED`, `-ASK`): the server does
-    /// not serve those channels' slot. Returns the channels of that SUBSCRIBE still wanted and
-    /// unanswered; they are no longer subscribed here (the caller moves them), never refused.
-    mutating func redirected() -> [ChannelName] {
-        guard inFlightHead < inFlight.count else { return [] }
+    /// How a sharded link reads an error reply.
+    enum ShardedError: Equatable {
+        /// It answered a SSUBSCRIBE: these wanted channels are not subscribed here (the caller
+        /// moves them); never refused.
+        case moved([ChannelName])
+        /// It answers nothing this machine waits for (a redirection for another slot, e.g. the
+        /// late `-MOVED` of an unsubscribe a push already answered): ignored.
+        case stray
+    }
+
+    /// Redis answered with an error on a sharded link. `slot` is the slot a `-MOVED`/`-ASK`
+    /// names (-1 when malformed), nil for any other error. A redirection answers the oldest
+    /// command only when that is a SSUBSCRIBE of the slot it names; another error answers the
+    /// oldest command whatever it is.
+    mutating func shardedError(slot: Int?) -> ShardedError {
+        guard inFlightHead < inFlight.count else { return .stray }
         let entry = inFlight[inFlightHead]
+        if let slot {
+            guard entry.kind == .subscribe, let first = entry.channels.first, configuration.batchKey?(first) == slot else { return .stray }
+        }
         popHead()
         let unanswered = Array(entry.channels[entry.answered...])
         for channel in unanswered { release(channel) }
-        guard entry.kind == .subscribe else { return [] }
+        guard entry.kind == .subscribe else { return .moved([]) }
         let moved = unanswered.filter { subscribed.contains($0) && wanted.contains($0) }
         subscribed.subtract(moved)
-        return moved
+        return .moved(moved)
     }
 
     /// Redis sent `["pong", ...]`.

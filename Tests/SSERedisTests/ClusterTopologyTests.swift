@@ -1,4 +1,4 @@
-import SSERedis
+@testable import SSERedis
 import Testing
 
 @Suite("CLUSTER SLOTS decoding")
@@ -36,6 +36,18 @@ struct ClusterTopologyTests {
         #expect(topology.master(forSlot: -1) == nil)
     }
 
+    @Test("a null host is the host asked; a malformed replica entry is skipped, not the reply")
+    func lenient() throws {
+        let topology = try ClusterTopology.decode(
+            slots: .array([
+                .array([.integer(0), .integer(9), .array([.null, .integer(7000), .bulkString(Array("id".utf8))]), Self.node("bad host", 1), .integer(3)]),
+            ]),
+            askedHost: "seed"
+        ).get()
+        #expect(topology.master(forSlot: 5) == SentinelAddress(host: "seed", port: 7000))
+        #expect(topology.shards[0].replicas.isEmpty)
+    }
+
     @Test("a master with several ranges is one shard; unserved slots have no master")
     func gaps() throws {
         let topology = try ClusterTopology.decode(
@@ -57,6 +69,7 @@ struct ClusterTopologyTests {
         .array([.array([.integer(9), .integer(3), ClusterTopologyTests.node("a", 1)])]),
         .array([.array([.integer(0), .integer(3)])]),
         .array([.array([.integer(0), .integer(3), ClusterTopologyTests.node("a b", 1)])]),
+        .array([.array([.integer(0), .integer(3), .array([.integer(7), .integer(1)])])]),
         .array([.array([.integer(0), .integer(3), ClusterTopologyTests.node("a", 0)])]),
         .array([.array([.integer(0), .integer(3), ClusterTopologyTests.node("a", 65536)])]),
         .array([.array([.integer(0), .integer(3), ClusterTopologyTests.node(String(repeating: "h", count: 256), 1)])]),
@@ -66,5 +79,22 @@ struct ClusterTopologyTests {
     ])
     func hostile(_ reply: RedisReply) {
         #expect(throws: ClusterTopologyError.self) { try ClusterTopology.decode(slots: reply, askedHost: "seed").get() }
+    }
+}
+
+@Suite("-MOVED targets")
+struct MovedTargetTests {
+    @Test("a -MOVED reply's address is followed only when it is a plain host and a valid port", arguments: [
+        ("MOVED 866 127.0.0.1:7001", SentinelAddress(host: "127.0.0.1", port: 7001)),
+        ("MOVED 866 redis-2.internal:6379", SentinelAddress(host: "redis-2.internal", port: 6379)),
+        ("MOVED 866 ::1:7001", SentinelAddress(host: "::1", port: 7001)),
+        ("MOVED 866 127.0.0.1:0", nil),
+        ("MOVED 866 127.0.0.1:99999", nil),
+        ("MOVED 866 bad/host:7001", nil),
+        ("MOVED 866", nil),
+        ("MOVED 866 a:1 extra", nil),
+    ])
+    func targets(_ text: String, _ expected: SentinelAddress?) {
+        #expect(RedisCommandClient.movedTarget(text) == expected)
     }
 }

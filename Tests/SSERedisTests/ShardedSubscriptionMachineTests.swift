@@ -35,7 +35,7 @@ struct ShardedSubscriptionMachineTests {
         #expect(sends(plain.connected()).count == 1)
     }
 
-    @Test("a sunsubscribe the server pushes drops the channel and is no protocol error; one that answers an unsubscribe is a confirmation")
+    @Test("a sunsubscribe the server pushes drops the channel; one that answers an unsubscribe is a confirmation; one for a channel not here is stray")
     func serverDropped() {
         var machine = Self.sharded()
         _ = machine.setWanted(["x", "y"])
@@ -43,34 +43,43 @@ struct ShardedSubscriptionMachineTests {
         for case .subscribe(let batch) in sends(machine.connected()) { order += batch }
         for channel in order { _ = machine.subscribeConfirmed(channel) }
         #expect(machine.isConfirmed("x"))
-        let dropped = machine.serverDropped("x")
-        #expect(dropped)
+        let dropped = machine.shardedUnsubscribe("x")
+        #expect(dropped == .dropped)
         #expect(!machine.isConfirmed("x"))
-        // Not subscribed any more: a second push is not taken as a drop.
-        let again = machine.serverDropped("x")
-        #expect(!again)
-        // An UNSUBSCRIBE in flight: its confirmation is not a drop.
+        // Not subscribed any more: a second push is stray.
+        let again = machine.shardedUnsubscribe("x")
+        #expect(again == .stray)
+        // An UNSUBSCRIBE in flight: its confirmation is an answer.
         _ = machine.changeWanted(added: [], removed: ["y"])
-        let answering = machine.serverDropped("y")
-        #expect(!answering)
+        let answering = machine.shardedUnsubscribe("y")
+        #expect(answering == .answer)
         let confirmation = machine.unsubscribeConfirmed("y")
         #expect(sends(confirmation).isEmpty)
         #expect(machine.commandsInFlight == 0)
     }
 
-    @Test("-MOVED answering a SSUBSCRIBE hands its channels back unrefused, and the waiter waits on")
+    @Test("an error answering a SSUBSCRIBE hands its channels back unrefused, and the waiter waits on; a redirection for another slot is stray")
     func redirected() {
         var machine = Self.sharded()
         _ = machine.setWanted(["m"])
         _ = machine.connected()
         let added = machine.addWaiter(7, channels: ["m"])
         #expect(added.isEmpty)
-        let moved = machine.redirected()
-        #expect(moved == ["m"])
+        let otherSlot = (ClusterSlot.slot(of: "m") + 1) % ClusterSlot.count
+        let stray = machine.shardedError(slot: otherSlot)
+        #expect(stray == .stray)
+        #expect(machine.commandsInFlight == 1)
+        let moved = machine.shardedError(slot: ClusterSlot.slot(of: "m"))
+        #expect(moved == .moved(["m"]))
         #expect(machine.refusedChannels.isEmpty)
         #expect(machine.commandsInFlight == 0)
         // Still wanted here until the caller moves it; once removed the waiter is answered.
         let actions = machine.changeWanted(added: [], removed: ["m"])
         #expect(actions.contains { if case .runWaiter(7, let refused) = $0 { return refused.isEmpty } else { return false } })
+        // Any other error (CLUSTERDOWN, an ACL without ssubscribe) moves the channel too.
+        _ = machine.changeWanted(added: ["n"], removed: [])
+        let down = machine.shardedError(slot: nil)
+        #expect(down == .moved(["n"]))
+        #expect(machine.refusedChannels.isEmpty)
     }
 }

@@ -9,8 +9,8 @@ import SSEWire
 /// it, through `SubscriberReply` into a sharded `SubscriptionStateMachine` (confirmations,
 /// server drops, redirections, errors). Beyond "no trap": a decoded topology names only valid
 /// addresses, at most 1,024 shards, each slot's master among them, and its slot ranges cover
-/// exactly the served slots; a reason is short printable text; a redirection hands back only
-/// wanted channels and never refuses one.
+/// exactly the served slots; a reason is short printable text; an error hands back only wanted
+/// channels and a sharded link never refuses one.
 @main
 enum FuzzClusterReply {
     static func main() { FuzzDriver.run { data, count in fuzzClusterReply(data, count) } }
@@ -64,13 +64,12 @@ private func feed(_ reply: SubscriberReply, to machine: inout SubscriptionStateM
     case .subscribed(let channel):
         _ = machine.subscribeConfirmed(channel)
     case .unsubscribed(let channel):
-        if !machine.serverDropped(channel) { _ = machine.unsubscribeConfirmed(channel) }
-    case .error(let text) where SubscriberLink.isRedirection(text):
-        let moved = machine.redirected()
-        FuzzCheck.require(moved.allSatisfy { wanted.contains($0) }, "a redirection handed back unwanted channels: \(moved)")
-        FuzzCheck.require(machine.refusedChannels.isDisjoint(with: moved), "a redirected channel counted as refused")
+        if machine.shardedUnsubscribe(channel) == .answer { _ = machine.unsubscribeConfirmed(channel) }
     case .error(let text):
-        _ = machine.errorReply(text, now: .now)
+        if case .moved(let moved) = machine.shardedError(slot: SubscriberLink.redirectionSlot(text)) {
+            FuzzCheck.require(moved.allSatisfy { wanted.contains($0) }, "an error handed back unwanted channels: \(moved)")
+        }
+        FuzzCheck.require(machine.refusedChannels.isEmpty, "a sharded link refused a channel")
     case .pong:
         _ = machine.pong()
     case .message, .unexpected:
