@@ -11,6 +11,10 @@ import Synchronization
 /// returns only once every node reports `cluster_state:ok`, knows every other node, agrees on
 /// who serves all 16384 slots, and every replica's link to its master is up (a `CLUSTER FAILOVER`
 /// before the first sync would time out).
+///
+/// With `tls`, every node listens only on TLS (`--port 0 --tls-port P`, no client certificates
+/// asked for), its cluster bus (P + 10000) and replication are TLS too, and the harness's own
+/// commands, `redis-cli --cluster create` and `url` (`rediss+cluster://`) trust the test CA.
 final class RedisClusterProcess: @unchecked Sendable {
     // @unchecked: every stored property is set once in init; `Process` is safe for the calls
     // made here (`isRunning`, `processIdentifier`, signals) from any thread.
@@ -66,17 +70,32 @@ final class RedisClusterProcess: @unchecked Sendable {
     let password: String?
     /// The masters as the cluster was formed (in start order): the seed list of `url`.
     let seedPorts: [Int]
+    /// The certificates every node serves (its certificate is `serverCertificate`), or nil for plain TCP.
+    let tls: TLSTestCertificates?
     private let processes: [Int: Process]
     private let directory: URL
 
-    /// `redis+cluster://[:password@]127.0.0.1:P1,127.0.0.1:P2,...`: the masters as formed.
+    /// `redis+cluster://[:password@]127.0.0.1:P1,127.0.0.1:P2,...`: the masters as formed; with
+    /// TLS `rediss+cluster://…?ssl_ca_certs=CA` (the CA's path percent-encoded).
     var url: String {
         let auth = password.map { ":\(Self.percentEncoded($0))@" } ?? ""
-        return "redis+cluster://\(auth)\(seedPorts.map { "127.0.0.1:\($0)" }.joined(separator: ","))"
+        let nodes = seedPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+        guard let tls else { return "redis+cluster://\(auth)\(nodes)" }
+        return "rediss+cluster://\(auth)\(nodes)?ssl_ca_certs=\(Self.percentEncoded(tls.caCertificate, keeping: "/"))"
+    }
+
+    /// How the harness's own commands reach the node on `port`: plain TCP, or TLS trusting the test
+    /// CA (with the certificate's name checked: it names 127.0.0.1); the password when there is one.
+    static func configuration(port: Int, password: String?, tls: TLSTestCertificates?) -> RedisConfiguration {
+        RedisConfiguration(
+            endpoint: .tcp(host: "127.0.0.1", port: port), password: password,
+            connectTimeoutMilliseconds: 1000, commandTimeoutMilliseconds: 10_000,
+            tls: tls.map { RedisTLSOptions(caCertificatesFile: $0.caCertificate) }
+        )
     }
 
     /// Starts the nodes and forms the cluster (bounded: 30 s to form, each node 10 s to start).
-    init(masters: Int = 3, replicasPerMaster: Int = 0, password: String? = nil) async throws {
+    init(masters: Int = 3, replicasPerMaster: Int = 0, password: String? = nil, tls: TLSTestCertificates? = nil) async throws {
         guard masters >= 3 else { throw TestFailure("a Redis Cluster needs at least 3 masters, not \(masters)") }
         guard replicasPerMaster >= 0 else { throw TestFailure("replicasPerMaster must not be negative") }
         let server = try Executables.find("redis-server")
@@ -86,12 +105,12 @@ final class RedisClusterProcess: @unchecked Sendable {
         var started: [(port: Int, process: Process)] = []
         do {
             for _ in 0..<(masters * (1 + replicasPerMaster)) {
-                started.append(try await Self.startNode(server: server, directory: directory, password: password))
+                started.append(try await Self.startNode(server: server, directory: directory, password: password, tls: tls))
             }
             let ports = started.map(\.port)
-            let said = try await Self.create(cli: cli, ports: ports, replicasPerMaster: replicasPerMaster, password: password)
-            try await Self.waitUntilFormed(ports: ports, masters: masters, password: password, redisCLIOutput: said, directory: directory)
-            let nodes = try await Self.clusterNodes(port: ports[0], password: password)
+            let said = try await Self.create(cli: cli, ports: ports, replicasPerMaster: replicasPerMaster, password: password, tls: tls)
+            try await Self.waitUntilFormed(ports: ports, masters: masters, password: password, tls: tls, redisCLIOutput: said, directory: directory)
+            let nodes = try await Self.clusterNodes(port: ports[0], password: password, tls: tls)
             let masterPorts = Set(nodes.filter(\.isMaster).map(\.port))
             self.seedPorts = ports.filter { masterPorts.contains($0) }
             self.ports = ports
@@ -101,6 +120,7 @@ final class RedisClusterProcess: @unchecked Sendable {
             throw error
         }
         self.password = password
+        self.tls = tls
         self.directory = directory
         self.processes = Dictionary(uniqueKeysWithValues: started.map { ($0.port, $0.process) })
     }
@@ -109,7 +129,7 @@ final class RedisClusterProcess: @unchecked Sendable {
 
     /// Starts one cluster-mode `redis-server` on a fresh port pair and waits until it answers
     /// `PING`; on another port pair if it exits first (a port taken since it was picked).
-    private static func startNode(server: URL, directory: URL, password: String?) async throws -> (port: Int, process: Process) {
+    private static func startNode(server: URL, directory: URL, password: String?, tls: TLSTestCertificates?) async throws -> (port: Int, process: Process) {
         var failures: [String] = []
         for _ in 0..<5 {
             let port = try ClusterPort.next()
@@ -120,18 +140,28 @@ final class RedisClusterProcess: @unchecked Sendable {
             var arguments = [
                 "--cluster-enabled", "yes", "--cluster-config-file", directory.appendingPathComponent("nodes-\(port).conf").path,
                 "--cluster-node-timeout", "2000", "--appendonly", "no", "--save", "", "--bind", "127.0.0.1",
-                "--port", String(port), "--dir", own.path, "--daemonize", "no", "--loglevel", "notice",
+                "--dir", own.path, "--daemonize", "no", "--loglevel", "notice",
                 "--logfile", own.appendingPathComponent("redis.log").path,
                 // A replica's first sync starts at once, not after the default 5 s wait for more replicas.
                 "--repl-diskless-sync-delay", "0",
             ]
+            if let tls {
+                // TLS only: no plain port; the cluster bus and replication links are TLS as well.
+                arguments += [
+                    "--port", "0", "--tls-port", String(port), "--tls-cluster", "yes", "--tls-replication", "yes",
+                    "--tls-cert-file", tls.serverCertificate, "--tls-key-file", tls.serverKey,
+                    "--tls-ca-cert-file", tls.caCertificate, "--tls-auth-clients", "no",
+                ]
+            } else {
+                arguments += ["--port", String(port)]
+            }
             if let password { arguments += ["--requirepass", password, "--masterauth", password] }
             process.arguments = arguments
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
             do {
-                try await waitUntilAnswers(port: port, process: process, password: password)
+                try await waitUntilAnswers(port: port, process: process, password: password, tls: tls)
                 return (port, process)
             } catch {
                 RedisServerProcess.end(process, signal: SIGKILL)
@@ -141,12 +171,12 @@ final class RedisClusterProcess: @unchecked Sendable {
         throw TestFailure("no cluster-mode redis-server started: \(failures.joined(separator: "; "))")
     }
 
-    private static func waitUntilAnswers(port: Int, process: Process, password: String?) async throws {
+    private static func waitUntilAnswers(port: Int, process: Process, password: String?, tls: TLSTestCertificates?) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             guard process.isRunning else { throw TestFailure("redis-server exited with status \(process.terminationStatus)") }
             if (try? FreePort.isListening(port)) == true,
-                (try? await command(port: port, password: password, [Array("PING".utf8)])) == .status("PONG")
+                (try? await command(port: port, password: password, tls: tls, [Array("PING".utf8)])) == .status("PONG")
             {
                 return
             }
@@ -156,10 +186,11 @@ final class RedisClusterProcess: @unchecked Sendable {
     }
 
     /// Runs `redis-cli --cluster create` (bounded: 30 s) and returns what it said.
-    private static func create(cli: URL, ports: [Int], replicasPerMaster: Int, password: String?) async throws -> String {
+    private static func create(cli: URL, ports: [Int], replicasPerMaster: Int, password: String?, tls: TLSTestCertificates?) async throws -> String {
         var arguments = ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" }
         arguments += ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"]
         if let password { arguments += ["-a", password, "--no-auth-warning"] }
+        if let tls { arguments += ["--tls", "--cacert", tls.caCertificate] }
         let child = try ChildProcess(cli, arguments)
         let status: Int32
         do {
@@ -174,12 +205,14 @@ final class RedisClusterProcess: @unchecked Sendable {
     }
 
     /// Waits (bounded: 30 s) until the cluster is whole; the error names what was still missing.
-    private static func waitUntilFormed(ports: [Int], masters: Int, password: String?, redisCLIOutput: String, directory: URL) async throws {
+    private static func waitUntilFormed(
+        ports: [Int], masters: Int, password: String?, tls: TLSTestCertificates?, redisCLIOutput: String, directory: URL
+    ) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         var missing = "nothing checked yet"
         while ContinuousClock.now < deadline {
             do {
-                guard let reason = try await formationGap(ports: ports, masters: masters, password: password) else { return }
+                guard let reason = try await formationGap(ports: ports, masters: masters, password: password, tls: tls) else { return }
                 missing = reason
             } catch {
                 missing = "\(error)"
@@ -191,14 +224,14 @@ final class RedisClusterProcess: @unchecked Sendable {
     }
 
     /// What keeps the cluster from being whole, or nil when nothing does.
-    private static func formationGap(ports: [Int], masters: Int, password: String?) async throws -> String? {
+    private static func formationGap(ports: [Int], masters: Int, password: String?, tls: TLSTestCertificates?) async throws -> String? {
         var agreed: [SlotRange]?
         for port in ports {
-            guard let info = try await command(port: port, password: password, ["CLUSTER", "INFO"].map { Array($0.utf8) }).string else {
+            guard let info = try await command(port: port, password: password, tls: tls, ["CLUSTER", "INFO"].map { Array($0.utf8) }).string else {
                 return "\(port): no CLUSTER INFO"
             }
             guard info.contains("cluster_state:ok") else { return "\(port): not cluster_state:ok" }
-            let nodes = try await clusterNodes(port: port, password: password)
+            let nodes = try await clusterNodes(port: port, password: password, tls: tls)
             guard nodes.count == ports.count, Set(nodes.map(\.port)) == Set(ports) else {
                 return "\(port) knows \(nodes.map(\.port).sorted()), not all of \(ports.sorted())"
             }
@@ -206,11 +239,11 @@ final class RedisClusterProcess: @unchecked Sendable {
                 return "\(port) sees \(unhealthy.port) as \(unhealthy.flags.sorted().joined(separator: ","))"
             }
             guard nodes.filter(\.isMaster).count == masters else { return "\(port) sees \(nodes.filter(\.isMaster).count) masters, not \(masters)" }
-            let ranges = try await slotRanges(port: port, password: password)
+            let ranges = try await slotRanges(port: port, password: password, tls: tls)
             if let gap = coverageGap(ranges) { return "\(port): \(gap)" }
             if let agreed, agreed != ranges { return "\(ports[0]) says \(agreed) but \(port) says \(ranges)" }
             agreed = ranges
-            guard let replication = try await command(port: port, password: password, ["INFO", "replication"].map { Array($0.utf8) }).string else {
+            guard let replication = try await command(port: port, password: password, tls: tls, ["INFO", "replication"].map { Array($0.utf8) }).string else {
                 return "\(port): no INFO replication"
             }
             if replication.contains("role:slave"), !replication.contains("master_link_status:up") {
@@ -239,19 +272,20 @@ final class RedisClusterProcess: @unchecked Sendable {
 
     /// Sends one command given as an array to the node on `port` over a fresh connection.
     func command(port: Int, _ arguments: [String]) async throws -> RedisReply {
-        try await Self.command(port: port, password: password, arguments.map { Array($0.utf8) })
+        try await command(port: port, bytes: arguments.map { Array($0.utf8) })
     }
 
-    /// Sends one command of byte-string arguments (real hiredis, our command client). A Redis
-    /// error reply (`MOVED`, `ASK`, `CLUSTERDOWN`...) is returned as `.error`, not thrown.
-    static func command(port: Int, password: String?, _ arguments: [[UInt8]]) async throws -> RedisReply {
-        let client = RedisCommandClient(
-            redis: RedisConfiguration(
-                endpoint: .tcp(host: "127.0.0.1", port: port), password: password,
-                connectTimeoutMilliseconds: 1000, commandTimeoutMilliseconds: 10_000
-            ),
-            logger: .init(label: "test.cluster")
-        )
+    /// Sends one command of byte-string arguments to the node on `port` (password and TLS as
+    /// this cluster's), over a fresh connection.
+    func command(port: Int, bytes arguments: [[UInt8]]) async throws -> RedisReply {
+        try await Self.command(port: port, password: password, tls: tls, arguments)
+    }
+
+    /// Sends one command of byte-string arguments (real hiredis, our command client; over TLS
+    /// trusting the test CA with `tls`). A Redis error reply (`MOVED`, `ASK`, `CLUSTERDOWN`...) is
+    /// returned as `.error`, not thrown.
+    static func command(port: Int, password: String?, tls: TLSTestCertificates? = nil, _ arguments: [[UInt8]]) async throws -> RedisReply {
+        let client = RedisCommandClient(redis: configuration(port: port, password: password, tls: tls), logger: .init(label: "test.cluster"))
         defer { client.shutdown() }
         return try await client.send(arguments)
     }
@@ -266,22 +300,22 @@ final class RedisClusterProcess: @unchecked Sendable {
 
     /// `CLUSTER NODES` as the node on `port` sees the cluster.
     func clusterNodes(port: Int) async throws -> [ClusterNode] {
-        try await Self.clusterNodes(port: port, password: password)
+        try await Self.clusterNodes(port: port, password: password, tls: tls)
     }
 
-    private static func clusterNodes(port: Int, password: String?) async throws -> [ClusterNode] {
-        let reply = try await command(port: port, password: password, ["CLUSTER", "NODES"].map { Array($0.utf8) })
+    private static func clusterNodes(port: Int, password: String?, tls: TLSTestCertificates?) async throws -> [ClusterNode] {
+        let reply = try await command(port: port, password: password, tls: tls, ["CLUSTER", "NODES"].map { Array($0.utf8) })
         guard let text = reply.string else { throw TestFailure("CLUSTER NODES on \(port) answered \(reply)") }
         return text.split(whereSeparator: \.isNewline).compactMap { ClusterNode(line: $0) }
     }
 
     /// `CLUSTER SLOTS` as the node on `port` sees the cluster, sorted by slot.
     func slotRanges(port: Int) async throws -> [SlotRange] {
-        try await Self.slotRanges(port: port, password: password)
+        try await Self.slotRanges(port: port, password: password, tls: tls)
     }
 
-    private static func slotRanges(port: Int, password: String?) async throws -> [SlotRange] {
-        let reply = try await command(port: port, password: password, ["CLUSTER", "SLOTS"].map { Array($0.utf8) })
+    private static func slotRanges(port: Int, password: String?, tls: TLSTestCertificates?) async throws -> [SlotRange] {
+        let reply = try await command(port: port, password: password, tls: tls, ["CLUSTER", "SLOTS"].map { Array($0.utf8) })
         guard let entries = reply.elements else { throw TestFailure("CLUSTER SLOTS on \(port) answered \(reply)") }
         return try entries.map { entry -> SlotRange in
             // [start, end, [ip, port, id, ...] of the master, [ip, port, id, ...] of each replica...]
@@ -388,7 +422,8 @@ final class RedisClusterProcess: @unchecked Sendable {
                 guard case .bulkString(let name) = key else { throw TestFailure("CLUSTER GETKEYSINSLOT listed \(key)") }
                 bytes.append(name)
             }
-            let moved = try await Self.command(port: sourcePort, password: password, bytes)
+            // (With TLS, `MIGRATE` reaches the target over TLS: `--tls-cluster yes`.)
+            let moved = try await command(port: sourcePort, bytes: bytes)
             guard moved == .status("OK") || moved == .status("NOKEY") else {
                 throw TestFailure("MIGRATE of slot \(slot) from \(sourcePort) to \(targetPort) answered \(moved)")
             }
@@ -472,9 +507,10 @@ final class RedisClusterProcess: @unchecked Sendable {
         text.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
     }
 
-    /// `text` percent-encoded for a URL's user-info part.
-    private static func percentEncoded(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
+    /// `text` percent-encoded for a URL's user-info part (or, `keeping: "/"`, a query value that is a path).
+    private static func percentEncoded(_ text: String, keeping extra: String = "") -> String {
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~" + extra)
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }
 
@@ -532,14 +568,15 @@ enum ClusterPort {
     }
 }
 
-/// Runs `body` with a fresh `RedisClusterProcess`, stopped when `body` returns or throws.
+/// Runs `body` with a fresh `RedisClusterProcess` (TLS-only with `tls`), stopped when `body` returns or throws.
 func withRedisCluster<Result>(
     masters: Int = 3,
     replicasPerMaster: Int = 0,
     password: String? = nil,
+    tls: TLSTestCertificates? = nil,
     _ body: (RedisClusterProcess) async throws -> Result
 ) async throws -> Result {
-    let cluster = try await RedisClusterProcess(masters: masters, replicasPerMaster: replicasPerMaster, password: password)
+    let cluster = try await RedisClusterProcess(masters: masters, replicasPerMaster: replicasPerMaster, password: password, tls: tls)
     defer { cluster.stop() }
     return try await body(cluster)
 }
