@@ -7,6 +7,7 @@ Everything runs on loopback; every process started here is stopped by pid. Figur
 machine shared by servers and load tool: read the ratios, not the absolute numbers.
 """
 import atexit
+import binascii
 import json
 import os
 import platform
@@ -28,7 +29,8 @@ PUBLISH_BENCH = ROOT / ".build" / "release" / "sse-publish-bench"
 HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 # BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths, BENCH_ONLY=s5 only the reconnect
-# storm, BENCH_ONLY=s1tls only S1 over plaintext, TLS and HTTP/2 (printed, BENCHMARKS.md left as it is).
+# storm, BENCH_ONLY=s1tls only S1 over plaintext, TLS and HTTP/2, BENCH_ONLY=cluster only C1 (classic vs sharded
+# pub/sub on a 3-master Redis Cluster) (printed, BENCHMARKS.md left as it is).
 ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -782,6 +784,366 @@ def s5_report(s5_entry: dict) -> list[str]:
     return lines
 
 
+# ---- C1: Redis Cluster, classic PUBLISH vs sharded SPUBLISH ---------------------------------------
+# One publish load on a fresh 3-master cluster per configuration (no replicas, loopback): classic
+# PUBLISH, which Redis Cluster broadcasts to every node over the cluster bus (issue 20), against
+# sharded SPUBLISH, which stays on the shard of its channel. The load tool publishes every event to
+# its channel's master in both modes, so the command is the only difference on the publishing side.
+
+CLUSTER_MASTERS = 3
+CLUSTER_STREAMS = 300 if QUICK else 1000
+CLUSTER_CHANNELS = 30   # an equal number on each master (see cluster_channels)
+# (events/s, seconds, spread): "all" spreads the events over CLUSTER_CHANNELS channels, a third on each
+# master: a moderate rate both modes carry without loss, then a higher one; "one" over a third as many
+# channels, all on the first master (M1), which shows where each kind of publish does its work.
+CLUSTER_LOADS = [(1000, 5, "all"), (1000, 3, "one")] if QUICK else [(1000, 10, "all"), (5000, 5, "all"), (1000, 5, "one")]
+CLUSTER_IDLE_SECONDS = 3
+# (label, publish command, the broker's ?pubsub=)
+CLUSTER_CONFIGS = [
+    ("classic PUBLISH, broker pubsub=classic", "PUBLISH", "classic"),
+    ("classic PUBLISH, broker pubsub=both", "PUBLISH", "both"),
+    ("sharded SPUBLISH, broker pubsub=both", "SPUBLISH", "both"),
+]
+CLUSTER_BUS_OFFSET = 10000
+CLUSTER_BUS_STATS = ("publish_sent", "publish_received", "publishshard_sent", "publishshard_received")
+
+
+def key_slot(name: str) -> int:
+    """Redis Cluster's slot of a name: CRC16-XMODEM (crc_hqx from 0) of its hash tag (the text inside the
+    first {...}, when not empty) or else the whole name, mod 16384. Only to pick names quickly; the slots
+    used are then asked of Redis (CLUSTER KEYSLOT)."""
+    start = name.find("{")
+    if start >= 0:
+        end = name.find("}", start + 1)
+        if end > start + 1:
+            name = name[start + 1:end]
+    return binascii.crc_hqx(name.encode(), 0) % 16384
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def cluster_port(taken: set[int]) -> int:
+    """A port P with P and its bus port P + 10000 both free, both below the ephemeral range (no
+    connection's own port lands on them) and P + 10000 below 55535."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 49152
+    upper = min(low, 55535) - CLUSTER_BUS_OFFSET - 1
+    for _ in range(500):
+        port = 10000 + int.from_bytes(os.urandom(2), "big") % (upper - 10000)
+        if port in taken or port + CLUSTER_BUS_OFFSET in taken:
+            continue
+        if bindable(port) and bindable(port + CLUSTER_BUS_OFFSET):
+            taken.update((port, port + CLUSTER_BUS_OFFSET))
+            return port
+    raise RuntimeError("no free port P with P + 10000 also free")
+
+
+def redis_cli(port: int, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(["redis-cli", "-p", str(port), *args], input=stdin, capture_output=True, text=True,
+                            timeout=60)
+    if result.returncode != 0 or result.stdout.startswith("ERR"):
+        raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {(result.stderr or result.stdout).strip()[-300:]}")
+    return result.stdout
+
+
+CLUSTERS = [0]
+
+
+class RedisCluster:
+    """A throwaway Redis Cluster of `masters` masters and no replicas on loopback, each node in its own
+    directory, every process stopped by pid. Ready once every node says cluster_state:ok and every
+    node's CLUSTER SLOTS names the same masters for all 16384 slots (bounded: 30 s)."""
+
+    def __init__(self, masters: int = CLUSTER_MASTERS) -> None:
+        CLUSTERS[0] += 1
+        self.dir = WORK / f"cluster-{CLUSTERS[0]}"
+        self.dir.mkdir()
+        self.processes: dict[int, subprocess.Popen] = {}
+        taken: set[int] = set()
+        try:
+            for _ in range(masters):
+                self._start_node(taken)
+            self.ports = list(self.processes)
+            redis_cli(self.ports[0], "--cluster", "create", *[f"127.0.0.1:{port}" for port in self.ports],
+                      "--cluster-replicas", "0", "--cluster-yes")
+            self.slots = self._wait_formed()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_node(self, taken: set[int]) -> None:
+        for _ in range(5):   # on another port pair if the node exits first (a port taken since it was picked)
+            port = cluster_port(taken)
+            own = self.dir / f"node-{port}"
+            own.mkdir()
+            process = start(["redis-server", "--cluster-enabled", "yes", "--cluster-config-file",
+                             str(self.dir / f"nodes-{port}.conf"), "--cluster-node-timeout", "2000", "--save", "",
+                             "--appendonly", "no", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(own)])
+            deadline = time.time() + 10
+            while time.time() < deadline and process.poll() is None:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        self.processes[port] = process
+                        return
+                time.sleep(0.05)
+            stop(process)
+        raise RuntimeError("no cluster-mode redis-server started")
+
+    def slot_map(self, port: int) -> list[tuple[int, int, int]]:
+        """(first slot, last slot, master port) from one node's CLUSTER SLOTS."""
+        return sorted((entry[0], entry[1], entry[2][1]) for entry in json.loads(redis_cli(port, "--json", "CLUSTER", "SLOTS")))
+
+    def _wait_formed(self) -> list[tuple[int, int, int]]:
+        deadline = time.time() + 30
+        missing = "nothing checked yet"
+        while time.time() < deadline:
+            try:
+                maps = [self.slot_map(port) for port in self.ports]
+                states = [("cluster_state:ok" in redis_cli(port, "CLUSTER", "INFO")) for port in self.ports]
+                covered = sum(last - first + 1 for first, last, _ in maps[0])
+                agree = all(m == maps[0] for m in maps)
+                if all(states) and covered == 16384 and agree and {owner for _, _, owner in maps[0]} == set(self.ports):
+                    return maps[0]
+                missing = f"cluster_state:ok {states}, {covered} slots covered, slot maps agree: {agree}"
+            except (RuntimeError, ValueError, IndexError, TypeError) as error:
+                missing = str(error)
+            time.sleep(0.1)
+        raise RuntimeError(f"the cluster on {self.ports} did not form within 30 s ({missing})")
+
+    def owner(self, slot: int) -> int:
+        return next(owner for first, last, owner in self.slots if first <= slot <= last)
+
+    def url(self, pubsub: str) -> str:
+        seeds = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+cluster://{seeds}" + ("" if pubsub == "both" else f"?pubsub={pubsub}")
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.processes[port].pid for port in self.ports]
+
+    def cpu_seconds(self) -> list[float]:
+        """utime + stime of each master, in start order (/proc/PID/stat)."""
+        out = []
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        return out
+
+    def bus_stats(self) -> list[dict[str, int]]:
+        """Each master's cluster-bus publish messages so far (CLUSTER INFO lists a type once it is nonzero)."""
+        out = []
+        for port in self.ports:
+            info = dict(line.split(":", 1) for line in redis_cli(port, "CLUSTER", "INFO").split() if ":" in line)
+            out.append({name: int(info.get(f"cluster_stats_messages_{name}", 0)) for name in CLUSTER_BUS_STATS})
+        return out
+
+    def subscribers(self) -> list[tuple[int, int]]:
+        """Per master, the classic and the sharded subscriptions its clients hold (CLIENT LIST sub= and ssub=)."""
+        out = []
+        for port in self.ports:
+            classic = sharded = 0
+            for line in redis_cli(port, "CLIENT", "LIST").splitlines():
+                fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+                classic += int(fields.get("sub", 0))
+                sharded += int(fields.get("ssub", 0))
+            out.append((classic, sharded))
+        return out
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            stop(process)
+
+
+def cluster_channels(cluster: RedisCluster, tag: str, count: int, only: int | None = None) -> tuple[str, list[int]]:
+    """A prefix whose `count` channels (PREFIX0, PREFIX1, ...) fall evenly on the masters (a bounded
+    search), or, for `only`, a hash-tagged prefix `{...}` whose slot master `only` serves (the names
+    PREFIXk differ only in their last characters, and CRC16 is linear: their slots never share one
+    master's range); then each channel's slot from CLUSTER KEYSLOT and its master from CLUSTER SLOTS."""
+    masters = len(cluster.ports)
+    for attempt in range(100_000):
+        if only is not None:
+            prefix = f"{{c1{tag}n{attempt}}}"
+            if cluster.owner(key_slot(prefix)) == only:
+                break
+            continue
+        prefix = f"c1{tag}n{attempt}c"
+        owners = [cluster.owner(key_slot(f"{prefix}{k}")) for k in range(count)]
+        counts = [owners.count(port) for port in cluster.ports]
+        if max(counts) - min(counts) <= (0 if count % masters == 0 else 1):
+            break
+    else:
+        raise RuntimeError(f"no prefix puts {count} channels {'on ' + str(only) if only else 'evenly'} in the search")
+    names = [f"{prefix}{k}" for k in range(count)]
+    said = redis_cli(cluster.ports[0], stdin="".join(f"CLUSTER KEYSLOT {name}\n" for name in names)).split()
+    slots = [int(value) for value in said]
+    if slots != [key_slot(name) for name in names]:
+        raise RuntimeError(f"CLUSTER KEYSLOT disagrees with CRC16 for {prefix}: {said[:5]}")
+    return prefix, [cluster.owner(slot) for slot in slots]
+
+
+def cluster_load(cluster: RedisCluster, label: str, **options) -> dict:
+    """`load`, with each master's subscriptions sampled while the streams are connected (which master
+    holds the broker's classic subscription; the sharded ones per shard)."""
+    RUNS[0] += 1
+    args = [str(BIN / "sse-load"), "--label", label, "--sources", "8"]
+    for key, value in options.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(process)
+    seen = [(0, 0)] * len(cluster.ports)
+    try:
+        deadline = time.time() + 900
+        while process.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                now = cluster.subscribers()
+            except RuntimeError:
+                continue
+            seen = [(max(a[0], b[0]), max(a[1], b[1])) for a, b in zip(seen, now)]
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"{label}: sse-load failed: {stderr.strip()[-400:]}")
+    result = json.loads(stdout)
+    result["subscriptions_per_master"] = seen
+    return result
+
+
+def cluster_run(config: tuple[str, str, str], tag: str) -> dict:
+    """One configuration on a fresh cluster and a fresh broker: the masters' idle CPU, then each load of
+    CLUSTER_LOADS on fresh channels, with every master's CPU over the publish window and its bus messages."""
+    label, command, pubsub = config
+    cluster = RedisCluster()
+    broker = None
+    try:
+        before = cluster.cpu_seconds()
+        time.sleep(CLUSTER_IDLE_SECONDS)
+        idle = [(after - first) / CLUSTER_IDLE_SECONDS for first, after in zip(before, cluster.cpu_seconds())]
+        port = free_port()
+        broker = start([str(BROKER), "--port", str(port), "--redis-url", cluster.url(pubsub), "--history", "0",
+                        "--redis-probe-interval", "0", "--threads", "2", "--heartbeat", HEARTBEAT, "--log-level", "error",
+                        "--client-buffer", str(4 << 20)])
+        wait_port(port)
+        out = {"label": label, "command": command, "pubsub": pubsub, "masters": cluster.ports,
+               "idle_cpu_per_second": idle, "loads": []}
+        for rate, seconds, spread in CLUSTER_LOADS:
+            only = cluster.ports[0] if spread == "one" else None
+            channels = CLUSTER_CHANNELS // CLUSTER_MASTERS if only else CLUSTER_CHANNELS
+            prefix, channel_ports = cluster_channels(cluster, f"{tag}{spread}{rate}", channels, only)
+            bus_before = cluster.bus_stats()
+            result = cluster_load(
+                cluster, f"C1 {label} {rate}/s {spread}", port=port, prefix=prefix, path=Broker.path,
+                connections=CLUSTER_STREAMS, channels=channels, events=int(rate * seconds), rate=rate, size=64,
+                warmup_ms=2000, drain_ms=3000, publish="redis", format="flask", publish_port=cluster.ports[0],
+                publish_command=command, channel_ports=",".join(map(str, channel_ports)), pids=broker.pid,
+                redis_pids=",".join(map(str, cluster.pids)))
+            bus = [{name: after[name] - first[name] for name in CLUSTER_BUS_STATS}
+                   for first, after in zip(bus_before, cluster.bus_stats())]
+            cpu = result["redis_cpu_window_seconds"]
+            window = result["seconds"]
+            events = max(result["published"] - result["publish_errors"], 1)
+            result |= {
+                "spread": spread, "prefix": prefix, "channel_ports": channel_ports,
+                "channels_per_master": [channel_ports.count(p) for p in cluster.ports],
+                "bus": bus,
+                "bus_publish_received_per_event": sum(b["publish_received"] + b["publishshard_received"] for b in bus) / events,
+                "redis_cpu_seconds": sum(cpu),
+                "redis_cpu_us_per_event": sum(cpu) * 1e6 / events,
+                # less each master's idle rate (cluster cron, bus pings) over the window
+                "redis_cpu_us_per_event_net": max(sum(cpu) - sum(idle) * window, 0) * 1e6 / events,
+                "redis_cpu_share": [c / sum(cpu) if sum(cpu) else 0 for c in cpu],
+                "broker_cpu_us_per_event": result["server_cpu_percent"] / 100 * window * 1e6 / events,
+            }
+            out["loads"].append(result)
+            log(f"  C1 {label} {rate}/s {spread}: {result['deliveries_per_second']:.0f} deliveries/s, lost {result['lost']}, "
+                f"publish errors {result['publish_errors']}, bus publish messages per event "
+                f"{result['bus_publish_received_per_event']:.2f}, Redis {result['redis_cpu_us_per_event']:.1f} µs/event "
+                f"(net {result['redis_cpu_us_per_event_net']:.1f}), per master " + " / ".join(f"{c * 1000:.0f} ms" for c in cpu)
+                + f", subscriptions (classic, sharded) per master {result['subscriptions_per_master']}")
+        return out
+    finally:
+        if broker:
+            stop(broker)
+        cluster.stop()
+
+
+def cluster_bench() -> dict:
+    """C1: each configuration of CLUSTER_CONFIGS on a fresh cluster of its own, one after another."""
+    started = time.time()
+    runs = [cluster_run(config, str(index)) for index, config in enumerate(CLUSTER_CONFIGS)]
+    return {"runs": runs, "streams": CLUSTER_STREAMS, "channels": CLUSTER_CHANNELS, "masters": CLUSTER_MASTERS,
+            "quick": QUICK, "generated": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+            "seconds": round(time.time() - started)}
+
+
+def cluster_report(entry: dict) -> list[str]:
+    streams, channels, masters = entry["streams"], entry["channels"], entry["masters"]
+    third = channels // masters
+    lines = ["## C1: Redis Cluster, classic vs sharded pub/sub\n",
+             f"One publish load on a {masters}-master Redis Cluster (no replicas, loopback), classic `PUBLISH` against "
+             f"sharded `SPUBLISH`. {streams:,} streams on one broker node (release build, 2 event loops, `--history 0`, "
+             "`--redis-probe-interval 0`, `--redis-url redis+cluster://M1,M2,M3`, `?pubsub=classic` or the default "
+             f"`both`); 64-byte events round robin over {channels} channels chosen so each master serves {third} "
+             f"(\"all\", {streams // channels} streams per channel), or over {third} channels all served by M1 "
+             f"(\"M1 only\", {streams // third} streams per channel; hash-tagged `{{…}}k`, one slot): slots by "
+             "`CLUSTER KEYSLOT`, owners by `CLUSTER SLOTS`. The load tool publishes each event to its channel's master in both modes "
+             "(pipelined, one connection per master), so the command is the only difference on the publishing side. "
+             "Each configuration runs on a fresh cluster (`--cluster-node-timeout 2000`, no persistence) and a fresh "
+             f"broker, its loads one after another on fresh channels ({entry['seconds']} s for the three).\n",
+             "Redis CPU: utime + stime of each redis-server (/proc/PID/stat, 10 ms ticks) over the publish window "
+             "(the first publish until every stream had every event), summed over the masters, per event published "
+             f"(with lost 0, every event reached every stream); \"net\" less each master's idle rate (measured for {CLUSTER_IDLE_SECONDS} s "
+             "on the formed cluster before the broker started; one tick there is a few tenths of a percent, so it is "
+             "rough) over the window. Per master: M1 / M2 / M3 CPU in ms "
+             "and share; \"sub\" marks the master holding the broker's classic `SUBSCRIBE` connection (any node). "
+             "Bus messages: cluster-bus publish messages received per event, summed over the masters (`CLUSTER INFO` "
+             "`cluster_stats_messages_publish_received` + `publishshard_received`).\n",
+             "| configuration | load | events/s asked (reached) | deliveries/s | lost | bus messages per event | "
+             "Redis CPU per event, all masters (net of idle) | per master: CPU ms (share) | broker CPU per event | "
+             "p50 / p99 ms |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+    keyed: dict[tuple, dict[str, dict]] = {}
+    for run in entry["runs"]:
+        for result in run["loads"]:
+            keyed.setdefault((result["rate"], result["spread"]), {})[run["label"]] = result
+            cpu = result["redis_cpu_window_seconds"]
+            marks = [" sub" if classic else "" for classic, _ in result.get("subscriptions_per_master", [])] or [""] * len(cpu)
+            shares = " / ".join(f"{c * 1000:.0f} ({s * 100:.0f}%){mark}" for c, s, mark
+                                in zip(cpu, result["redis_cpu_share"], marks))
+            errors = f", {result['publish_errors']} publish errors" if result["publish_errors"] else ""
+            load_name = "all" if result["spread"] == "all" else "M1 only"
+            lines.append(f"| {run['label']} | {load_name} | {result['rate']:,.0f} ({result['achieved_rate']:,.0f}) | "
+                         f"{result['deliveries_per_second']:,.0f} | {result['lost']}{errors} | "
+                         f"{result['bus_publish_received_per_event']:.2f} | "
+                         f"{result['redis_cpu_us_per_event']:.1f} µs ({result['redis_cpu_us_per_event_net']:.1f}) | "
+                         f"{shares} | {result['broker_cpu_us_per_event']:.0f} µs | "
+                         f"{result['p50_ms']} / {result['p99_ms']} |")
+    lines.append("")
+    for (rate, spread), results in sorted(keyed.items(), key=lambda item: (item[0][1] != "all", item[0][0])):
+        sharded = results.get(CLUSTER_CONFIGS[2][0])
+        for classic_label in (CLUSTER_CONFIGS[0][0], CLUSTER_CONFIGS[1][0]):
+            classic = results.get(classic_label)
+            if sharded and classic and sharded["redis_cpu_us_per_event"]:
+                lines.append(f"- {rate:,.0f} events/s, {'all' if spread == 'all' else 'M1 only'}: Redis CPU per event, "
+                             f"classic PUBLISH ({classic_label.split(', ')[1]}) / sharded SPUBLISH: "
+                             f"{classic['redis_cpu_us_per_event'] / sharded['redis_cpu_us_per_event']:.2f}x (net "
+                             f"{classic['redis_cpu_us_per_event_net'] / max(sharded['redis_cpu_us_per_event_net'], 1e-9):.2f}x)")
+    idle = "; ".join(f"{run['label']}: " + " / ".join(f"{value * 100:.2f}%" for value in run["idle_cpu_per_second"])
+                     for run in entry["runs"])
+    lines.append(f"- Idle CPU of M1 / M2 / M3 before the load (% of a core): {idle}")
+    return lines
+
+
 # ---- report -------------------------------------------------------------------------------------
 
 def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> str:
@@ -1023,12 +1385,17 @@ def report(results: dict, started: float) -> str:
         for line in s1tls_report(results["s1tls"]):
             add(line)
         add("")
+    if results.get("cluster"):
+        for line in cluster_report(results["cluster"]):
+            add(line)
+        add("")
     add("## Commands\n")
     add("```sh\nmake bench                 # everything above (BENCH_QUICK=1 for a short run)\n"
         "BENCH_ONLY=tls make bench  # only the TLS row, printed\n"
         "BENCH_ONLY=p1 make bench   # only the publish paths (P1), printed\n"
         "BENCH_ONLY=s5 make bench   # only the reconnect storm (S5), printed\n"
         "BENCH_ONLY=s1tls make bench   # only S1 over plaintext, TLS and HTTP/2 (S1-TLS), printed\n"
+        "BENCH_ONLY=cluster make bench # only C1 (Redis Cluster, classic vs sharded pub/sub), printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -1048,7 +1415,8 @@ def main() -> int:
     if "--report" in sys.argv:
         return report_only()
     parts = {"p1": (lambda: p1(Redis()), p1_report), "tls": (lambda: tls_row(Redis(tls=True)), tls_report),
-             "s5": (lambda: s5(Redis()), s5_report), "s1tls": (lambda: s1tls(Redis()), s1tls_report)}
+             "s5": (lambda: s5(Redis()), s5_report), "s1tls": (lambda: s1tls(Redis()), s1tls_report),
+             "cluster": (cluster_bench, cluster_report)}
     if ONLY in parts:
         scenario, render = parts[ONLY]
         try:
@@ -1105,6 +1473,11 @@ def main() -> int:
         results["tls"] = tls_row(redis)
         log("S1-TLS: S1 over plaintext HTTP/1.1, TLS and HTTP/2")
         results["s1tls"] = s1tls(redis)
+        log("C1: Redis Cluster, classic PUBLISH vs sharded SPUBLISH")
+        try:
+            results["cluster"] = cluster_bench()
+        except Exception as error:   # reported, not fatal: the other scenarios' results still get written
+            log(f"C1 failed: {error}")
     finally:
         for peer in peers:
             peer.stop()

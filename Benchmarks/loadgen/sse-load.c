@@ -26,6 +26,12 @@
 // With --tls, --h2 or --h2c the streams go over HTTP/1.1 over TLS, HTTP/2 over TLS (--streams-per-conn
 // streams per TCP connection) or HTTP/2 with prior knowledge, each stream counted as above: see
 // sse-load-tls.c, included below (link with -lssl -lcrypto -lnghttp2). Plain HTTP/1.1 keeps its own loops.
+//
+// For a Redis Cluster (C1): --publish-command SPUBLISH publishes with sharded pub/sub instead of
+// PUBLISH, and --channel-ports P0,P1,... names the Redis port each channel's events go to (channel
+// k to the k-th port: its slot's master), one pipelined connection per distinct port. With
+// --redis-pids the JSON also gives each of those pids' CPU over the publish window
+// ("redis_cpu_window_seconds", in the order given).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -113,6 +119,9 @@ static const char *label = "run";
 static long wait_numsub = 0;            // wait until Redis shows this many subscribers of channel 0
 static char pids[256] = "";
 static char redis_pids[256] = "";       // --redis-pids: Redis's CPU, apart from the servers'
+static const char *publish_command = "PUBLISH";   // --publish-command PUBLISH | SPUBLISH (Redis publishing)
+enum { MAX_CHANNEL_PORTS = 1024, MAX_REDIS_PIDS = 16 };
+static int channel_ports[MAX_CHANNEL_PORTS], channel_port_count = 0;   // --channel-ports: channel k's Redis port
 // Resume mode (--resume-ports): where connections reconnect; the reconnection time when the server
 // sends no `retry:`, the jitter added to it, and each attempt's deadline.
 static int resume_ports[16], resume_port_count = 0;
@@ -185,6 +194,16 @@ static long read_rss_kb(void) { return (long)sum_over_pids(pids, "status", rss_k
 static double read_cpu_seconds(void) { return sum_over_pids(pids, "stat", cpu_seconds_of); }
 
 static double read_redis_cpu_seconds(void) { return sum_over_pids(redis_pids, "stat", cpu_seconds_of); }
+
+// Each --redis-pids pid's CPU seconds, in the order given; returns how many.
+static int read_redis_cpu_each(double *out) {
+    char copy[256], *rest = NULL;
+    int n = 0;
+    snprintf(copy, sizeof copy, "%s", redis_pids);
+    for (char *pid = strtok_r(copy, ",", &rest); pid && n < MAX_REDIS_PIDS; pid = strtok_r(NULL, ",", &rest))
+        out[n++] = sum_over_pids(pid, "stat", cpu_seconds_of);
+    return n;
+}
 
 // ---- receiving ----
 static void note_resume(Conn *c, long seq, uint64_t now);
@@ -375,7 +394,11 @@ static size_t flush_batch(char *out, size_t cap, const char *channel, int k) {
 static void *publisher(void *unused) {
     (void)unused;
     double interval = 1e9 / rate;
-    redisContext *redis = NULL;
+    // Redis publishing: one pipelined connection per distinct port (one, publish_port, without
+    // --channel-ports); channel k's events go to connection channel_conn[k].
+    redisContext *redis_conns[16];
+    int redis_count = 0, *channel_conn = NULL, pending[16];
+    int redis = !strcmp(publish, "redis");
     int broker = !strcmp(publish, "broker");
     enum { MAXC = BATCH_CONNS, CAP = BATCH_CAP };
     int http[MAXC];
@@ -384,9 +407,22 @@ static void *publisher(void *unused) {
     int counts[MAXC];
     if (publish_conns < 1) publish_conns = 1;
     if (publish_conns > MAXC) publish_conns = MAXC;
-    if (!strcmp(publish, "redis")) {
-        redis = redisConnect(host, publish_port);
-        if (!redis || redis->err) die("redis connect failed");
+    if (redis) {
+        int conn_ports[16];
+        channel_conn = calloc((size_t)channels, sizeof(int));
+        if (!channel_conn) die("out of memory");
+        for (int k = 0; k < channels; k++) {
+            int want = channel_port_count ? channel_ports[k] : publish_port, found = 0;
+            while (found < redis_count && conn_ports[found] != want) found++;
+            if (found == redis_count) {
+                if (redis_count == 16) die("--channel-ports: more than 16 distinct ports");
+                conn_ports[redis_count] = want;
+                redis_conns[redis_count] = redisConnect(host, want);
+                if (!redis_conns[redis_count] || redis_conns[redis_count]->err) die("redis connect to %d failed", want);
+                redis_count++;
+            }
+            channel_conn[k] = found;
+        }
     } else {
         for (int k = 0; k < publish_conns; k++) http[k] = connect_tcp(publish_port);
     }
@@ -404,11 +440,14 @@ static void *publisher(void *unused) {
         }
         int batch = 0;
         for (int k = 0; k < publish_conns; k++) { http_len[k] = 0; counts[k] = 0; }
+        for (int k = 0; k < redis_count; k++) pending[k] = 0;
         while (seq < events && start + (uint64_t)(seq * interval) <= now && batch < 2000) {
             snprintf(channel, sizeof channel, "%s%ld", prefix, seq % channels);
             if (redis) {
                 int len = payload(body, sizeof body, seq, 1);
-                redisAppendCommand(redis, "PUBLISH %s %b", channel, body, (size_t)len);
+                int k = channel_conn[seq % channels];
+                redisAppendCommand(redis_conns[k], "%s %s %b", publish_command, channel, body, (size_t)len);
+                pending[k]++;
             } else {
                 int k = (int)((seq / publish_batch) % publish_conns);
                 int len = payload(body, sizeof body, seq, broker);
@@ -440,12 +479,13 @@ static void *publisher(void *unused) {
                     counts[k]++;
                 }
         if (redis) {
-            for (int k = 0; k < batch; k++) {
-                redisReply *reply;
-                if (redisGetReply(redis, (void **)&reply) != REDIS_OK) die("redis publish failed");
-                if (reply->type != REDIS_REPLY_INTEGER) publish_errors++;
-                freeReplyObject(reply);
-            }
+            for (int c = 0; c < redis_count; c++)
+                for (int k = 0; k < pending[c]; k++) {
+                    redisReply *reply;
+                    if (redisGetReply(redis_conns[c], (void **)&reply) != REDIS_OK) die("redis publish failed");
+                    if (reply->type != REDIS_REPLY_INTEGER) publish_errors++;   // e.g. -MOVED: SPUBLISH to the wrong shard
+                    freeReplyObject(reply);
+                }
         } else {
             for (int k = 0; k < publish_conns; k++)
                 for (size_t sent = 0; sent < http_len[k];) {
@@ -480,8 +520,10 @@ static void *publisher(void *unused) {
         if (published_share) __atomic_store_n(published_share, seq, __ATOMIC_RELEASE);
     }
     publish_seconds = (double)(now_ns() - start) / 1e9;
-    if (redis) redisFree(redis);
-    else for (int k = 0; k < publish_conns; k++) close(http[k]);
+    if (redis) {
+        for (int c = 0; c < redis_count; c++) redisFree(redis_conns[c]);
+        free(channel_conn);
+    } else for (int k = 0; k < publish_conns; k++) close(http[k]);
     return NULL;
 }
 
@@ -1055,6 +1097,8 @@ static void usage(void) {
         "         [--prefix bench] [--events M] [--rate R] [--size BYTES] [--publish redis|http|none]\n"
         "         [--publish-port P] [--publish-conns 1..16] [--publish-batch N] [--format flask|plain] [--pids 1,2] [--warmup-ms 1000] [--drain-ms 3000] [--label L]\n"
         "         [--wait-numsub N] [--processes P]\n"
+        "  Redis Cluster publishing: [--publish-command PUBLISH|SPUBLISH] [--channel-ports P0,P1,... (one per channel)]\n"
+        "         [--redis-pids 3,4,5 (each one's CPU over the publish window)]\n"
         "  resume (EventSource) mode, the reconnect storm:\n"
         "         --resume-ports P2,P3 [--retry-ms 0] [--retry-jitter-ms 1000] [--attempt-timeout-ms 10000]\n"
         "         [--kill-pids 1,2 --kill-after-ms 5000] [--storm-timeout-ms 60000] [--steady-ms 2000]\n"
@@ -1116,6 +1160,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steady-ms")) steady_ms = atoi(v);
         else if (!strcmp(a, "--resume-expect")) resume_expect = atol(v);
         else if (!strcmp(a, "--redis-pids")) snprintf(redis_pids, sizeof redis_pids, "%s", v);
+        else if (!strcmp(a, "--publish-command")) publish_command = v;
+        else if (!strcmp(a, "--channel-ports")) {
+            char *copy = strdup(v), *rest = NULL;
+            if (!copy) die("out of memory");
+            for (char *item = strtok_r(copy, ",", &rest); item; item = strtok_r(NULL, ",", &rest)) {
+                if (channel_port_count == MAX_CHANNEL_PORTS) usage();
+                channel_ports[channel_port_count++] = atoi(item);
+            }
+            free(copy);
+        }
         else if (!strcmp(a, "--streams-per-conn")) streams_per_conn = atoi(v);
         else if (!strcmp(a, "--tls-ca")) tls_ca = v;
         else if (!strcmp(a, "--tls-sni")) tls_sni = v;
@@ -1132,6 +1186,8 @@ int main(int argc, char **argv) {
     if (channels < 1 || sources < 1 || sources > 250 || connections < 1 || events < 1 || rate <= 0) usage();
     if (publish_batch < 1 || publish_batch > 1000 || (publish_batch > 1 && channels != 1)) usage();   // a batch is one channel's
     if (processes < 1 || processes > MAX_PROCESSES || processes > connections) usage();
+    if ((strcmp(publish_command, "PUBLISH") && strcmp(publish_command, "SPUBLISH"))
+        || (channel_port_count && channel_port_count != channels)) usage();
     if (retry_default_ms < 0 || retry_jitter_ms < 0 || attempt_timeout_ms < 1 || kill_after_ms < 0 || storm_timeout_ms < 1
         || steady_ms < 0 || (kill_pids[0] && !resume_port_count)) usage();
     signal(SIGPIPE, SIG_IGN);   // a write to a connection the server dropped fails, it does not kill
@@ -1200,6 +1256,8 @@ int main(int argc, char **argv) {
     }
     long rss_connected = read_rss_kb();
     double cpu_before = read_cpu_seconds();
+    double redis_before[MAX_REDIS_PIDS], redis_after[MAX_REDIS_PIDS];
+    int redis_pid_count = read_redis_cpu_each(redis_before);
     shared->publish_started = now_ns();
     __atomic_store_n(&shared->go, 1, __ATOMIC_RELEASE);
     pthread_t monitor;
@@ -1224,6 +1282,7 @@ int main(int argc, char **argv) {
         pthread_join(monitor, NULL);
     }
     double cpu_after = read_cpu_seconds();
+    read_redis_cpu_each(redis_after);
     long rss_after = read_rss_kb();
     long received = 0, lost = 0, dups = 0, reordered = 0, closed = 0, lossy = 0, expected_total = 0;
     double reader_cpu = 0;
@@ -1274,6 +1333,11 @@ int main(int argc, char **argv) {
     // The readers' own CPU over the same window as the server's (%: of one core), to tell a saturated tool.
     printf(", \"transport\": \"%s\", \"streams_per_conn\": %d, \"tcp_connections\": %ld, \"reader_cpu_percent\": %.1f",
            transport_name(), streams_per_transport(), tcp_connections_of_run(), elapsed > 0 ? reader_cpu / elapsed * 100.0 : 0);
+    if (redis_pid_count) {   // each Redis pid's CPU over the publish window (start of publishing to the readers' end)
+        printf(", \"redis_cpu_window_seconds\": [");
+        for (int k = 0; k < redis_pid_count; k++) printf("%s%.3f", k ? ", " : "", redis_after[k] - redis_before[k]);
+        printf("]");
+    }
     if (resume_port_count) print_resume();
     printf("}\n");
     return 0;
