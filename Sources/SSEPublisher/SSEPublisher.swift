@@ -46,7 +46,7 @@ public final class SSEPublisher: Sendable {
         self.history = history.isEnabled ? HistoryStore(configuration: history, client: client, watermark: watermark) : nil
     }
 
-    /// Creates a publisher from a Redis URL (`redis://…`, `unix://…` or `redis+sentinel://…`).
+    /// Creates a publisher from a Redis URL (`redis://…`, `rediss://…`, `unix://…`, `redis+sentinel://…` or `redis+cluster://…`; on a cluster, history lives in one hash-tagged slot and the publisher talks to its master).
     public convenience init(
         redisURL: String,
         history: HistoryConfiguration = .default,

@@ -27,6 +27,35 @@ public enum ClusterSlot {
         return key[afterOpen..<close]
     }
 
+    /// A hash tag that puts a key in the slot of `key`: `{TAG}anything` hashes to
+    /// `slot(of: key)`. The tag is the part Redis hashes for `key` when it holds no `}` (so the
+    /// tag ends where it should; always so for a key with a tag), else the shortest decimal
+    /// string that hashes to that slot. For keys that must share a script with a channel
+    /// (`SPUBLISH` inside it) whatever the channel's name.
+    public static func hashTag(sameSlotAs key: some Collection<UInt8>) -> [UInt8] {
+        let bytes = Array(key)
+        let hashed = hashedPart(of: bytes)
+        if !hashed.isEmpty, !hashed.contains(UInt8(ascii: "}")) { return Array(hashed) }
+        return Array(decimalTags[Int(crc16(hashed) & 0x3FFF)].utf8)
+    }
+
+    /// For every slot, the shortest (then smallest) decimal string hashing to it.
+    private static let decimalTags: [String] = {
+        var tags = [String?](repeating: nil, count: count)
+        var found = 0
+        var number = 0
+        while found < count {
+            let text = String(number)
+            let slot = Int(crc16(text.utf8) & 0x3FFF)
+            if tags[slot] == nil {
+                tags[slot] = text
+                found += 1
+            }
+            number += 1
+        }
+        return tags.map { $0 ?? "" }
+    }()
+
     /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, no reflection.
     static func crc16(_ bytes: some Sequence<UInt8>) -> UInt16 {
         var crc: UInt16 = 0

@@ -32,4 +32,22 @@ struct ClusterSlotTests {
             #expect((0..<ClusterSlot.count).contains(ClusterSlot.slot(of: key)))
         }
     }
+
+    @Test("a hash tag for any key's slot: {tag}… lands in that key's slot, whatever braces the key holds")
+    func hashTags() {
+        var keys = ["news", "a{b}c", "a{b", "x{}y", "}{", "{}", "a}b", "{{}}", "", "é", String(repeating: "}", count: 40)]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab{}x}".utf8)
+        for _ in 0..<500 {
+            keys.append(String(decoding: (0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator) ?? 97 }, as: UTF8.self))
+        }
+        for key in keys {
+            let tag = ClusterSlot.hashTag(sameSlotAs: Array(key.utf8))
+            #expect(!tag.isEmpty && !tag.contains(UInt8(ascii: "}")), "\(key)")
+            let derived = Array("sse:".utf8) + [UInt8(ascii: "{")] + tag + [UInt8(ascii: "}")] + Array(":stream:".utf8) + Array(key.utf8)
+            #expect(ClusterSlot.slot(of: derived) == ClusterSlot.slot(of: key), "\(key)")
+        }
+        // A key with its own tag keeps it, so its keys read plainly.
+        #expect(ClusterSlot.hashTag(sameSlotAs: Array("user:{42}:feed".utf8)) == Array("42".utf8))
+    }
 }
