@@ -408,10 +408,13 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         descriptors.append(pollfd(fd: owner.wakeupDescriptor, events: Int16(POLLIN), revents: 0))
         let now = ContinuousClock.now
         var timeout = connected.map(\.link.pollTimeout).min() ?? 1000
-        for lane in lanes where lane.link.connection == nil && !lane.connecting {
-            timeout = min(timeout, max(1, now.duration(to: lane.retryAt).roundedUpMilliseconds))
+        // With every helper busy, the next start waits for one to end (it wakes the loop).
+        if helpers.count < Self.maximumConnectsInFlight {
+            for lane in lanes where lane.link.connection == nil && !lane.connecting {
+                timeout = min(timeout, max(1, now.duration(to: lane.retryAt).roundedUpMilliseconds))
+            }
+            if !refreshInFlight { timeout = min(timeout, max(1, now.duration(to: refreshDue).roundedUpMilliseconds)) }
         }
-        if !refreshInFlight { timeout = min(timeout, max(1, now.duration(to: refreshDue).roundedUpMilliseconds)) }
         let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: max(1, timeout)))
         if ready < 0, errno != EINTR {
             owner.log.error("poll failed on the subscription", metadata: ["errno": "\(errno)"])
