@@ -159,6 +159,34 @@ struct HummingbirdMountTests {
         }
     }
 
+    @Test("on a Redis Cluster: an app and a standalone node deliver the same streams over channels on three shards, and resume each other's ids")
+    func onCluster() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let configuration = try RedisConfiguration(url: cluster.url)
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "mount")
+            try await withNode(redis: configuration) { node in
+                try await withMountedApp(redis: configuration) { app in
+                    let target = "/stream?" + channels.map { "channel=\($0)" }.joined(separator: "&")
+                    let onNode = try await StreamClient.open(port: node.port, target)
+                    let onApp = try await app.stream(target)
+                    for channel in channels { try await ClusterModeTests.waitForSubscribers(cluster, channel, count: 2) }
+                    for (index, channel) in channels.enumerated() {
+                        let port = index % 2 == 0 ? node.port : app.port
+                        let answer = try await sendRequest(
+                            port: port, "POST", "/publish?channel=\(channel)", body: Self.publishBody("\(index)"), headers: ["Content-Type": "application/json"]
+                        )
+                        #expect(answer.status == 200, "publish answered \(answer.status): \(String(decoding: answer.body, as: UTF8.self))")
+                    }
+                    let fromNode = try await onNode.waitForEvents(channels.count)
+                    #expect(try await onApp.waitForEvents(channels.count) == fromNode)
+                    let resumed = try await app.stream(target, headers: ["Last-Event-ID": try Self.id(of: fromNode[0])])
+                    #expect(try await resumed.waitForEvents(channels.count - 1) == Array(fromNode[1...]))
+                    for client in [onNode, onApp, resumed] { await client.close() }
+                }
+            }
+        }
+    }
+
     @Test("grants from the app's own authentication decide streams and publishes; HEAD, preflight, 400 and 413 as on the node")
     func grantsAndLimits() async throws {
         try await withRedis { redis in
