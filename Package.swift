@@ -358,14 +358,21 @@ if Context.environment["SSE_FUZZ"] == "1" {
         path: "Fuzz/Sources/FuzzNode",
         swiftSettings: [.unsafeFlags(sanitizers)]
     ))
+    // Hostile Redis replies read as a connection reads them, for the reply targets.
+    package.targets.append(.target(
+        name: "FuzzRedis",
+        dependencies: ["SSERedis", "CHiredis"],
+        path: "Fuzz/Sources/FuzzRedis",
+        swiftSettings: [.unsafeFlags(sanitizers)]
+    ))
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("fuzz-payload", ["SSEWire", "SSEStreamCore", .product(name: "NIOCore", package: "swift-nio")]),
         ("fuzz-json", ["SSEWire"]),
         ("fuzz-query", ["SSEEndpoints"]),
         ("fuzz-last-event-id", ["SSEWire", "SSEEndpoints"]),
         ("fuzz-redis-url", ["SSERedis"]),
-        ("fuzz-sentinel-reply", ["SSERedis", "CHiredis"]),
-        ("fuzz-cluster-reply", ["SSERedis", "CHiredis"]),
+        ("fuzz-sentinel-reply", ["FuzzRedis", "SSERedis", "CHiredis"]),
+        ("fuzz-cluster-reply", ["FuzzRedis", "SSERedis", "CHiredis", "SSEWire"]),
         ("fuzz-http", ["FuzzNode"]),
         ("fuzz-h2", ["FuzzNode", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHPACK", package: "swift-nio-http2")]),
     ]

@@ -7,12 +7,7 @@
 /// parameter but `pubsub` and the TLS ones (over TLS): a misspelt option never passes silently.
 extension RedisConfiguration {
     static func parseCluster(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
-        var main = remainder
-        var query: Substring = ""
-        if let question = remainder.firstIndex(of: "?") {
-            main = remainder[..<question]
-            query = remainder[remainder.index(after: question)...]
-        }
+        let (main, query) = splitAtQuery(remainder)
         let (username, password, afterCredentials) = try splitCredentials(main, url: url)
         var nodes = afterCredentials
         if let slash = afterCredentials.firstIndex(of: "/") {

@@ -11,12 +11,7 @@ extension RedisConfiguration {
     /// without TLS they are refused). Every other parameter than `db`, `sentinel_username` and `sentinel_password`
     /// is refused, so a misspelt option never passes silently.
     static func parseSentinel(_ remainder: Substring, url: String, tls: Bool) throws(RedisConfigurationError) -> RedisConfiguration {
-        var main = remainder
-        var query: Substring = ""
-        if let question = remainder.firstIndex(of: "?") {
-            main = remainder[..<question]
-            query = remainder[remainder.index(after: question)...]
-        }
+        let (main, query) = splitAtQuery(remainder)
         let (username, password, afterCredentials) = try splitCredentials(main, url: url)
         guard let slash = afterCredentials.firstIndex(of: "/") else {
             throw RedisConfigurationError(url: url, reason: "a Sentinel URL names the master: redis+sentinel://host:26379/mymaster")
@@ -101,6 +96,13 @@ extension RedisConfiguration {
             nodes.append(SentinelAddress(host: String(host), port: port))
         }
         return nodes
+    }
+
+    /// `text` up to its first `?`, and what follows it (empty without one). The query ends the
+    /// URL at its first `?`, so a `?` in a password must be written `%3F`.
+    static func splitAtQuery(_ text: Substring) -> (main: Substring, query: Substring) {
+        guard let question = text.firstIndex(of: "?") else { return (text, "") }
+        return (text[..<question], text[text.index(after: question)...])
     }
 
     /// Keeps an `ssl_*` or `tls_*` query parameter of a TLS URL for `tlsOptions(from:secure:url:)`;

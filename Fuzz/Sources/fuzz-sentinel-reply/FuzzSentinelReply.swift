@@ -1,4 +1,5 @@
 import CHiredis
+import FuzzRedis
 import FuzzSupport
 @testable import SSERedis
 
@@ -21,22 +22,7 @@ private let maximumReplies = 32
 public func fuzzSentinelReply(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
     let input = FuzzCheck.bytes(data, count)
     checkAnnouncements(input)
-    guard let reader = redisReaderCreate(), let table = BoundedReplyFunctions.table else { return 0 }
-    defer { redisReaderFree(reader) }
-    let budget = UnsafeMutablePointer<ReplyBudget>.allocate(capacity: 1)
-    budget.initialize(to: ReplyBudget(limit: SentinelResolver.maximumSentinelReplyBytes))
-    defer { budget.deallocate() }
-    reader.pointee.fn = table
-    reader.pointee.privdata = UnsafeMutableRawPointer(budget)
-    let fed = input.withUnsafeBufferPointer { buffer in
-        buffer.baseAddress.map { base in base.withMemoryRebound(to: CChar.self, capacity: buffer.count) { redisReaderFeed(reader, $0, buffer.count) } }
-    }
-    guard fed == nil || fed == REDIS_OK else { return 0 }
-    for _ in 0..<maximumReplies {
-        var raw: UnsafeMutableRawPointer?
-        guard redisReaderGetReply(reader, &raw) == REDIS_OK, let raw else { break }
-        let node = raw.assumingMemoryBound(to: redisReply.self)
-        defer { freeReplyObject(raw) }
+    forEachBoundedReply(in: input, limit: SentinelResolver.maximumSentinelReplyBytes, maximumReplies: maximumReplies) { node in
         checkReply(RedisReply(node))
         if case .message(let message) = SubscriberReply(node.pointee) {
             checkAnnouncements(message.payload)
