@@ -172,3 +172,30 @@ extension ShardedPubSubTests {
         }
     }
 }
+
+extension ShardedPubSubTests {
+    @Test("an ACL user without ssubscribe: the shards' refusals only cost sharded events; streams stay open, classic and history events arrive, /readyz is ready")
+    func aclWithoutShardedSubscribe() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            for port in cluster.ports {
+                let reply = try await cluster.command(port: port, "ACL", "SETUSER", "classic", "on", ">pw", "~*", "&*", "+@all", "-ssubscribe")
+                #expect(reply == .status("OK"), "port \(port): \(reply)")
+            }
+            let seeds = cluster.seedPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            let node = try await BrokerNode(redis: try RedisConfiguration(url: "redis+cluster://classic:pw@\(seeds)")) { configuration in
+                configuration.subscriber.probeIntervalMilliseconds = 0
+            }
+            defer { Task { await node.shutdown() } }
+            let client = try await node.stream("limited")
+            try await ClusterModeTests.waitForSubscribers(cluster, "limited", count: 1)
+            // The shard refused the SSUBSCRIBE (and keeps refusing on each try): nothing sharded here.
+            try await Task.sleep(for: .milliseconds(500))
+            for port in cluster.ports { #expect(try await Self.shardSubscribers(cluster, "limited", port: port) == 0) }
+            let id = try await HistoryTests.publish(node, "limited", "history")
+            #expect(try await client.waitForEvents(1) == [ClusterModeTests.event("history", id)])
+            #expect(try await node.request("GET", "/readyz").status == 200)
+            #expect(node.server.clientCount(for: "limited") == 1)
+            await client.close()
+        }
+    }
+}
