@@ -46,7 +46,7 @@ public struct HistoryConfiguration: Sendable, Hashable {
     /// The hash tag every key carries on a Redis Cluster.
     public static let clusterHashTag = "{sse-broker}"
     /// The slot all history keys hash to on a Redis Cluster.
-    public static var clusterSlot: Int { ClusterSlot.slot(of: clusterHashTag) }
+    public static let clusterSlot = ClusterSlot.slot(of: clusterHashTag)
 
     /// This configuration for `redis`: on a Redis Cluster, keys in one slot (`isClustered`).
     public func adapted(to redis: RedisConfiguration) -> HistoryConfiguration {

@@ -20,10 +20,7 @@ extension RedisConfiguration {
         let seeds = try parseNodeList(nodes, defaultPort: ClusterEndpoint.defaultPort, maximum: ClusterEndpoint.maximumSeeds, kind: "cluster node", url: url)
         var tlsParameters: [(name: String, value: String)] = []
         var pubsub = ClusterEndpoint.PubSub.both
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = parts[0]
-            let value = parts.count == 2 ? parts[1] : ""
+        for (key, value) in queryPairs(query) {
             switch key {
             case "db":
                 if try parseDatabase(value, url: url) != 0 {
@@ -51,9 +48,7 @@ extension RedisConfiguration {
 
     /// The cluster form of `description`: credentials masked.
     static func clusterDescription(_ endpoint: ClusterEndpoint, auth: String, tls: RedisTLSOptions?) -> String {
-        var parameters: [String] = tls.map { Array($0.queryText.dropFirst().split(separator: "&").map(String.init)) } ?? []
-        if endpoint.pubsub != .both { parameters.append("pubsub=\(endpoint.pubsub.rawValue)") }
-        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
+        let query = describedQuery(tls: tls, extra: endpoint.pubsub == .both ? [] : ["pubsub=\(endpoint.pubsub.rawValue)"])
         return "\(tls == nil ? "redis" : "rediss")+cluster://\(auth)\(endpoint)/0\(query)"
     }
 }

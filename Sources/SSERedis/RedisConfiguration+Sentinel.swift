@@ -36,10 +36,7 @@ extension RedisConfiguration {
         if path.count == 2, !path[1].isEmpty { database = try parseDatabase(path[1], url: url) }
         var endpoint = SentinelEndpoint(sentinels: sentinels, masterName: String(name))
         var tlsParameters: [(name: String, value: String)] = []
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = parts[0]
-            let value = parts.count == 2 ? parts[1] : ""
+        for (key, value) in queryPairs(query) {
             switch key {
             case "db":
                 database = try parseDatabase(value, url: url)
@@ -145,10 +142,10 @@ extension RedisConfiguration {
 
     /// The Sentinel form of `description`: credentials masked, the sentinel user shown.
     static func sentinelDescription(_ endpoint: SentinelEndpoint, auth: String, database: Int, tls: RedisTLSOptions?) -> String {
-        var parameters: [String] = tls.map { Array($0.queryText.dropFirst().split(separator: "&").map(String.init)) } ?? []
-        if let username = endpoint.username { parameters.append("sentinel_username=\(username)") }
-        if endpoint.password != nil { parameters.append("sentinel_password=***") }
-        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
+        var extra: [String] = []
+        if let username = endpoint.username { extra.append("sentinel_username=\(username)") }
+        if endpoint.password != nil { extra.append("sentinel_password=***") }
+        let query = describedQuery(tls: tls, extra: extra)
         return "\(tls == nil ? "redis" : "rediss")+sentinel://\(auth)\(endpoint)/\(database)\(query)"
     }
 }

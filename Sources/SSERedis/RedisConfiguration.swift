@@ -146,16 +146,29 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         guard let question = text.firstIndex(of: "?") else { return (text, nil, []) }
         var database: Int?
         var parameters: [(name: String, value: String)] = []
-        for pair in text[text.index(after: question)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let value = parts.count == 2 ? parts[1] : ""
-            if parts[0] == "db" {
+        for (key, value) in queryPairs(text[text.index(after: question)...]) {
+            if key == "db" {
                 if !value.isEmpty { database = try parseDatabase(value, url: url) }
             } else {
-                parameters.append((String(parts[0]), try percentDecoded(value, url: url, in: "a query value")))
+                parameters.append((String(key), try percentDecoded(value, url: url, in: "a query value")))
             }
         }
         return (text[..<question], database, parameters)
+    }
+
+    /// The `name=value` pairs of a query, split at `&` and at each pair's first `=` (a pair
+    /// without one has an empty value); values are not decoded.
+    static func queryPairs(_ query: Substring) -> [(key: Substring, value: Substring)] {
+        query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (parts[0], parts.count == 2 ? parts[1] : "")
+        }
+    }
+
+    /// `?a=b&…` for a description: the TLS options' parameters, then `extra`; empty for none.
+    static func describedQuery(tls: RedisTLSOptions?, extra: [String]) -> String {
+        let parameters = (tls.map { $0.queryText.dropFirst().split(separator: "&").map(String.init) } ?? []) + extra
+        return parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
     }
 
     static func parseDatabase(_ text: Substring, url: String) throws(RedisConfigurationError) -> Int {

@@ -79,11 +79,6 @@ final class SubscriberLink {
         for waiter in waiters { try perform(machine.addWaiter(waiter, channels: waiter.channels)) }
     }
 
-    /// Registers a waiter for `channels` on this link.
-    func wait(_ waiter: SubscriptionWaiter, for channels: Set<ChannelName>) throws(RedisError) {
-        try perform(machine.addWaiter(waiter, channels: channels))
-    }
-
     /// The channels the server said it does not serve since the last call; the caller moves them.
     func takeDisplaced() -> [ChannelName] {
         defer { displaced.removeAll() }
