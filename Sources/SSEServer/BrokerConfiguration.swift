@@ -70,6 +70,9 @@ public struct BrokerConfiguration: Sendable {
     /// history instead (with history; without it, later deliveries are dropped and logged).
     /// Not a flag: tests lower it to stall a loop cheaply.
     package var maxQueuedDeliveriesPerLoop = 100_000
+    /// Bytes that may wait for one event loop before the same catch-up (see
+    /// `StreamCoreConfiguration.maxQueuedBytesPerLoop`). Not a flag.
+    package var maxQueuedBytesPerLoop: Int?
     /// Least milliseconds between two flushes of live events on one event loop (see
     /// `StreamCoreConfiguration.flushIntervalMilliseconds`); 0 flushes every event at once.
     public var flushIntervalMilliseconds: Double = 5
@@ -156,6 +159,7 @@ public struct BrokerConfiguration: Sendable {
             announcedNodeName: demo ? nodeName : nil
         )
         core.maxQueuedDeliveriesPerLoop = maxQueuedDeliveriesPerLoop
+        core.maxQueuedBytesPerLoop = maxQueuedBytesPerLoop
         core.flushIntervalMilliseconds = flushIntervalMilliseconds
         return core
     }

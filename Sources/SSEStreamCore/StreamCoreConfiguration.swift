@@ -27,6 +27,10 @@ public struct StreamCoreConfiguration: Sendable {
     /// Deliveries that may wait for one event loop before its clients are caught up from
     /// history instead. Not a flag: tests lower it to stall a loop cheaply.
     package var maxQueuedDeliveriesPerLoop = 100_000
+    /// Bytes that may wait for one event loop before the same catch-up; nil: the larger of
+    /// 64 MiB and 16 payloads. Not a flag: a deliveries count alone depends on how Redis's
+    /// replies were batched into reads, a byte count does not.
+    package var maxQueuedBytesPerLoop: Int?
 
     /// The defaults are the standalone node's.
     public init(

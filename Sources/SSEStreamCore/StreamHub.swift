@@ -78,7 +78,7 @@ package final class StreamHub: RedisSubscriberDelegate {
         self.metrics = metrics
         self.logger = logger
         self.maxPayloadBytes = configuration.maxPayloadBytes
-        self.maxQueuedBytesPerLoop = max(64 * 1024 * 1024, 16 * configuration.maxPayloadBytes)
+        self.maxQueuedBytesPerLoop = max(1, configuration.maxQueuedBytesPerLoop ?? max(64 * 1024 * 1024, 16 * configuration.maxPayloadBytes))
         self.maxQueuedDeliveriesPerLoop = max(1, configuration.maxQueuedDeliveriesPerLoop)
         self.preamble = StreamPreamble(retryMilliseconds: configuration.retryMilliseconds, nodeName: configuration.announcedNodeName)
         var loops: [any EventLoop] = []

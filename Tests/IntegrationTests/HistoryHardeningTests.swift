@@ -369,7 +369,11 @@ struct StalledLoopTests {
         let redis = try await RedisServerProcess()
         let node = try await BrokerNode(redis: try redis.configuration) {
             $0.threads = 1
+            // Either bound trips, however Redis's replies were batched into reads: 200 events
+            // are at least 200 * 30 bytes, and a count alone can stay under 20 hand-offs when
+            // a loaded machine reads many replies at once.
             $0.maxQueuedDeliveriesPerLoop = 20
+            $0.maxQueuedBytesPerLoop = 2_000
         }
         let client = try await node.stream("stall")
         try await redis.waitForSubscribers("stall", count: 1)
