@@ -234,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SSEHistoryTests",
-            dependencies: ["SSEHistory", "SSEWire"]
+            dependencies: ["SSEHistory", "SSERedis", "SSEWire"]
         ),
         .testTarget(
             name: "SSEStreamCoreTests",

@@ -144,6 +144,27 @@ def write_batch_seeds(out, publishes: list) -> None:
     write_publish(out, "batch", b'[{"data": 1}, 7, [{"data": 2}]]')
 
 
+def channel_positions(channels, positions) -> str:
+    """A multi-channel stream's id with positions per channel (ChannelPositions in SSEWire):
+    FNV-1a 32 over the sorted names (each followed by a zero byte), then one part per channel."""
+    names = sorted(set(c.encode() for c in channels))
+    value = 0x811C9DC5
+    for name in names:
+        for byte in name + b"\x00":
+            value ^= byte
+            value = (value * 0x01000193) & 0xFFFFFFFF
+    parts = [positions.get(name.decode(), "-") for name in names]
+    return ".".join([f"{value:08x}"] + parts)
+
+
+def write_channel_positions_seeds(out) -> None:
+    """Ids for the channel sets fuzz-last-event-id reads vectors for."""
+    write(out, "fuzz-last-event-id", channel_positions(["a", "b"], {"a": "1733000000000-5"}))
+    write(out, "fuzz-last-event-id", channel_positions(["news", "alerts", "b{x}"], {"news": "1-2", "alerts": "3-4", "b{x}": "5-6"}))
+    many = [f"c{i}" for i in range(64)]
+    write(out, "fuzz-last-event-id", channel_positions(many, {name: "9999999999999999999-9999999999999999999" for name in many}))
+
+
 def main():
     out, paths = sys.argv[1], sys.argv[2:]
     write_redis_seeds(out)
@@ -171,6 +192,7 @@ def main():
                     if publish.get("id") is not None:
                         write(out, "fuzz-last-event-id", str(publish["id"]))
     write_batch_seeds(out, publishes)
+    write_channel_positions_seeds(out)
 
 
 if __name__ == "__main__":

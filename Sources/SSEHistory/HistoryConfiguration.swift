@@ -15,10 +15,33 @@ public struct HistoryConfiguration: Sendable, Hashable {
     /// How long a replay keeps retrying transient Redis errors (`-LOADING`, a lost connection)
     /// before the client is told `unavailable`.
     public var retrySeconds: Double
-    /// Whether every key starts with the hash tag `clusterHashTag`, so that on a Redis Cluster
-    /// all of history lives in one slot (`clusterSlot`) and one script may touch any of its keys.
-    /// Set by `adapted(to:)` for a cluster; the keys are then `{sse-broker}sse:history:…`.
-    public var isClustered: Bool = false
+    /// Where history's keys live on a Redis Cluster (`adapted(to:)` sets it; a standalone Redis
+    /// or Sentinel master is `.standalone`).
+    public var layout: Layout = .standalone
+
+    /// How history's keys are laid out over Redis's slots.
+    public enum Layout: Sendable, Hashable {
+        /// One counter for all channels, keys as they are (one Redis).
+        case standalone
+        /// One counter for all channels, every key tagged `clusterHashTag`: all of history in one
+        /// slot (`clusterSlot`) of a Redis Cluster, so ids order all channels as on one Redis.
+        case sharedSlot
+        /// Each channel's counter, stream and last position in the channel's own slot (its keys
+        /// tagged with `ClusterSlot.hashTag(sameSlotAs:)`), so a channel's publish script runs on
+        /// the shard that serves the channel and history spreads over the masters. Positions are
+        /// then per channel: a multi-channel stream's id carries one per channel
+        /// (`ChannelPositions`).
+        case perChannel
+    }
+
+    /// Whether the publish script sends sharded pub/sub (`SPUBLISH`, `.perChannel` only): the
+    /// event then reaches only the subscribers of the channel's shard (`SSUBSCRIBE`).
+    public var publishesSharded = false
+
+    /// Whether every key starts with the hash tag `clusterHashTag` (`.sharedSlot`).
+    public var isClustered: Bool { layout == .sharedSlot }
+    /// Whether positions are counted per channel (`.perChannel`).
+    public var isPerChannel: Bool { layout == .perChannel }
 
     public init(
         length: Int = 1000,
@@ -48,10 +71,15 @@ public struct HistoryConfiguration: Sendable, Hashable {
     /// The slot all history keys hash to on a Redis Cluster.
     public static let clusterSlot = ClusterSlot.slot(of: clusterHashTag)
 
-    /// This configuration for `redis`: on a Redis Cluster, keys in one slot (`isClustered`).
+    /// This configuration for `redis`: on a Redis Cluster, keys in one slot (`.sharedSlot`);
+    /// a layout already set for a cluster is kept.
     public func adapted(to redis: RedisConfiguration) -> HistoryConfiguration {
         var adapted = self
-        adapted.isClustered = redis.isCluster
+        if !redis.isCluster {
+            adapted.layout = .standalone
+        } else if layout == .standalone {
+            adapted.layout = .sharedSlot
+        }
         return adapted
     }
 
@@ -60,24 +88,36 @@ public struct HistoryConfiguration: Sendable, Hashable {
         redis.routed(toSlot: clusterSlot)
     }
 
-    /// Where every key starts.
+    /// Where every shared key starts.
     private var base: String { isClustered ? Self.clusterHashTag + keyPrefix : keyPrefix }
+
+    /// Where every key of `channel` starts: per channel, the channel's hash tag first.
+    private func base(of channel: String) -> String {
+        guard isPerChannel else { return base }
+        return "{" + String(decoding: ClusterSlot.hashTag(sameSlotAs: channel.utf8), as: UTF8.self) + "}" + keyPrefix
+    }
 
     /// Seconds a channel's last position outlives its history, so a resume shortly after the
     /// history expired is still told `expired` rather than nothing.
     public static let lastPositionGraceSeconds = 86_400
 
-    /// The epoch of the position counter (see `HistoryPosition`).
-    var epochKey: String { base + "epoch" }
-    /// The position counter shared by every channel.
-    var sequenceKey: String { base + "seq" }
+    /// The epoch of the position counter (see `HistoryPosition`) that numbers `channel`: one for
+    /// every channel, or the channel's own (`.perChannel`).
+    func epochKey(_ channel: String) -> String { isPerChannel ? base(of: channel) + "epoch:" + channel : base + "epoch" }
+    /// The position counter that numbers `channel`.
+    func sequenceKey(_ channel: String) -> String { isPerChannel ? base(of: channel) + "seq:" + channel : base + "seq" }
     /// Hash: the epoch before the current one (`epoch`), its counter when it ended (`end`) and
     /// the highest position a node or publisher had seen in it (`high`): events between `end` and
     /// `high` were lost by Redis (a restore, a promoted lagging replica, AOF `everysec` after a crash).
-    var previousKey: String { base + "previous" }
+    func previousKey(_ channel: String) -> String { isPerChannel ? base(of: channel) + "previous:" + channel : base + "previous" }
     /// One channel's last position (tells trimmed or expired history apart from a channel that
     /// simply had nothing new); expires `lastPositionGraceSeconds` after its history does.
-    func lastKey(_ channel: String) -> String { base + "last:" + channel }
+    func lastKey(_ channel: String) -> String { base(of: channel) + "last:" + channel }
     /// The Redis Stream holding one channel's events.
-    func streamKey(_ channel: String) -> String { base + "stream:" + channel }
+    func streamKey(_ channel: String) -> String { base(of: channel) + "stream:" + channel }
+
+    /// The slot of `channel`'s keys on a Redis Cluster.
+    public func slot(of channel: String) -> Int {
+        isPerChannel ? ClusterSlot.slot(of: channel.utf8) : Self.clusterSlot
+    }
 }

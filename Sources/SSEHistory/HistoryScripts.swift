@@ -49,7 +49,15 @@ enum HistoryScripts {
     /// below the channel's own last position, or Redis is in an older epoch than the publisher saw.
     /// The check runs once per batch, before its first position; the rest follow it with one
     /// `INCRBY`, so a batch's positions are consecutive.
-    static let publish = RedisScript(
+    static let publish = RedisScript(publishSource(command: "PUBLISH"))
+
+    /// `publish` with sharded pub/sub (`SPUBLISH`): on a Redis Cluster the event then stays on
+    /// the shard that serves the channel, where the script runs (`Layout.perChannel`). Redis 7
+    /// lets a script `SPUBLISH` only to a channel of a slot its node serves, which per-channel
+    /// keys guarantee.
+    static let shardedPublish = RedisScript(publishSource(command: "SPUBLISH"))
+
+    private static func publishSource(command: String) -> String {
         epochFunctions + """
 
         local count = (#ARGV - 6) / 2
@@ -95,14 +103,14 @@ enum HistoryScripts {
           redis.call('XADD', stream, id, 'p', payload, 'prev', previous)
           previous = id
           results[2 * index + 1] = id
-          results[2 * index + 2] = redis.call('PUBLISH', channel, payload)
+          results[2 * index + 2] = redis.call('\(command)', channel, payload)
         end
         redis.call('XTRIM', stream, 'MAXLEN', ARGV[2])
         redis.call('EXPIRE', stream, ARGV[3])
         redis.call('SET', KEYS[4], previous, 'EX', ARGV[4])
         return results
         """
-    )
+    }
 
     /// Starts a new epoch if the counter is below what a node saw, in the same epoch or in an
     /// older one: Redis lost events (a restore, a promoted lagging replica, one that missed an

@@ -2,7 +2,8 @@ import SSERedis
 import SSEWire
 import Synchronization
 
-/// Publishes with history and reads it back, through a `RedisCommandClient`.
+/// Publishes with history and reads it back, through a `RedisCommandClient` (or, with
+/// positions per channel on a Redis Cluster, a router to the master serving each channel).
 public final class HistoryStore: Sendable {
     public let configuration: HistoryConfiguration
     /// The highest position this process has seen Redis vouch for; see `HistoryWatermark`.
@@ -11,7 +12,7 @@ public final class HistoryStore: Sendable {
     public let maximumBatchEvents: Int
     /// Most payload bytes in one publish-script call (a single larger event goes alone).
     public let maximumBatchBytes: Int
-    private let client: RedisCommandClient
+    private let client: any RedisCommandSending
     private let queues: Mutex<PublishBatchQueues<PublishBatch>>
 
     /// One caller's publish waiting for, or in, a script call.
@@ -27,7 +28,7 @@ public final class HistoryStore: Sendable {
     ///     flight; beyond that a publish fails at once with `.overloaded`.
     public init(
         configuration: HistoryConfiguration,
-        client: RedisCommandClient,
+        client: any RedisCommandSending,
         watermark: HistoryWatermark = HistoryWatermark(),
         maximumBatchEvents: Int = 256,
         maximumBatchBytes: Int = 1 << 20,
@@ -43,7 +44,23 @@ public final class HistoryStore: Sendable {
         )
     }
 
-    private var counterKeys: [String] { [configuration.epochKey, configuration.sequenceKey, configuration.previousKey] }
+    /// The keys of the counter that numbers `channel` (the shared one unless `.perChannel`).
+    private func counterKeys(_ channel: String) -> [String] {
+        [configuration.epochKey(channel), configuration.sequenceKey(channel), configuration.previousKey(channel)]
+    }
+
+    /// The highest position this process saw on the counter that numbers `channel`.
+    public func seen(on channel: String) -> HistoryPosition? {
+        configuration.isPerChannel ? watermark.position(of: ChannelName(channel)) : watermark.position
+    }
+
+    private func observe(_ position: HistoryPosition, on channel: String) {
+        if configuration.isPerChannel {
+            watermark.observe(position, on: ChannelName(channel))
+        } else {
+            watermark.observe(position)
+        }
+    }
 
     /// One published event: its position (the event's id) and the Redis subscribers it reached.
     public typealias Published = (position: String, receivers: Int)
@@ -146,8 +163,7 @@ public final class HistoryStore: Sendable {
             return
         }
         let call = calls[index]
-        let seen = watermark.position
-        let watermark = self.watermark
+        let seen = seen(on: channel)
         var arguments: [[UInt8]] = [
             Array(channel.utf8), Self.digits(configuration.length), Self.digits(configuration.ttlSeconds),
             Self.digits(configuration.ttlSeconds + HistoryConfiguration.lastPositionGraceSeconds),
@@ -158,14 +174,15 @@ public final class HistoryStore: Sendable {
             arguments.append(head)
             arguments.append(tail)
         }
-        HistoryScripts.publish.run(
+        let script = configuration.isPerChannel && configuration.publishesSharded ? HistoryScripts.shardedPublish : HistoryScripts.publish
+        script.run(
             on: client,
-            keys: counterKeys + [configuration.lastKey(channel), configuration.streamKey(channel)],
+            keys: counterKeys(channel) + [configuration.lastKey(channel), configuration.streamKey(channel)],
             arguments: arguments
         ) { [self] result in
             switch Self.decodePublished(result, count: call.count) {
             case .success(let positions):
-                if let last = positions.last.flatMap({ HistoryPosition($0.position) }) { watermark.observe(last) }
+                if let last = positions.last.flatMap({ HistoryPosition($0.position) }) { observe(last, on: channel) }
                 run(calls, index: index + 1, published: published + positions, channel: channel, done: done)
             case .failure(let error):
                 done(published, error)
@@ -190,32 +207,33 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// The counter's state: current position and previous epoch.
-    public func state(lane: Int = 0, completion: @escaping @Sendable (Result<HistoryState, RedisError>) -> Void) {
-        HistoryScripts.state.run(on: client, keys: counterKeys, arguments: [], lane: lane) { result in
+    /// The state of the counter that numbers `channel` (the shared one, whatever `channel`, unless
+    /// `.perChannel`): current position and previous epoch.
+    public func state(channel: String = "", lane: Int = 0, completion: @escaping @Sendable (Result<HistoryState, RedisError>) -> Void) {
+        HistoryScripts.state.run(on: client, keys: counterKeys(channel), arguments: [], lane: lane) { result in
             completion(result.flatMap(Self.decodeState))
         }
     }
 
-    /// Starts a new epoch if Redis's counter is below this process's watermark in the same epoch
-    /// (Redis lost events); returns the state after the check, and whether a new epoch began.
-    public func startEpochIfBehind(completion: @escaping @Sendable (Result<Bool, RedisError>) -> Void) {
-        guard let seen = watermark.position else {
+    /// Starts a new epoch if Redis's counter (the one that numbers `channel`) is below this
+    /// process's watermark in the same epoch (Redis lost events); returns whether a new epoch began.
+    public func startEpochIfBehind(channel: String = "", completion: @escaping @Sendable (Result<Bool, RedisError>) -> Void) {
+        guard let seen = seen(on: channel) else {
             completion(.success(false))
             return
         }
         HistoryScripts.startEpochIfBehind.run(
             on: client,
-            keys: counterKeys,
+            keys: counterKeys(channel),
             arguments: [Self.digits(seen.epoch), Self.digits(seen.sequence)]
-        ) { [watermark] result in
+        ) { [self] result in
             completion(
                 result.flatMap { reply in
                     guard case .array(let items) = reply, items.count == 3, let started = items[2].integer else {
                         return .failure(RedisError(.serverError, "unexpected reply from the epoch script"))
                     }
                     if started == 1, let epoch = items[0].string.flatMap({ UInt64($0) }) {
-                        watermark.observe(HistoryPosition(epoch: epoch, sequence: 0))
+                        observe(HistoryPosition(epoch: epoch, sequence: 0), on: channel)
                     }
                     return .success(started == 1)
                 }
@@ -223,13 +241,18 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// Reads one bounded page of the events after `cursor` on `channels`.
+    /// Reads one bounded page of the events after `cursor` on `channels` (`.perChannel`: one
+    /// channel per call, since several channels' keys would cross slots).
     public func page(
         channels: [String],
         after cursor: HistoryPosition,
         lane: Int = 0,
         completion: @escaping @Sendable (Result<HistoryPage, RedisError>) -> Void
     ) {
+        if configuration.isPerChannel, channels.count > 1 {
+            completion(.failure(RedisError(.serverError, "a page of positions per channel reads one channel")))
+            return
+        }
         let perChannelBytes = max(1, configuration.pageBytes / max(1, channels.count))
         HistoryScripts.replayPage.run(
             on: client,
@@ -252,7 +275,8 @@ public final class HistoryStore: Sendable {
     /// The position of the newest event published on `channel` with history (nil if none is
     /// recorded, or its record expired).
     public func lastPosition(of channel: String, lane: Int = 0, completion: @escaping @Sendable (Result<HistoryPosition?, RedisError>) -> Void) {
-        client.send([Array("GET".utf8), Array(configuration.lastKey(channel).utf8)], lane: lane) { result in
+        let key = Array(configuration.lastKey(channel).utf8)
+        client.send([Array("GET".utf8), key], key: key, lane: lane) { result in
             completion(
                 result.flatMap { reply in
                     switch reply {

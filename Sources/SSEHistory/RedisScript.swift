@@ -23,7 +23,7 @@ final class RedisScript: Sendable {
 
     /// Runs the script; the completion gets Redis's reply (error replies as failures).
     func run(
-        on client: RedisCommandClient,
+        on client: any RedisCommandSending,
         keys: [String],
         arguments: [[UInt8]],
         lane: Int = 0,
@@ -36,7 +36,7 @@ final class RedisScript: Sendable {
     private static let retryDelays = [50, 100, 200, 400, 800, 1600]
 
     private func run(
-        on client: RedisCommandClient,
+        on client: any RedisCommandSending,
         keys: [String],
         arguments: [[UInt8]],
         lane: Int,
@@ -56,8 +56,11 @@ final class RedisScript: Sendable {
                 self.run(on: client, keys: keys, arguments: arguments, lane: lane, reloadsLeft: reloadsLeft, attempt: attempt + 1, completion: completion)
             }
         }
+        // Routed by the first key: on a cluster the script loads and runs on the master of its
+        // keys' slot (each master loads it once; `NOSCRIPT` from another loads it there).
+        let routing = keys.first.map { Array($0.utf8) }
         guard let digest = sha.withLock({ $0 }) else {
-            client.send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)], lane: lane) { result in
+            client.send([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)], key: routing, lane: lane) { result in
                 switch result {
                 case .success(.bulkString(let digest)):
                     self.sha.withLock { $0 = digest }
@@ -73,7 +76,7 @@ final class RedisScript: Sendable {
             return
         }
         let command = [Array("EVALSHA".utf8), digest, Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments
-        client.send(command, lane: lane) { result in
+        client.send(command, key: routing, lane: lane) { result in
             switch result {
             case .success(.error(let message)) where message.hasPrefix("NOSCRIPT") && reloadsLeft > 0:
                 self.sha.withLock { $0 = nil }

@@ -25,6 +25,7 @@ public final class SSEPublisher: Sendable {
     public static let defaultChannel = "sse"
 
     private let client: RedisCommandClient
+    private let historySender: (any RedisCommandSending)?
     private let history: HistoryStore?
 
     /// Creates a publisher for the Redis at `redis`.
@@ -43,7 +44,10 @@ public final class SSEPublisher: Sendable {
         let client = RedisCommandClient(redis: HistoryConfiguration.commandEndpoint(redis), logger: logger)
         let history = history.adapted(to: redis)
         self.client = client
-        self.history = history.isEnabled ? HistoryStore(configuration: history, client: client, watermark: watermark) : nil
+        // With positions per channel, history's commands go to each channel's master instead.
+        let sender: any RedisCommandSending = history.isPerChannel ? HistoryStore.commandSender(redis: redis, history: history, logger: logger) : client
+        self.historySender = history.isPerChannel ? sender : nil
+        self.history = history.isEnabled ? HistoryStore(configuration: history, client: sender, watermark: watermark) : nil
     }
 
     /// Creates a publisher from a Redis URL (`redis://…`, `rediss://…`, `unix://…`, `redis+sentinel://…` or `redis+cluster://…`; on a cluster, history lives in one hash-tagged slot and the publisher talks to its master).
@@ -141,6 +145,7 @@ public final class SSEPublisher: Sendable {
     /// Stops the publisher's thread; pending publishes fail with `.shutdown`.
     public func shutdown() {
         client.shutdown()
+        historySender?.shutdown()
     }
 
     private static func receipt(_ reply: RedisReply) -> Result<PublishReceipt, RedisError> {

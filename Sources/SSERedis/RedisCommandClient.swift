@@ -23,6 +23,10 @@ import Synchronization
 /// - The queue is bounded: each lane holds at most `maximumPending` commands; beyond that
 ///   `send` fails at once with `.overloaded` (nothing waits for room).
 ///
+/// On a Redis Cluster routed to a slot (`RedisConfiguration.routed(toSlot:)`), a `-MOVED` about
+/// that slot makes the next batch connect where the reply points; a `-MOVED` about another slot
+/// is only handed to its caller (`ClusterCommandRouter` redirects those).
+///
 /// Through Sentinel (`.sentinel` endpoint) every connect resolves the master anew, a batch first
 /// checks that no failover was announced since its connection was resolved (else it reconnects),
 /// and a `-READONLY` or `-NOREPLICAS` reply drops the connection so the next batch resolves again
@@ -264,6 +268,32 @@ public final class RedisCommandClient: Sendable {
         return SentinelAddress(host: String(host), port: port)
     }
 
+    /// The slot a `-MOVED slot host:port` names, when it is one (decimal, 0...16383).
+    static func movedSlot(_ text: String) -> Int? {
+        let words = text.split(separator: " ")
+        guard words.count >= 2, words[0] == "MOVED", words[1].utf8.count <= 5,
+            words[1].utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let slot = Int(words[1]), (0..<ClusterSlot.count).contains(slot)
+        else { return nil }
+        return slot
+    }
+
+    /// Whether a client routed to `ownSlot` (nil: not routed to one) reconnects on `-MOVED`:
+    /// always when it is not routed, else only when the reply is about its own slot (or names
+    /// none it can read). A `-MOVED` for another slot means only that this command's key is
+    /// served elsewhere, not that this connection is on the wrong master: one client may carry
+    /// the commands of many slots (`ClusterCommandRouter`), and the router redirects them.
+    static func follows(movedReply text: String, ownSlot: Int?) -> Bool {
+        guard let ownSlot, let slot = movedSlot(text) else { return true }
+        return slot == ownSlot
+    }
+
+    /// The cluster slot this client's connections are routed to, or nil.
+    private var ownSlot: Int? {
+        guard case .cluster(let endpoint) = redis.endpoint else { return nil }
+        return endpoint.slot
+    }
+
     /// Error replies after which the connection goes to the wrong server for writes.
     static let notMasterCodes: Set<String> = ["READONLY", "NOREPLICAS"]
 
@@ -281,8 +311,10 @@ public final class RedisCommandClient: Sendable {
                 if let code = reply.serverError?.serverCode, Self.notMasterCodes.contains(code) {
                     let isReplica = code == "READONLY"
                     if case .notMaster(true) = outcome {} else { outcome = .notMaster(isReplica: isReplica) }
-                } else if reply.serverError?.serverCode == "MOVED", case .healthy = outcome {
-                    outcome = .moved(reply.errorText.flatMap(Self.movedTarget))
+                } else if reply.serverError?.serverCode == "MOVED", case .healthy = outcome, let text = reply.errorText,
+                    Self.follows(movedReply: text, ownSlot: ownSlot)
+                {
+                    outcome = .moved(Self.movedTarget(text))
                 }
                 pending.completion(.success(reply))
             }

@@ -12,7 +12,7 @@ extension RedisConnection {
     ///
     /// With `endpoint.slot` set, the seed is asked `CLUSTER SLOTS` and the connection goes to
     /// the master serving that slot (the seed's own connection when it is that master). A later
-    /// `-MOVED` reply on it makes the command client connect again, and so ask again.
+    /// `-MOVED` reply about that slot makes the command client connect again, and so ask again.
     static func connectToCluster(
         _ configuration: RedisConfiguration,
         endpoint: ClusterEndpoint,

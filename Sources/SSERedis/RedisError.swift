@@ -28,7 +28,8 @@ public struct RedisError: Error, Hashable, CustomStringConvertible {
     /// restart, a script is running, a cluster slot is moving, a replica lost its master, or
     /// the server is a replica or a master cut off from its replicas (`READONLY`, `NOREPLICAS`:
     /// mid-failover; the command client then reconnects to the master), or a cluster node no
-    /// longer serves the slot (`MOVED`: the command client reconnects to its new master; `ASK`:
+    /// longer serves the slot (`MOVED`: a client routed to that slot reconnects to its new
+    /// master, a `ClusterCommandRouter` resends to it; `ASK`:
     /// the slot is being migrated). None of these ran the command, so a retry never does it twice.
     public static let transientServerCodes: Set<String> = [
         "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOREPLICAS", "MOVED", "ASK",

@@ -14,6 +14,12 @@ package struct EncodedEvent: Sendable {
     /// The event's place in history, when it has one: clients use it to drop duplicates
     /// between a replay and live traffic.
     package let position: HistoryPosition?
+    /// The channel the event was published on, where the node knew it (live and replayed
+    /// events): with positions per channel, a position means something only on its channel.
+    package let channel: ChannelName?
+    /// Where the `id:` line's value sits in `raw` (offsets from its reader index), when the event
+    /// has an id: a multi-channel stream with positions per channel writes its own id there.
+    private let idValue: Range<Int>?
 
     /// When the publisher stamped the event (Unix milliseconds in a numeric `publishedAt` of an
     /// object `data`), for the publish-to-write delay metric.
@@ -35,8 +41,14 @@ package struct EncodedEvent: Sendable {
 
     /// Encodes a decoded event with the position it was given (nil: delivered as is, never
     /// deduplicated and never moving a client's position).
-    package init(_ event: ServerSentEvent, position: HistoryPosition?, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
-        self.init(text: EventTextEncoder.encode(event), position: position, publishedAt: publishedAt, allocator: allocator)
+    package init(_ event: ServerSentEvent, position: HistoryPosition?, channel: ChannelName? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
+        let text = EventTextEncoder.encode(event)
+        // `EventTextEncoder` writes `id:ID` last but for `retry:R`, then the blank line.
+        let idValue = event.id.map { id -> Range<Int> in
+            let end = text.count - 2 - (event.retry.map { 7 + $0.utf8.count } ?? 0)
+            return (end - id.utf8.count)..<end
+        }
+        self.init(text: text, position: position, channel: channel, idValue: idValue, publishedAt: publishedAt, allocator: allocator)
     }
 
     /// The event for a Redis payload, parsed once, and its plausible `publishedAt` stamp.
@@ -65,7 +77,13 @@ package struct EncodedEvent: Sendable {
     }
 
     package init(text: some Collection<UInt8>, position: HistoryPosition? = nil, publishedAt: Double? = nil, allocator: ByteBufferAllocator) {
+        self.init(text: text, position: position, channel: nil, idValue: nil, publishedAt: publishedAt, allocator: allocator)
+    }
+
+    private init(text: some Collection<UInt8>, position: HistoryPosition?, channel: ChannelName?, idValue: Range<Int>?, publishedAt: Double?, allocator: ByteBufferAllocator) {
         self.position = position
+        self.channel = channel
+        self.idValue = idValue.flatMap { $0.lowerBound >= 0 && $0.upperBound <= text.count ? $0 : nil }
         self.publishedAtMilliseconds = publishedAt
         let header = String(text.count, radix: 16) + "\r\n"
         var buffer = allocator.buffer(capacity: header.utf8.count + text.count + 2)
@@ -80,5 +98,22 @@ package struct EncodedEvent: Sendable {
     @inline(__always)
     package func bytes(chunked isChunked: Bool) -> ByteBuffer {
         isChunked ? chunked : raw
+    }
+
+    /// The event with `id` in place of its own id (one copy, for one stream), framed as
+    /// `bytes(chunked:)`; the event as it is when it has no id.
+    package func bytes(chunked isChunked: Bool, id: String) -> ByteBuffer {
+        guard let idValue, let before = raw.getSlice(at: raw.readerIndex, length: idValue.lowerBound),
+            let after = raw.getSlice(at: raw.readerIndex + idValue.upperBound, length: raw.readableBytes - idValue.upperBound)
+        else { return bytes(chunked: isChunked) }
+        let length = before.readableBytes + id.utf8.count + after.readableBytes
+        let header = String(length, radix: 16) + "\r\n"
+        var buffer = ByteBufferAllocator().buffer(capacity: length + (isChunked ? header.utf8.count + 2 : 0))
+        if isChunked { buffer.writeString(header) }
+        buffer.writeImmutableBuffer(before)
+        buffer.writeString(id)
+        buffer.writeImmutableBuffer(after)
+        if isChunked { buffer.writeStaticString("\r\n") }
+        return buffer
     }
 }

@@ -21,6 +21,8 @@ package final class HistoryReplaySession {
         case resume(lastEventID: String)
         /// A position the node itself saw (epoch 0: the node knew of no history, so every entry counts).
         case catchUp(from: HistoryPosition)
+        /// With positions per channel: where each channel stands (epoch 0 as above).
+        case catchUpPerChannel(from: [ChannelName: HistoryPosition])
     }
 
     /// How long a page may wait for a stream to take the previous one.
@@ -34,6 +36,11 @@ package final class HistoryReplaySession {
     private let start: Start
     private let lastEventID: String
     private var cursor = HistoryPosition(epoch: 0, sequence: 0)
+    /// With positions per channel: the channels still to read, each from its own cursor.
+    private var cursors: [ChannelName: HistoryPosition] = [:]
+    /// With positions per channel: the answers of one round of per-channel reads so far.
+    private var statesArrived: [ChannelName: Result<HistoryState, RedisError>] = [:]
+    private var pagesArrived: [ChannelName: Result<(HistoryPage, [EncodedEvent]), RedisError>] = [:]
     private var announced: Set<ChannelName> = []
     private var attempt = 0
     private let deadline: NIODeadline
@@ -53,6 +60,10 @@ package final class HistoryReplaySession {
         switch start {
         case .resume(let id): lastEventID = id
         case .catchUp(let from): lastEventID = from.description
+        case .catchUpPerChannel(let from):
+            var vector = ChannelPositions(channels: channels)
+            for (channel, position) in from { vector.set(position, for: channel) }
+            lastEventID = channels.count == 1 ? from[channels[0]]?.description ?? "" : vector.description
         }
         let seconds = history.configuration.retrySeconds
         deadline = .now() + .milliseconds(Int64(exactly: (seconds * 1000).rounded()) ?? 30_000)
@@ -63,7 +74,7 @@ package final class HistoryReplaySession {
     private var lane: Int {
         switch start {
         case .resume: HistoryLane.resume
-        case .catchUp: HistoryLane.catchUp
+        case .catchUp, .catchUpPerChannel: HistoryLane.catchUp
         }
     }
 
@@ -106,8 +117,18 @@ package final class HistoryReplaySession {
         guard pruneClients() else { return }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
-        history.state(lane: lane) { result in
-            loop.execute { bound.value.stateArrived(result) }
+        guard hub.positionsPerChannel else {
+            history.state(lane: lane) { result in
+                loop.execute { bound.value.stateArrived(result) }
+            }
+            return
+        }
+        // One read per channel (each on its own slot's master), all at once.
+        statesArrived = [:]
+        for channel in Set(channels) {
+            history.state(channel: channel.text, lane: lane) { result in
+                loop.execute { bound.value.channelStateArrived(result, for: channel) }
+            }
         }
     }
 
@@ -132,6 +153,9 @@ package final class HistoryReplaySession {
                 plan = .replay(after: from, gap: nil)
             case .catchUp(let from):
                 plan = HistoryResumePlan.plan(resumingAfter: from, state: state)
+            case .catchUpPerChannel:
+                // Only with positions per channel, whose states arrive one per channel.
+                plan = .unknown(position: nil)
             }
             switch plan {
             case .unknown:
@@ -146,6 +170,10 @@ package final class HistoryReplaySession {
 
     private func readPage() {
         guard pruneClients() else { return }
+        if hub.positionsPerChannel {
+            readChannelPages()
+            return
+        }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         let allocator = hub.allocator
@@ -153,7 +181,7 @@ package final class HistoryReplaySession {
             // Decoded and encoded once per page, off the loop, for every stream of the replay.
             let encoded = result.map { page in
                 (page, page.events.map { entry in
-                    EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, allocator: allocator)
+                    EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, channel: ChannelName(entry.channel), allocator: allocator)
                 })
             }
             loop.execute { bound.value.pageArrived(encoded) }
@@ -176,6 +204,129 @@ package final class HistoryReplaySession {
             cursor = next
             waitForClientsThenReadPage()
         }
+    }
+
+    // MARK: Positions per channel (on the loop)
+
+    private func channelStateArrived(_ result: Result<HistoryState, RedisError>, for channel: ChannelName) {
+        statesArrived[channel] = result
+        guard statesArrived.count == Set(channels).count else { return }
+        let arrived = statesArrived
+        statesArrived = [:]
+        guard pruneClients() else { return }
+        var states: [ChannelName: HistoryState] = [:]
+        for (channel, result) in arrived {
+            switch result {
+            case .failure(let error):
+                retryOrGiveUp(error) { $0.readState() }
+                return
+            case .success(let state):
+                states[channel] = state
+            }
+        }
+        attempt = 0
+        for (channel, state) in states { hub.observe(state, on: channel) }
+        var gaps: [(ChannelName, HistoryGap)] = []
+        cursors = [:]
+        for channel in Set(channels).sorted() {
+            guard let state = states[channel] else { continue }
+            switch plan(for: channel, state: state) {
+            case .replay(let after, let gap):
+                cursors[channel] = after
+                if let gap { gaps.append((channel, gap)) }
+            case .unknown:
+                gaps.append((channel, .unknown))
+            }
+        }
+        announce(gaps, andWrite: [])
+        guard !cursors.isEmpty else {
+            finish(announcing: nil)
+            return
+        }
+        readPage()
+    }
+
+    /// What the replay does on `channel`, from its counter's `state`; a resume also sets where
+    /// its streams stand there.
+    private func plan(for channel: ChannelName, state: HistoryState) -> HistoryResumePlan {
+        let origin = HistoryPosition(epoch: 0, sequence: 0)
+        switch start {
+        case .resume(let id):
+            let plan: HistoryResumePlan
+            if channels.count == 1 {
+                plan = HistoryResumePlan.plan(resumingAfter: HistoryPosition(id), state: state)
+            } else if let vector = ChannelPositions(id, channels: channels) {
+                // `-`: the stream had no position on the channel when it got that id (the channel
+                // had no history then): everything the channel's history holds is new to it.
+                plan = vector.position(of: channel).map { HistoryResumePlan.plan(resumingAfter: $0, state: state) } ?? .replay(after: origin, gap: nil)
+            } else {
+                plan = .unknown(position: nil)
+            }
+            switch plan {
+            case .replay(let after, _):
+                for client in clients { client.resetPosition(to: after == origin ? nil : after, on: channel) }
+            case .unknown(let position):
+                for client in clients { client.resetPosition(to: position, on: channel) }
+            }
+            return plan
+        case .catchUpPerChannel(let from):
+            let position = from[channel] ?? origin
+            return position.epoch == 0 ? .replay(after: position, gap: nil) : HistoryResumePlan.plan(resumingAfter: position, state: state)
+        case .catchUp(let from):
+            return from.epoch == 0 ? .replay(after: from, gap: nil) : HistoryResumePlan.plan(resumingAfter: from, state: state)
+        }
+    }
+
+    /// One page per channel still to read, each from its own cursor, all at once.
+    private func readChannelPages() {
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let loop = self.loop
+        let allocator = hub.allocator
+        pagesArrived = [:]
+        for (channel, cursor) in cursors {
+            history.page(channels: [channel.text], after: cursor, lane: lane) { result in
+                let encoded = result.map { page in
+                    (page, page.events.map { entry in
+                        EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, channel: channel, allocator: allocator)
+                    })
+                }
+                loop.execute { bound.value.channelPageArrived(encoded, for: channel) }
+            }
+        }
+    }
+
+    private func channelPageArrived(_ result: Result<(HistoryPage, [EncodedEvent]), RedisError>, for channel: ChannelName) {
+        pagesArrived[channel] = result
+        guard pagesArrived.count == cursors.count else { return }
+        let arrived = pagesArrived
+        pagesArrived = [:]
+        guard pruneClients() else { return }
+        var events: [EncodedEvent] = []
+        var gaps: [(ChannelName, HistoryGap)] = []
+        var next: [ChannelName: HistoryPosition] = [:]
+        for channel in cursors.keys.sorted() {
+            switch arrived[channel] {
+            case .failure(let error)?:
+                // Nothing of this round was written: it is read again, from the same cursors.
+                retryOrGiveUp(error) { $0.readPage() }
+                return
+            case .success(let (page, encoded))?:
+                events += encoded
+                gaps += page.gaps.map { (ChannelName($0.channel), $0.gap) }
+                if let position = page.next { next[channel] = position }
+            case nil:
+                continue
+            }
+        }
+        attempt = 0
+        hub.noteReplayed(events.count * clients.count)
+        announce(gaps, andWrite: events)
+        cursors = next
+        guard !cursors.isEmpty else {
+            finish(announcing: nil)
+            return
+        }
+        waitForClientsThenReadPage()
     }
 
     /// Reads the next page once every stream took the last one; cuts off streams that do not

@@ -49,7 +49,9 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         self.hub = hub
         self.sink = sink
         self.eventLoop = eventLoop
-        self.machine = StreamDeliveryStateMachine(isChunked: isChunked, clientBufferBytes: clientBufferBytes)
+        // With positions per channel, a stream of several channels carries one per channel.
+        let vector = hub.positionsPerChannel && Set(channels).count > 1 ? ChannelPositions(channels: channels) : nil
+        self.machine = StreamDeliveryStateMachine(isChunked: isChunked, clientBufferBytes: clientBufferBytes, channelPositions: vector)
     }
 
     /// Writes the opening bytes and joins the hub (a resume gets its replay first); `isActive`
@@ -66,6 +68,9 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
 
     /// The newest history position written to this client (or that it already had).
     package var lastDelivered: HistoryPosition? { machine.lastDelivered }
+
+    /// With positions per channel and several channels: where the client stands on each.
+    package var channelPositions: ChannelPositions? { machine.channelPositions }
 
     /// Whether the stream is still open and taking events.
     package var isOpen: Bool { machine.isOpen }
@@ -112,6 +117,30 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
     /// Sets where this client stands exactly.
     package func resetPosition(to position: HistoryPosition?) {
         machine.resetPosition(to: position)
+    }
+
+    /// Sets where this client stands on `channel`: with positions per channel, in its vector
+    /// (several channels) or as its one position.
+    package func resetPosition(to position: HistoryPosition?, on channel: ChannelName) {
+        if machine.channelPositions != nil {
+            machine.resetPosition(to: position, on: channel)
+        } else {
+            machine.resetPosition(to: position)
+        }
+    }
+
+    /// Treats events of `channel` at or before `position` as delivered (positions per channel).
+    package func raisePosition(to position: HistoryPosition, on channel: ChannelName) {
+        if machine.channelPositions != nil {
+            machine.raisePosition(to: position, on: channel)
+        } else {
+            machine.raisePosition(to: position)
+        }
+    }
+
+    /// Where the client stands on `channel`, if it has a position there.
+    package func position(on channel: ChannelName) -> HistoryPosition? {
+        machine.channelPositions.map { $0.position(of: channel) } ?? machine.lastDelivered
     }
 
     /// Runs `action` once the client has taken what it was sent (at once if it has).

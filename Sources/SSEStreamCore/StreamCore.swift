@@ -45,8 +45,9 @@ public final class StreamCore: Sendable {
         let history = configuration.history.isEnabled
             ? HistoryStore(
                 configuration: configuration.history,
-                client: RedisCommandClient(
-                    redis: HistoryConfiguration.commandEndpoint(configuration.redis),
+                client: HistoryStore.commandSender(
+                    redis: configuration.redis,
+                    history: configuration.history,
                     logger: logger,
                     maximumPending: HistoryLane.maximumPending,
                     lanes: HistoryLane.count

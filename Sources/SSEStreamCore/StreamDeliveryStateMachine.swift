@@ -47,6 +47,11 @@ package struct StreamDeliveryStateMachine {
     package private(set) var phase: Phase = .live
     /// The newest history position written to this client (or that it already had).
     package private(set) var lastDelivered: HistoryPosition?
+    /// With positions per channel (a multi-channel stream on a Redis Cluster's per-channel
+    /// history), where the client stands on each channel instead of `lastDelivered`: an event is
+    /// a duplicate by its own channel's position, and each event with a position is written with
+    /// the whole vector as its id, so one `Last-Event-ID` resumes every channel.
+    package private(set) var channelPositions: ChannelPositions?
     /// Mirrors the sink's writability.
     package private(set) var isWritable = true
     /// Bytes were queued since the last flush.
@@ -62,9 +67,11 @@ package struct StreamDeliveryStateMachine {
     ///   - isChunked: the stream's bytes are HTTP/1.1 chunks (the standalone node's HTTP/1.1
     ///     streams); otherwise the event text alone (HTTP/1.0, or a host that frames it).
     ///   - clientBufferBytes: what may wait for the client before it is cut off.
-    package init(isChunked: Bool, clientBufferBytes: Int) {
+    ///   - channelPositions: where a multi-channel stream with positions per channel starts.
+    package init(isChunked: Bool, clientBufferBytes: Int, channelPositions: ChannelPositions? = nil) {
         self.isChunked = isChunked
         self.clientBufferBytes = max(1, clientBufferBytes)
+        self.channelPositions = channelPositions
     }
 
     /// Whether the stream is open and taking events.
@@ -103,7 +110,7 @@ package struct StreamDeliveryStateMachine {
     package mutating func liveBatch(_ batch: ChannelBatch, flushNow: Bool, backlog: @autoclosure () -> Int) -> Action {
         guard isOpen else { return .none }
         let overlaps = lastDelivered.map { last in batch.firstPosition.map { $0 <= last } ?? false } ?? false
-        if phase != .live || overlaps {
+        if phase != .live || overlaps || channelPositions != nil {
             return eventByEvent(batch.events, flushNow: flushNow, backlog: backlog())
         }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
@@ -167,6 +174,18 @@ package struct StreamDeliveryStateMachine {
     /// Sets exactly where the client stands (a resume, once Redis said which ids it vouches for).
     package mutating func resetPosition(to position: HistoryPosition?) {
         lastDelivered = position
+    }
+
+    /// Sets exactly where the client stands on `channel` (positions per channel).
+    package mutating func resetPosition(to position: HistoryPosition?, on channel: ChannelName) {
+        channelPositions?.set(position, for: channel)
+    }
+
+    /// Events of `channel` at or before `position` count as delivered (positions per channel).
+    package mutating func raisePosition(to position: HistoryPosition, on channel: ChannelName) {
+        if channelPositions?.position(of: channel).map({ $0 < position }) ?? true {
+            channelPositions?.set(position, for: channel)
+        }
     }
 
     /// A replay page: the gap notice first, then the events the client does not have; flushed.
@@ -254,22 +273,33 @@ package struct StreamDeliveryStateMachine {
     /// Adds `event`'s bytes to `writes` unless the client already has it; the cut-off if the
     /// client is past its buffer.
     private mutating func append(_ event: EncodedEvent, to writes: inout [ByteBuffer], backlog: @autoclosure () -> Int) -> Action? {
-        if let position = event.position {
-            if let lastDelivered, position <= lastDelivered { return nil }
-            lastDelivered = position
-        }
+        guard let bytes = admit(event) else { return nil }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
-        writes.append(event.bytes(chunked: isChunked))
+        writes.append(bytes)
         return nil
     }
 
     private mutating func deliver(_ event: EncodedEvent, backlog: @autoclosure () -> Int) -> Action {
-        if let position = event.position {
-            if let lastDelivered, position <= lastDelivered { return .none }
-            lastDelivered = position
-        }
+        guard let bytes = admit(event) else { return .none }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
-        return queue(event.bytes(chunked: isChunked))
+        return queue(bytes)
+    }
+
+    /// The bytes to write for `event`, nil when the client already has it (its position is at
+    /// or before the client's, on its channel with positions per channel).
+    @inline(__always)
+    private mutating func admit(_ event: EncodedEvent) -> ByteBuffer? {
+        guard let position = event.position else { return event.bytes(chunked: isChunked) }
+        guard channelPositions != nil else {
+            if let lastDelivered, position <= lastDelivered { return nil }
+            lastDelivered = position
+            return event.bytes(chunked: isChunked)
+        }
+        // A position without its channel cannot be placed: written as it is, deduplicated by nothing.
+        guard let channel = event.channel else { return event.bytes(chunked: isChunked) }
+        if let last = channelPositions?.position(of: channel), position <= last { return nil }
+        channelPositions?.set(position, for: channel)
+        return event.bytes(chunked: isChunked, id: channelPositions?.description ?? "")
     }
 
     private mutating func queue(_ bytes: ByteBuffer) -> Action {

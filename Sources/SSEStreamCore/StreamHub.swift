@@ -31,6 +31,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     package let preamble: StreamPreamble
     package let allocator = ByteBufferAllocator()
     private let history: HistoryStore?
+    /// Whether history positions are counted per channel (`HistoryConfiguration.Layout.perChannel`):
+    /// then a position is compared only with positions of its own channel, and a multi-channel
+    /// stream carries one per channel (`ChannelPositions`).
+    package let positionsPerChannel: Bool
     /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
     /// behind replays.
     private let verifier: HistoryStore?
@@ -63,11 +67,13 @@ package final class StreamHub: RedisSubscriberDelegate {
     ) {
         self.subscriber = subscriber
         self.history = history
+        self.positionsPerChannel = history?.configuration.isPerChannel ?? false
         self.verifier = history.map { history in
             HistoryStore(
                 configuration: history.configuration,
-                client: RedisCommandClient(
-                    redis: HistoryConfiguration.commandEndpoint(configuration.redis),
+                client: HistoryStore.commandSender(
+                    redis: configuration.redis,
+                    history: history.configuration,
                     logger: logger,
                     maximumPending: 1024,
                     retryIntervalMilliseconds: 50
@@ -96,6 +102,8 @@ package final class StreamHub: RedisSubscriberDelegate {
         self.registries = registries
         self.loopIndex = loopIndex
         self.queuedDeliveries = loops.map { _ in QueuedCounter() }
+        let perChannel = positionsPerChannel
+        state.withLock { $0.table = SubscriptionTable(positionsPerChannel: perChannel) }
     }
 
     /// Starts heartbeats on every loop.
@@ -136,6 +144,15 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
     package func register(_ client: StreamClient, on loop: any EventLoop) {
         change(client, on: loop, joining: true)
+        if client.resumeFrom == nil, client.channelPositions != nil {
+            // A new multi-channel stream with positions per channel starts each channel where
+            // the node stands on it, so its first id already resumes every channel, the quiet
+            // ones too. One before: an event at that position may still be on its way here.
+            let known = state.withLock { state in client.channels.compactMap { channel in state.table.position(of: channel).map { (channel, $0) } } }
+            for (channel, position) in known where position.sequence > 0 {
+                client.raisePosition(to: HistoryPosition(epoch: position.epoch, sequence: position.sequence - 1), on: channel)
+            }
+        }
         if let resumeFrom = client.resumeFrom, let history {
             client.beginReplay(after: nil)
             // Streams of this loop resuming from the same id on the same channels while a replay
@@ -173,6 +190,7 @@ package final class StreamHub: RedisSubscriberDelegate {
             let actions = client.channels.map { channel in
                 joining ? state.table.add(channel: channel, loop: index) : state.table.remove(channel: channel, loop: index)
             }
+            for case .unsubscribe(let channel) in actions { state.vouchedPerChannel[channel] = nil }
             return (actions, state.table.channelCount, state.connected)
         }
         metrics.connectedClients.record(connected)
@@ -206,6 +224,17 @@ package final class StreamHub: RedisSubscriberDelegate {
                 state.withLock { $0.table.advance(channel, to: position) }
             }
         }
+    }
+
+    /// Records the state of `channel`'s own counter (positions per channel) from any read of it.
+    package func observe(_ state: HistoryState, on channel: ChannelName) {
+        guard let current = state.current else { return }
+        self.state.withLock { state in
+            // Only for a channel with clients: the entry goes with its last client.
+            guard state.table.clientCount(for: channel) > 0 else { return }
+            if state.vouchedPerChannel[channel].map({ $0 < current }) ?? true { state.vouchedPerChannel[channel] = current }
+        }
+        history?.watermark.observe(current, on: channel)
     }
 
     /// Records the counter's state from any read of it.
@@ -246,6 +275,10 @@ package final class StreamHub: RedisSubscriberDelegate {
         guard let history else { return }
         let registry = registries[index].value
         let loop = registry.eventLoop
+        if positionsPerChannel {
+            catchUpPerChannel(registry: registry, history: history, positions: positions)
+            return
+        }
         var groups: [CatchUpKey: [StreamClient]] = [:]
         for client in registry.clients where client.isOpen {
             let known = client.channels.compactMap { positions[$0] }
@@ -256,6 +289,27 @@ package final class StreamHub: RedisSubscriberDelegate {
         for (key, clients) in groups {
             for client in clients { client.beginReplay(after: key.from.epoch == 0 ? nil : key.from) }
             HistoryReplaySession(hub: self, history: history, loop: loop, clients: clients, channels: key.channels, start: .catchUp(from: key.from)).run()
+        }
+    }
+
+    /// `catchUp` with positions per channel: each client from where it stands on each channel
+    /// (else where the channel stood, else all that history holds), grouped by channels and starts.
+    private func catchUpPerChannel(registry: LoopStreamRegistry, history: HistoryStore, positions: [ChannelName: HistoryPosition]) {
+        let origin = HistoryPosition(epoch: 0, sequence: 0)
+        var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
+        for client in registry.clients where client.isOpen {
+            var from: [ChannelName: HistoryPosition] = [:]
+            for channel in client.channels { from[channel] = client.position(on: channel) ?? positions[channel] ?? origin }
+            groups[PerChannelCatchUpKey(channels: client.channels, from: from), default: []].append(client)
+        }
+        for (key, clients) in groups {
+            for client in clients {
+                client.beginReplay(after: nil)
+                for (channel, position) in key.from where position.epoch != 0 { client.raisePosition(to: position, on: channel) }
+            }
+            HistoryReplaySession(
+                hub: self, history: history, loop: registry.eventLoop, clients: clients, channels: key.channels, start: .catchUpPerChannel(from: key.from)
+            ).run()
         }
     }
 
@@ -271,7 +325,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// node knew of, or the origin (every retained event) if it never knew any.
     private func snapshotPositions() -> ([ChannelName: HistoryPosition], HistoryPosition) {
         state.withLock { state in
-            (state.table.positions, state.table.newest ?? HistoryPosition(epoch: 0, sequence: 0))
+            (state.table.positions, (positionsPerChannel ? nil : state.table.newest) ?? HistoryPosition(epoch: 0, sequence: 0))
         }
     }
 
@@ -298,13 +352,13 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Waits, on the subscriber thread (ours to block), for the counter's state: a few tries
     /// within about a second (the first command after a Redis restart may meet the old,
     /// broken connection); nil if Redis does not answer.
-    private func readStateNow() -> HistoryState? {
+    private func readStateNow(channel: String = "") -> HistoryState? {
         guard let verifier else { return nil }
         let deadline = DispatchTime.now() + .milliseconds(1200)
         for attempt in 0..<4 {
             let box = Mutex<Result<HistoryState, RedisError>?>(nil)
             let done = DispatchSemaphore(value: 0)
-            verifier.state { result in
+            verifier.state(channel: channel) { result in
                 box.withLock { $0 = result }
                 done.signal()
             }
@@ -345,6 +399,66 @@ package final class StreamHub: RedisSubscriberDelegate {
         self.state.withLock { $0.vouched = state.current }
         observe(state)
         return state
+    }
+
+    /// `refreshCounter` for `channel`'s own counter (positions per channel).
+    private func refreshCounter(of channel: ChannelName) -> HistoryState? {
+        let seenBeforeRead = history?.watermark.position(of: channel)
+        guard let state = readStateNow(channel: channel.text) else { return nil }
+        if let current = state.current, let seen = seenBeforeRead, seen > current, let verifier {
+            logger.error(
+                "a channel's history counter moved backwards (Redis lost events); starting a new epoch",
+                metadata: ["channel": "\(channel)", "seen": "\(seen)", "counter": "\(current)"]
+            )
+            let done = DispatchSemaphore(value: 0)
+            verifier.startEpochIfBehind(channel: channel.text) { _ in done.signal() }
+            _ = done.wait(timeout: .now() + .seconds(1))
+            self.state.withLock { $0.vouchedPerChannel[channel] = nil }
+            return readStateNow(channel: channel.text).map { fresh in
+                self.state.withLock { $0.vouchedPerChannel[channel] = nil }
+                observe(fresh, on: channel)
+                return fresh
+            }
+        }
+        observe(state, on: channel)
+        return state
+    }
+
+    /// `vouchedPositions` with positions per channel: each id against its own channel's
+    /// counter, read (blocking, on the subscriber thread) once per channel that has an id not
+    /// covered yet. Returns per candidate its position, and whether Redis vouched for it now.
+    private func vouchedPositionsPerChannel(_ candidates: [(channel: ChannelName, position: HistoryPosition?)]) -> [(position: HistoryPosition?, verified: Bool)] {
+        guard let history else { return candidates.map { _ in (nil, true) } }
+        let channels = Set(candidates.compactMap { $0.position == nil ? nil : $0.channel })
+        var known: [ChannelName: HistoryPosition] = state.withLock { state in
+            state.vouchedPerChannel.filter { channels.contains($0.key) }
+        }
+        func covered(_ position: HistoryPosition, on channel: ChannelName) -> Bool {
+            guard let vouched = known[channel], position.epoch == vouched.epoch else { return false }
+            if position.sequence <= vouched.sequence { return true }
+            return history.watermark.position(of: channel).map { $0.epoch == vouched.epoch && position.sequence <= $0.sequence } ?? false
+        }
+        var fresh: [ChannelName: HistoryState?] = [:]
+        for candidate in candidates {
+            guard let position = candidate.position, fresh[candidate.channel] == nil, !covered(position, on: candidate.channel) else { continue }
+            let state = refreshCounter(of: candidate.channel)
+            fresh[candidate.channel] = .some(state)
+            if let current = state?.current { known[candidate.channel] = current }
+        }
+        return candidates.map { candidate in
+            guard let position = candidate.position else { return (nil, true) }
+            switch fresh[candidate.channel] {
+            case nil:
+                return (covered(position, on: candidate.channel) ? position : nil, true)
+            case .some(.some(let state)):
+                return (state.vouches(for: position) ? position : nil, true)
+            case .some(.none):
+                // Redis cannot be asked right now: as `vouchedPositions`, a plausible distance.
+                let plausible = covered(position, on: candidate.channel)
+                    || known[candidate.channel].map { position.epoch == $0.epoch && position.sequence <= $0.sequence &+ Self.unverifiedSlack } ?? false
+                return (plausible ? position : nil, false)
+            }
+        }
     }
 
     /// Decides which candidate ids of one read are positions: those Redis vouches for. One
@@ -400,11 +514,20 @@ package final class StreamHub: RedisSubscriberDelegate {
             let (event, stamp) = EncodedEvent.decode(redisPayload: message.payload)
             decoded.append((index, event, stamp))
         }
-        let (positions, verified) = vouchedPositions(decoded.map { $0.event.historyPosition })
+        let vouched: [(position: HistoryPosition?, verified: Bool)]
+        if positionsPerChannel {
+            vouched = vouchedPositionsPerChannel(decoded.map { (channels[$0.index], $0.event.historyPosition) })
+        } else {
+            let (positions, verified) = vouchedPositions(decoded.map { $0.event.historyPosition })
+            vouched = positions.map { ($0, verified) }
+        }
         var plan = FanOutPlan(loopCount: loops.count)
-        for (item, position) in zip(decoded, positions) {
-            let event = EncodedEvent(item.event, position: position, publishedAt: item.publishedAt, allocator: allocator)
-            plan.add(event, channel: channels[item.index], loops: routes[item.index])
+        var verifiedTop: [ChannelName: HistoryPosition] = [:]
+        for (item, (position, verified)) in zip(decoded, vouched) {
+            let channel = channels[item.index]
+            let event = EncodedEvent(item.event, position: position, channel: channel, publishedAt: item.publishedAt, allocator: allocator)
+            plan.add(event, channel: channel, loops: routes[item.index])
+            if verified, let position { verifiedTop[channel] = max(verifiedTop[channel] ?? position, position) }
         }
         let deliveries = plan.deliveries(allocator: allocator)
         if !plan.newest.isEmpty {
@@ -412,7 +535,11 @@ package final class StreamHub: RedisSubscriberDelegate {
                 for (channel, position) in plan.newest { state.table.advance(channel, to: position) }
             }
             // Only what Redis vouched for may raise the watermark (it decides new epochs).
-            if verified, let top = plan.newest.values.max() { history?.watermark.observe(top) }
+            if positionsPerChannel {
+                for (channel, position) in verifiedTop { history?.watermark.observe(position, on: channel) }
+            } else if vouched.allSatisfy(\.verified), let top = plan.newest.values.max() {
+                history?.watermark.observe(top)
+            }
         }
         metrics.eventsReceived.increment(by: messages.count)
         for (index, delivery) in deliveries.enumerated() where !delivery.ordered.isEmpty {
@@ -471,6 +598,12 @@ package final class StreamHub: RedisSubscriberDelegate {
         }
         if isReconnect { metrics.redisReconnects.increment() }
         guard history != nil else { return }
+        if positionsPerChannel {
+            // Each channel's counter is read by its catch-up (and by the first live id that
+            // needs it), not here: one read per channel would hold this thread.
+            if isReconnect { catchUpEverywhere() }
+            return
+        }
         if let state = refreshCounter(), state.current == nil {
             // No history was ever written (or Redis lost all of it): every entry that appears from
             // now on is new to every client.
@@ -552,6 +685,8 @@ private struct HubState {
     /// The newest counter Redis vouched for (`HistoryState.current`): live ids at or below it
     /// in its epoch are positions without asking Redis again.
     var vouched: HistoryPosition?
+    /// With positions per channel, the same per channel, for channels with clients only.
+    var vouchedPerChannel: [ChannelName: HistoryPosition] = [:]
     /// Channels Redis refused, and until when that is remembered.
     var refusedUntil: [ChannelName: ContinuousClock.Instant] = [:]
 }
@@ -566,4 +701,10 @@ package struct ResumeKey: Hashable {
 private struct CatchUpKey: Hashable {
     package let channels: [ChannelName]
     package let from: HistoryPosition
+}
+
+/// Streams that catch up together with positions per channel: same channels, same starts.
+private struct PerChannelCatchUpKey: Hashable {
+    let channels: [ChannelName]
+    let from: [ChannelName: HistoryPosition]
 }

@@ -24,6 +24,13 @@ package struct SubscriptionTable {
     }
 
     private var entries: [ChannelName: Entry] = [:]
+    /// With positions per channel, positions of different channels are not comparable: there
+    /// is no `newest` for all channels, and a new channel starts with no position.
+    private let positionsPerChannel: Bool
+
+    package init(positionsPerChannel: Bool = false) {
+        self.positionsPerChannel = positionsPerChannel
+    }
 
     /// The newest history position the node knows of on any channel, or the counter it last
     /// read: positions are one counter for all channels, so this is a lower bound for the next
@@ -37,7 +44,7 @@ package struct SubscriptionTable {
     /// Records a client of `channel` on loop `loop`.
     package mutating func add(channel: ChannelName, loop: Int) -> Action {
         let isFirst = entries[channel] == nil
-        entries[channel, default: Entry(position: newest)].perLoop[loop, default: 0] += 1
+        entries[channel, default: Entry(position: positionsPerChannel ? nil : newest)].perLoop[loop, default: 0] += 1
         return isFirst ? .subscribe(channel) : .none
     }
 
@@ -76,6 +83,7 @@ package struct SubscriptionTable {
     /// would start those channels at the newest position known by then, which after an outage
     /// is past everything published during it.
     package mutating func observe(_ position: HistoryPosition) {
+        if positionsPerChannel { return }
         guard let known = newest else {
             newest = position
             for (channel, entry) in entries where entry.position == nil { entries[channel]?.position = position }

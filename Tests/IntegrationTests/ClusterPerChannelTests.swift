@@ -1,0 +1,165 @@
+import Foundation
+import SSEHistory
+import SSEPublisher
+import SSERedis
+import SSEWire
+import Testing
+
+/// History positions per channel on a real Redis Cluster (`HistoryConfiguration.Layout
+/// .perChannel`): each channel's counter, stream and last position in the channel's own slot,
+/// so its publish script runs on the shard serving it; a multi-channel stream's id carries one
+/// position per channel.
+@Suite("Redis Cluster: history positions per channel", .serialized, .timeLimit(.minutes(3)))
+struct ClusterPerChannelTests {
+    static func node(_ cluster: RedisClusterProcess) async throws -> BrokerNode {
+        try await BrokerNode(redis: try RedisConfiguration(url: cluster.url)) { configuration in
+            configuration.subscriber.probeIntervalMilliseconds = 0
+            configuration.history.layout = .perChannel
+        }
+    }
+
+    static var perChannel: HistoryConfiguration {
+        var history = HistoryConfiguration.default
+        history.layout = .perChannel
+        return history
+    }
+
+    /// The data of each event of `events` (raw framing), by channel index (`…c<INDEX>` or
+    /// `missed<INDEX>` data), in arrival order.
+    static func byChannel(_ events: [String]) -> [Int: [String]] {
+        var grouped: [Int: [String]] = [:]
+        for event in events {
+            guard let data = event.split(separator: "\n").first(where: { $0.hasPrefix("data:") })?.dropFirst(5), let last = data.last,
+                let index = Int(String(last))
+            else { continue }
+            grouped[index, default: []].append(String(data))
+        }
+        return grouped
+    }
+
+    static func id(_ event: String) -> String? {
+        event.split(separator: "\n").first(where: { $0.hasPrefix("id:") }).map { String($0.dropFirst(3)) }
+    }
+
+    @Test("two nodes, channels on three shards: ids count per channel, each master holds only its channels' keys, single- and multi-channel streams get every event once, and each resumes exactly on the other node (the multi-channel one from its id of one position per channel)")
+    func deliveryAndResume() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "pc")
+            let names = channels.map { ChannelName($0) }
+            let nodeA = try await Self.node(cluster)
+            let nodeB = try await Self.node(cluster)
+            defer { Task { await nodeA.shutdown(); await nodeB.shutdown() } }
+            let single = try await nodeA.stream(channels[0])
+            let query = "/stream?" + channels.map { "channel=\($0)" }.joined(separator: "&")
+            let multi = try await StreamClient.open(port: nodeB.port, query)
+            for channel in channels { try await ClusterModeTests.waitForSubscribers(cluster, channel, count: channel == channels[0] ? 2 : 1) }
+            var ids: [[String]] = [[], [], []]
+            var published: [[String]] = [[], [], []]
+            for round in 0..<4 {
+                for (index, channel) in channels.enumerated() {
+                    let data = "r\(round)c\(index)"
+                    ids[index].append(try await HistoryTests.publish(round % 2 == 0 ? nodeA : nodeB, channel, data))
+                    published[index].append(data)
+                }
+            }
+            // Each channel counts on its own: 1, 2, 3, 4 in one epoch of its own.
+            for index in 0..<3 {
+                let positions = ids[index].compactMap(HistoryPosition.init)
+                #expect(positions.map(\.sequence) == [1, 2, 3, 4], "\(ids[index])")
+                #expect(Set(positions.map(\.epoch)).count == 1)
+            }
+            let singleEvents = try await single.waitForEvents(4)
+            #expect(singleEvents == (0..<4).map { ClusterModeTests.event(published[0][$0], ids[0][$0]) })
+            let multiEvents = try await multi.waitForEvents(12)
+            #expect(multiEvents.count == 12)
+            #expect(Self.byChannel(multiEvents) == [0: published[0], 1: published[1], 2: published[2]])
+            // The multi-channel stream's ids carry every channel's position.
+            let fourth = try #require(Self.id(multiEvents[3]))
+            let vector = try #require(ChannelPositions(fourth, channels: names), "\(fourth)")
+            #expect(vector.isComplete)
+            let last = try #require(Self.id(multiEvents[11]).flatMap { ChannelPositions($0, channels: names) })
+            for index in 0..<3 { #expect(last.position(of: names[index])?.description == ids[index][3]) }
+            // Every channel's keys are on the master serving its slot; none in the shared slot.
+            for channel in channels {
+                let slot = ClusterSlot.slot(of: channel)
+                let owner = try await cluster.masterPort(forSlot: slot)
+                let keys = try await cluster.command(port: owner, "CLUSTER", "COUNTKEYSINSLOT", String(slot))
+                #expect((keys.int ?? 0) >= 4, "\(channel): \(keys)")
+            }
+            let shared = HistoryConfiguration.clusterSlot
+            let sharedKeys = try await cluster.command(port: try await cluster.masterPort(forSlot: shared), "CLUSTER", "COUNTKEYSINSLOT", String(shared))
+            #expect(sharedKeys.int == 0)
+            // Resumes on the other node while more was published.
+            await multi.close()
+            await single.close()
+            var missed: [[String]] = [[], [], []]
+            for (index, channel) in channels.enumerated() {
+                _ = try await HistoryTests.publish(nodeB, channel, "missed\(index)")
+                missed[index].append("missed\(index)")
+            }
+            let resumed = try await StreamClient.open(port: nodeA.port, query, headers: ["Last-Event-ID": fourth])
+            var expected: [Int: [String]] = [:]
+            for index in 0..<3 {
+                let had = Int(vector.position(of: names[index])?.sequence ?? 0)
+                expected[index] = Array(published[index][had...]) + missed[index]
+            }
+            let replayed = try await resumed.waitForEvents(expected.values.reduce(0) { $0 + $1.count })
+            #expect(Self.byChannel(replayed) == expected)
+            let singleResumed = try await StreamClient.open(port: nodeB.port, "/stream?channel=\(channels[0])", headers: ["Last-Event-ID": ids[0][1]])
+            let singleReplay = try await singleResumed.waitForEvents(3)
+            #expect(singleReplay.map { Self.byChannel([$0])[0]?.first } == [published[0][2], published[0][3], "missed0"])
+            await resumed.close()
+            await singleResumed.close()
+        }
+    }
+
+    @Test("SSEPublisher with positions per channel: consecutive ids per channel, one batch call per channel on its shard, events on the streams")
+    func publisher() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "pub")
+            let node = try await Self.node(cluster)
+            defer { Task { await node.shutdown() } }
+            let client = try await node.stream(channels[1])
+            try await ClusterModeTests.waitForSubscribers(cluster, channels[1], count: 1)
+            let publisher = SSEPublisher(redis: try RedisConfiguration(url: cluster.url), history: Self.perChannel)
+            defer { publisher.shutdown() }
+            for channel in channels {
+                let batch = try await publisher.publish((0..<5).map { FlaskSSEMessage(data: .string("b\($0)")) }, channel: channel)
+                let sequences = batch.compactMap { $0.id.flatMap(HistoryPosition.init)?.sequence }
+                #expect(sequences == [1, 2, 3, 4, 5], "\(channel)")
+            }
+            let single = try #require(try await publisher.publish(data: "one", channel: channels[1]).id)
+            #expect(HistoryPosition(single)?.sequence == 6)
+            let events = try await client.waitForEvents(6)
+            #expect(events.map { Self.id($0).flatMap(HistoryPosition.init)?.sequence } == [1, 2, 3, 4, 5, 6])
+            await client.close()
+        }
+    }
+
+    @Test("one channel's slot migrated while publishing on it: every publish is answered, the stream gets every event once, in order, and a resume after it is exact")
+    func migration() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let node = try await Self.node(cluster)
+            defer { Task { await node.shutdown() } }
+            let client = try await node.stream("moving")
+            try await ClusterModeTests.waitForSubscribers(cluster, "moving", count: 1)
+            let slot = ClusterSlot.slot(of: "moving")
+            let source = try await cluster.masterPort(forSlot: slot)
+            guard let target = try await cluster.masterPorts().first(where: { $0 != source }) else { throw TestFailure("no other master") }
+            async let publishing = ClusterModeTests.publishAll(node, "moving", 0..<150)
+            try await Task.sleep(for: .milliseconds(150))
+            try await cluster.migrateSlot(slot, to: target)
+            let ids = try await publishing
+            #expect(try await cluster.masterPort(forSlot: slot) == target)
+            #expect(ids.compactMap { HistoryPosition($0)?.sequence } == Array(1...150))
+            let expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            #expect(try await client.waitForEvents(expected.count) == expected)
+            let more = try await ClusterModeTests.publishAll(node, "moving", 150..<155)
+            let resumed = try await StreamClient.open(port: node.port, "/stream?channel=moving", headers: ["Last-Event-ID": ids[99]])
+            let replay = Array(expected[100...]) + more.enumerated().map { ClusterModeTests.event("e\(150 + $0.offset)", $0.element) }
+            #expect(try await resumed.waitForEvents(replay.count) == replay)
+            await client.close()
+            await resumed.close()
+        }
+    }
+}
