@@ -46,6 +46,7 @@ REDIS_URLS = [
     ":secret@host:6379",
     "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,[::1]:7002/0",
     "rediss+cluster://u:pw@h1,h2:7001?ssl_ca_certs=/ca.pem&pubsub=classic",
+    "redis+cluster://h1:7000,h2?history=shared&pubsub=both",
     "redis+cluster://:p%40ss@h1?pubsub=both&db=0",
     "redis+cluster://" + ",".join(f"n{i}:{7000 + i}" for i in range(64)),
 ]

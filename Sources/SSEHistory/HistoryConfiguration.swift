@@ -71,15 +71,19 @@ public struct HistoryConfiguration: Sendable, Hashable {
     /// The slot all history keys hash to on a Redis Cluster.
     public static let clusterSlot = ClusterSlot.slot(of: clusterHashTag)
 
-    /// This configuration for `redis`: on a Redis Cluster, keys in one slot (`.sharedSlot`);
-    /// a layout already set for a cluster is kept.
+    /// This configuration for `redis`: on a Redis Cluster, the layout its URL names
+    /// (`?history=per-channel`, the default: `.perChannel`, with `SPUBLISH` when the node also
+    /// subscribes sharded, `pubsub=both`; `?history=shared`: `.sharedSlot`), unless one was set
+    /// here already; elsewhere `.standalone`.
     public func adapted(to redis: RedisConfiguration) -> HistoryConfiguration {
         var adapted = self
-        if !redis.isCluster {
+        guard case .cluster(let endpoint) = redis.endpoint else {
             adapted.layout = .standalone
-        } else if layout == .standalone {
-            adapted.layout = .sharedSlot
+            adapted.publishesSharded = false
+            return adapted
         }
+        if layout == .standalone { adapted.layout = endpoint.history == .perChannel ? .perChannel : .sharedSlot }
+        adapted.publishesSharded = adapted.layout == .perChannel && endpoint.pubsub == .both
         return adapted
     }
 

@@ -11,6 +11,8 @@ public struct ClusterEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var slot: Int?
     /// Which pub/sub the subscription uses.
     public var pubsub: PubSub
+    /// Where the broker keeps history on the cluster.
+    public var history: History
 
     /// Which pub/sub a node subscribes with on a cluster.
     public enum PubSub: String, Sendable, Hashable {
@@ -21,15 +23,27 @@ public struct ClusterEndpoint: Sendable, Hashable, CustomStringConvertible {
         case classic
     }
 
+    /// How the broker lays out history on a cluster (`?history=`; its keys and ids).
+    public enum History: String, Sendable, Hashable {
+        /// Each channel's history in the channel's own slot, written by a script on the shard
+        /// that serves it, its events sent there by `SPUBLISH` (with `pubsub=both`): history and
+        /// pub/sub spread over the masters. Positions count per channel.
+        case perChannel = "per-channel"
+        /// All of history in one slot (`{sse-broker}`), one counter for every channel, events by
+        /// classic `PUBLISH`: as on one Redis, history does not spread.
+        case shared
+    }
+
     /// Most seeds one endpoint may name.
     public static let maximumSeeds = 64
     /// A seed's port when the URL names none.
     public static let defaultPort = 6379
 
-    public init(seeds: [SentinelAddress], slot: Int? = nil, pubsub: PubSub = .both) {
+    public init(seeds: [SentinelAddress], slot: Int? = nil, pubsub: PubSub = .both, history: History = .perChannel) {
         self.seeds = seeds
         self.slot = slot
         self.pubsub = pubsub
+        self.history = history
     }
 
     /// `h1:7000,h2:7001` (the slot is not part of it: it is the caller's choice, not the URL's).

@@ -48,6 +48,17 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     private var refreshEarliest: ContinuousClock.Instant = .now
     private var refreshBackoff: ReconnectBackoff
     private var publishedRefused: Set<ChannelName> = []
+    /// Events with history travel by `SPUBLISH` (`Configuration.historyOnShards`).
+    private let historyOnShards: Bool
+    /// Wanted sharded channels confirmed on a shard at least once since they were wanted: a
+    /// later confirmation is a resubscription after a gap.
+    private var confirmedOnce: Set<ChannelName> = []
+    /// With `historyOnShards`: waiters that need a channel confirmed on its shard, by channel.
+    private var shardWaits: [ChannelName: [ShardWait]] = [:]
+    /// `ShardWait`s that needed a shard when made, oldest first (so in deadline order), from
+    /// `openWaitsHead` on.
+    private var openWaits: [ShardWait] = []
+    private var openWaitsHead = 0
     private var helpers: [OwnedThread] = []
     private let results = Mutex<[Result]>([])
 
@@ -57,6 +68,8 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     static let maximumShards = 1024
     /// Most connects (and topology reads) running at once.
     static let maximumConnectsInFlight = 16
+    /// How long a waiter waits for the shards (`historyOnShards`) before it runs anyway.
+    static let shardWaitLimit: Duration = .seconds(10)
 
     /// A link with its connect state.
     private final class Lane {
@@ -94,6 +107,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         self.owner = owner
         self.endpoint = endpoint
         self.refreshBackoff = Self.backoff(owner)
+        self.historyOnShards = owner.tuning.historyOnShards
         self.classic = Lane(
             link: SubscriberLink(owner: owner, verbs: .classic, probe: owner.probe.map { SubscriberProbe(owner: owner, shared: $0) }),
             address: nil,
@@ -130,6 +144,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             startWork()
             pollOnce()
             placeDisplaced()
+            takeConfirmations()
             closeIdleShards()
             publishState()
         }
@@ -141,12 +156,6 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// shards the sharded channels. Each step stands alone, so one that fails loses no other.
     private func takeInputs(force: Bool) {
         let (all, added, removed, waiters) = owner.takeInputs(force: force)
-        do throws(RedisError) {
-            try classic.link.take(wanted: all, added: added, removed: removed, waiters: waiters)
-        } catch {
-            classic.link.detach()
-            reportDown(classic, error)
-        }
         var toRemove = removed
         var toAdd = added
         if let all {
@@ -155,11 +164,71 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         }
         for channel in toRemove where wanted.remove(channel) != nil {
             displacedFrom.removeValue(forKey: channel)
+            confirmedOnce.remove(channel)
             if let address = placement.removeValue(forKey: channel) { change(address, removing: channel) }
+            for wait in shardWaits.removeValue(forKey: channel) ?? [] { wait.shardAnswered(channel) }
         }
         for channel in toAdd where channel != probeChannel && wanted.insert(channel).inserted {
             place(channel)
         }
+        do throws(RedisError) {
+            try classic.link.take(wanted: all, added: added, removed: removed, waiters: historyOnShards ? waiters.map(waitingForShards) : waiters)
+        } catch {
+            classic.link.detach()
+            reportDown(classic, error)
+        }
+    }
+
+    /// `waiter` as the classic link's part of a `ShardWait` that also needs each of its
+    /// channels confirmed on its shard.
+    private func waitingForShards(_ waiter: SubscriptionWaiter) -> SubscriptionWaiter {
+        let remaining = waiter.channels.filter { wanted.contains($0) && !isConfirmedOnShard($0) }
+        let wait = ShardWait(remaining: remaining, deadline: .now.advanced(by: Self.shardWaitLimit), action: waiter.action)
+        if !remaining.isEmpty {
+            for channel in remaining { shardWaits[channel, default: []].append(wait) }
+            openWaits.append(wait)
+        }
+        return SubscriptionWaiter(channels: waiter.channels) { refused in wait.classicAnswered(refused: refused) }
+    }
+
+    private func isConfirmedOnShard(_ channel: ChannelName) -> Bool {
+        guard let address = placement[channel], let lane = shards[address] else { return false }
+        return lane.link.machine.isSubscribedNow(channel)
+    }
+
+    /// Confirmations from the shards: waiters that needed them run, and with `historyOnShards` a
+    /// channel confirmed again after a gap is reported, to be caught up from history. Waiters
+    /// past their deadline run too; their channels are then caught up at their first
+    /// confirmation.
+    private func takeConfirmations() {
+        var resubscribed: [ChannelName] = []
+        for (address, lane) in shards {
+            for channel in lane.link.takeConfirmed() where placement[channel] == address && wanted.contains(channel) {
+                if !confirmedOnce.insert(channel).inserted { resubscribed.append(channel) }
+                for wait in shardWaits.removeValue(forKey: channel) ?? [] { wait.shardAnswered(channel) }
+            }
+        }
+        let now = ContinuousClock.now
+        while openWaitsHead < openWaits.count {
+            let oldest = openWaits[openWaitsHead]
+            guard oldest.hasRun || oldest.remaining.isEmpty || oldest.deadline <= now else { break }
+            openWaitsHead += 1
+            if openWaitsHead == openWaits.count || openWaitsHead > 1024 {
+                openWaits.removeFirst(openWaitsHead)
+                openWaitsHead = 0
+            }
+            guard !oldest.hasRun, !oldest.remaining.isEmpty else { continue }
+            owner.log.warning("a shard has not confirmed a channel a resume waits for; the resume goes on", metadata: ["channels": "\(oldest.remaining.count)"])
+            for channel in oldest.remaining {
+                confirmedOnce.insert(channel)
+                shardWaits[channel]?.removeAll { $0 === oldest }
+                if shardWaits[channel]?.isEmpty == true { shardWaits.removeValue(forKey: channel) }
+            }
+            oldest.expire()
+        }
+        guard historyOnShards, !resubscribed.isEmpty else { return }
+        owner.log.info("channels subscribed again on their shards; catching their streams up", metadata: ["channels": "\(resubscribed.count)"])
+        owner.delegate?.subscriber(owner, resubscribed: resubscribed.map(\.text))
     }
 
     /// Tells the link at `address` to drop `channel` (its `SUNSUBSCRIBE` if subscribed there).

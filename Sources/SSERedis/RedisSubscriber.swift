@@ -51,6 +51,12 @@ public final class RedisSubscriber: Sendable {
         /// The node's part of its probe channel's name (`sse-broker:probe:<node>:<random>`);
         /// nil or unusable (empty, over 64 bytes, not printable ASCII): random.
         public var probeNodeName: String?
+        /// On a Redis Cluster with sharded pub/sub: events with history travel by `SPUBLISH`
+        /// (history positions per channel), so a channel counts as subscribed for `whenSubscribed`
+        /// only once its shard has confirmed it too, and a channel subscribed again on a shard
+        /// after a gap (its slot moved, its shard failed over or reconnected) is reported to
+        /// the delegate (`subscriber(_:resubscribed:)`) to be caught up from history.
+        public var historyOnShards = false
 
         public init(
             backoffBaseMilliseconds: Int = 100,

@@ -19,6 +19,10 @@ public protocol RedisSubscriberDelegate: AnyObject, Sendable {
     /// how); the subscriber drops the connection and reconnects, and `isDelivering` stays false
     /// until a probe succeeds on the rebuilt connection.
     func subscriber(_ subscriber: RedisSubscriber, foundSilent reason: String)
+    /// With `Configuration.historyOnShards`: `channels` were subscribed again on their shard
+    /// after a gap (a slot moved, a shard failed over or its link reconnected); what was
+    /// published on them meanwhile reached this node only through history.
+    func subscriber(_ subscriber: RedisSubscriber, resubscribed channels: [String])
 }
 
 extension RedisSubscriberDelegate {
@@ -27,4 +31,7 @@ extension RedisSubscriberDelegate {
 
     /// Default: nothing (the subscriber logs the verdict and reconnects).
     public func subscriber(_ subscriber: RedisSubscriber, foundSilent reason: String) {}
+
+    /// Default: nothing.
+    public func subscriber(_ subscriber: RedisSubscriber, resubscribed channels: [String]) {}
 }

@@ -38,6 +38,8 @@ final class SubscriberLink {
     private(set) var probe: SubscriberProbe?
     /// Channels the server said it does not serve, since the last `takeDisplaced()`.
     private var displaced: [ChannelName] = []
+    /// Sharded links: channels the server confirmed, since the last `takeConfirmed()`.
+    private var confirmations: [ChannelName] = []
 
     init(owner: RedisSubscriber, verbs: Verbs, probe: SubscriberProbe?) {
         self.owner = owner
@@ -83,6 +85,12 @@ final class SubscriberLink {
     func takeDisplaced() -> [ChannelName] {
         defer { displaced.removeAll() }
         return displaced
+    }
+
+    /// Sharded links: the channels the server confirmed since the last call, in order.
+    func takeConfirmed() -> [ChannelName] {
+        defer { confirmations.removeAll() }
+        return confirmations
     }
 
     /// What to poll the socket for.
@@ -197,6 +205,7 @@ final class SubscriberLink {
                 progressed = true
                 probe?.confirmed(channel, now: now)
                 actions += machine.subscribeConfirmed(channel)
+                if verbs == .sharded { confirmations.append(channel) }
             case .unsubscribed(let channel) where verbs == .sharded:
                 progressed = true
                 switch machine.shardedUnsubscribe(channel) {

@@ -105,6 +105,11 @@ struct SubscriptionStateMachine<Waiter> {
     /// Waiters not yet run.
     var waiterCount: Int { waiters.count }
 
+    /// Whether `channel` is wanted and subscribed on the connection now, confirmed by Redis.
+    func isSubscribedNow(_ channel: ChannelName) -> Bool {
+        isConnected && wanted.contains(channel) && pending[channel] == nil && confirmed.contains(channel)
+    }
+
     /// When `tick` next has a refused channel to retry, if ever.
     var nextRetry: ContinuousClock.Instant? {
         guard isConnected else { return nil }

@@ -37,6 +37,8 @@ public final class StreamCore: Sendable {
             configuration.redis.maximumReplyBytes,
             2 * min(max(0, configuration.maxPayloadBytes), 1 << 40) + (1 << 20)
         )
+        // Events with history by SPUBLISH: resumes wait for the shards, and a shard's gap is caught up.
+        configuration.subscriber.historyOnShards = configuration.history.isEnabled && configuration.history.isPerChannel && configuration.history.publishesSharded
         self.configuration = configuration
         self.group = group
         self.metrics = metrics

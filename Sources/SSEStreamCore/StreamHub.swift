@@ -35,6 +35,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// then a position is compared only with positions of its own channel, and a multi-channel
     /// stream carries one per channel (`ChannelPositions`).
     package let positionsPerChannel: Bool
+    /// Events with history travel by `SPUBLISH` on the channels' shards (positions per channel on
+    /// a cluster with sharded pub/sub): a shard's gap is caught up per channel
+    /// (`subscriber(_:resubscribed:)`), the classic link's carries none of them.
+    package let historyOnShards: Bool
     /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
     /// behind replays.
     private let verifier: HistoryStore?
@@ -68,6 +72,7 @@ package final class StreamHub: RedisSubscriberDelegate {
         self.subscriber = subscriber
         self.history = history
         self.positionsPerChannel = history?.configuration.isPerChannel ?? false
+        self.historyOnShards = positionsPerChannel && (history?.configuration.publishesSharded ?? false)
         self.verifier = history.map { history in
             HistoryStore(
                 configuration: history.configuration,
@@ -600,8 +605,9 @@ package final class StreamHub: RedisSubscriberDelegate {
         guard history != nil else { return }
         if positionsPerChannel {
             // Each channel's counter is read by its catch-up (and by the first live id that
-            // needs it), not here: one read per channel would hold this thread.
-            if isReconnect { catchUpEverywhere() }
+            // needs it), not here: one read per channel would hold this thread. With history on
+            // the shards, the classic link carries no event with history: nothing to catch up.
+            if isReconnect, !historyOnShards { catchUpEverywhere() }
             return
         }
         if let state = refreshCounter(), state.current == nil {
@@ -613,6 +619,44 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     package func subscriber(_ subscriber: RedisSubscriber, didDisconnectWith error: RedisError) {}
+
+    /// History on the shards: `channels` are subscribed again after a gap on their shard; their
+    /// streams on every loop catch up on those channels from history.
+    package func subscriber(_ subscriber: RedisSubscriber, resubscribed channels: [String]) {
+        guard history != nil, positionsPerChannel else { return }
+        let moved = Set(channels.map { ChannelName($0) })
+        for index in registries.indices {
+            registries[index].eventLoop.execute { [self] in catchUp(channels: moved, loop: index) }
+        }
+    }
+
+    /// Catches every client of loop `index` up on those of `channels` it receives, each channel
+    /// from where the client stands on it (else where the channel stood, else all of its
+    /// history), grouped by channel and start. Called on that loop.
+    private func catchUp(channels: Set<ChannelName>, loop index: Int) {
+        guard let history else { return }
+        let registry = registries[index].value
+        let origin = HistoryPosition(epoch: 0, sequence: 0)
+        let positions = state.withLock { state in
+            state.table.positions.filter { channels.contains($0.key) }
+        }
+        var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
+        for client in registry.clients where client.isOpen {
+            for channel in Set(client.channels) where channels.contains(channel) {
+                let from = client.position(on: channel) ?? positions[channel] ?? origin
+                groups[PerChannelCatchUpKey(channels: [channel], from: [channel: from]), default: []].append(client)
+            }
+        }
+        for (key, clients) in groups {
+            for client in clients {
+                client.beginReplay(after: nil)
+                for (channel, position) in key.from where position.epoch != 0 { client.raisePosition(to: position, on: channel) }
+            }
+            HistoryReplaySession(
+                hub: self, history: history, loop: registry.eventLoop, clients: clients, channels: key.channels, start: .catchUpPerChannel(from: key.from)
+            ).run()
+        }
+    }
 
     /// The delivery probe found the subscription silent: counted; the subscriber reconnects, and
     /// the reconnect catches every stream up from history (`subscriberDidConnect`).

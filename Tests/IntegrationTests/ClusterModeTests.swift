@@ -6,7 +6,8 @@ import SeededRandom
 import Testing
 
 /// The broker against a real Redis Cluster (`redis+cluster://` seeds), started by the tests:
-/// delivery through classic pub/sub (cluster-wide), history in one slot of the cluster.
+/// delivery through classic pub/sub (cluster-wide), history in one slot of the cluster
+/// (`?history=shared`; the default, positions per channel, is `ClusterPerChannelTests`').
 @Suite("Redis Cluster mode", .serialized, .timeLimit(.minutes(3)))
 struct ClusterModeTests {
     static func event(_ data: String, _ id: String) -> String { "data:\(data)\nid:\(id)\n\n" }
@@ -42,7 +43,7 @@ struct ClusterModeTests {
     }
 
     static func node(_ cluster: RedisClusterProcess) async throws -> BrokerNode {
-        try await BrokerNode(redis: try RedisConfiguration(url: cluster.url)) { configuration in
+        try await BrokerNode(redis: try RedisConfiguration(url: cluster.url(adding: "history=shared"))) { configuration in
             configuration.subscriber.probeIntervalMilliseconds = 0
         }
     }

@@ -14,14 +14,38 @@ struct ClusterPerChannelTests {
     static func node(_ cluster: RedisClusterProcess) async throws -> BrokerNode {
         try await BrokerNode(redis: try RedisConfiguration(url: cluster.url)) { configuration in
             configuration.subscriber.probeIntervalMilliseconds = 0
-            configuration.history.layout = .perChannel
         }
     }
 
-    static var perChannel: HistoryConfiguration {
-        var history = HistoryConfiguration.default
-        history.layout = .perChannel
-        return history
+    /// The default on a cluster: no layout set, the URL's `history=per-channel` decides.
+    static var perChannel: HistoryConfiguration { .default }
+
+    /// `SPUBLISH` calls `port` has served (`INFO commandstats`).
+    static func spublishCalls(_ cluster: RedisClusterProcess, port: Int) async throws -> Int {
+        let info = try await cluster.command(port: port, "INFO", "commandstats").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_spublish:") }),
+            let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) })
+        else { return 0 }
+        return calls
+    }
+
+    /// Publishes `range` one after another through `node`, each retried while the publish is
+    /// refused as a client would (a master that is down answers 503 until its replica takes over).
+    static func publishRetrying(_ node: BrokerNode, _ channel: String, _ range: Range<Int>) async throws -> [String] {
+        var ids: [String] = []
+        for index in range {
+            var attempt = 0
+            while true {
+                do {
+                    ids.append(try await HistoryTests.publish(node, channel, "e\(index)"))
+                    break
+                } catch where attempt < 200 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+        return ids
     }
 
     /// The data of each event of `events` (raw framing), by channel index (`…c<INDEX>` or
@@ -160,6 +184,62 @@ struct ClusterPerChannelTests {
             #expect(try await resumed.waitForEvents(replay.count) == replay)
             await client.close()
             await resumed.close()
+        }
+    }
+
+    @Test("the publish script SPUBLISHes on the channel's own master: only that master serves SPUBLISH calls, and no classic PUBLISH carries history")
+    func shardedPublish() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "sp")
+            let node = try await Self.node(cluster)
+            defer { Task { await node.shutdown() } }
+            let client = try await node.stream(channels[0])
+            try await ShardedPubSubTests.waitForShardSubscribers(cluster, channels[0], count: 1)
+            let owner = try await cluster.masterPort(forSlot: ClusterSlot.slot(of: channels[0]))
+            var before: [Int: Int] = [:]
+            for port in try await cluster.masterPorts() { before[port] = try await Self.spublishCalls(cluster, port: port) }
+            let ids = try await ClusterModeTests.publishAll(node, channels[0], 0..<5)
+            #expect(try await client.waitForEvents(5) == ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) })
+            for port in try await cluster.masterPorts() {
+                let calls = try await Self.spublishCalls(cluster, port: port) - (before[port] ?? 0)
+                #expect(calls == (port == owner ? 5 : 0), "master \(port)")
+            }
+            // Nobody subscribed classically receives them: the classic count of the channel is
+            // the node's own classic link, and a classic PUBLISH from the script would reach it twice.
+            #expect(try client.events().count == 5)
+            await client.close()
+        }
+    }
+
+    @Test("history on the shards: a CLUSTER FAILOVER of a channel's master while publishing, and a kill -9 of it: every acknowledged event reaches the stream once, in order, caught up from history across the gap")
+    func failoverAndCrash() async throws {
+        try await withRedisCluster(masters: 3, replicasPerMaster: 1) { cluster in
+            let node = try await Self.node(cluster)
+            defer { Task { await node.shutdown() } }
+            let channel = "turning"
+            let client = try await node.stream(channel)
+            try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
+            let slot = ClusterSlot.slot(of: channel)
+            let master = try await cluster.masterPort(forSlot: slot)
+            var replica: Int?
+            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
+            guard let replica else { throw TestFailure("the channel's master has no replica") }
+            async let publishing = Self.publishRetrying(node, channel, 0..<100)
+            try await Task.sleep(for: .milliseconds(100))
+            try await cluster.failover(replicaPort: replica)
+            var ids = try await publishing
+            #expect(try await cluster.masterPort(forSlot: slot) == replica)
+            var expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            #expect(try await client.waitForEvents(expected.count, timeout: .seconds(30)) == expected)
+            // Now the promoted master dies; its old master (a replica again) takes over.
+            try cluster.kill(port: replica)
+            ids += try await Self.publishRetrying(node, channel, 100..<110)
+            expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            let got = try await client.waitForEvents(expected.count, timeout: .seconds(40))
+            #expect(got == expected, "\(got.suffix(3)) vs \(expected.suffix(3))")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try client.events().count == expected.count, "nothing twice")
+            await client.close()
         }
     }
 }

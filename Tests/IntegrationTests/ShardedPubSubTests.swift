@@ -182,7 +182,7 @@ extension ShardedPubSubTests {
                 #expect(reply == .status("OK"), "port \(port): \(reply)")
             }
             let seeds = cluster.seedPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
-            let node = try await BrokerNode(redis: try RedisConfiguration(url: "redis+cluster://classic:pw@\(seeds)")) { configuration in
+            let node = try await BrokerNode(redis: try RedisConfiguration(url: "redis+cluster://classic:pw@\(seeds)?history=shared")) { configuration in
                 configuration.subscriber.probeIntervalMilliseconds = 0
             }
             defer { Task { await node.shutdown() } }

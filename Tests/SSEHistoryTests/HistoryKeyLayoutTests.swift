@@ -23,18 +23,20 @@ struct HistoryKeyLayoutTests {
 
     @Test("one shared slot: every key of every channel in {sse-broker}'s slot", arguments: names)
     func sharedSlot(_ channel: String) throws {
-        let configuration = HistoryConfiguration.default.adapted(to: try RedisConfiguration(url: "redis+cluster://127.0.0.1:7000"))
+        let configuration = HistoryConfiguration.default.adapted(to: try RedisConfiguration(url: "redis+cluster://127.0.0.1:7000?history=shared"))
         #expect(configuration.layout == .sharedSlot)
+        #expect(!configuration.publishesSharded)
         for key in Self.keys(configuration, channel) { #expect(ClusterSlot.slot(of: key) == HistoryConfiguration.clusterSlot, "\(key)") }
         #expect(configuration.slot(of: channel) == HistoryConfiguration.clusterSlot)
     }
 
-    @Test("a slot per channel: every key of a channel in the channel's own slot, whatever braces its name holds; channels never share a counter", arguments: names)
+    @Test("a slot per channel (the default on a cluster): every key of a channel in the channel's own slot, whatever braces its name holds; channels never share a counter", arguments: names)
     func perChannel(_ channel: String) throws {
-        var history = HistoryConfiguration.default
-        history.layout = .perChannel
+        let history = HistoryConfiguration.default
         let configuration = history.adapted(to: try RedisConfiguration(url: "redis+cluster://127.0.0.1:7000"))
-        #expect(configuration.layout == .perChannel)
+        #expect(configuration.layout == .perChannel, "the default on a cluster")
+        #expect(configuration.publishesSharded)
+        #expect(!history.adapted(to: try RedisConfiguration(url: "redis+cluster://127.0.0.1:7000?pubsub=classic")).publishesSharded)
         let slot = ClusterSlot.slot(of: channel)
         for key in Self.keys(configuration, channel) { #expect(ClusterSlot.slot(of: key) == slot, "\(key)") }
         #expect(configuration.slot(of: channel) == slot)

@@ -67,6 +67,22 @@ struct ClusterConfigurationTests {
         #expect(secure.description == "rediss+cluster://h1:7000/0?ssl_cert_reqs=none&pubsub=classic")
     }
 
+    @Test("history= picks where history lives: per-channel is the default and is not shown, shared is; anything else is refused")
+    func history() throws {
+        let defaulted = try RedisConfiguration(url: "redis+cluster://h1:7000")
+        guard case .cluster(let endpoint) = defaulted.endpoint else {
+            Issue.record("not a cluster endpoint")
+            return
+        }
+        #expect(endpoint.history == .perChannel)
+        #expect(try RedisConfiguration(url: "redis+cluster://h1:7000?history=per-channel").description == "redis+cluster://h1:7000/0")
+        let shared = try RedisConfiguration(url: "redis+cluster://h1:7000?pubsub=classic&history=shared")
+        #expect(shared.description == "redis+cluster://h1:7000/0?pubsub=classic&history=shared")
+        guard case .cluster(let sharedEndpoint) = shared.endpoint else { return }
+        #expect(sharedEndpoint.history == .shared)
+        #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://h1:7000?history=global") }
+    }
+
     @Test("the password never shows in a description or an error")
     func redaction() {
         let secret = "s3cr3t-pass"

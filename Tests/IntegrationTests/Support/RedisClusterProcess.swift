@@ -77,6 +77,11 @@ final class RedisClusterProcess: @unchecked Sendable {
 
     /// `redis+cluster://[:password@]127.0.0.1:P1,127.0.0.1:P2,...`: the masters as formed; with
     /// TLS `rediss+cluster://…?ssl_ca_certs=CA` (the CA's path percent-encoded).
+    /// `url` with one more query parameter (`name=value`).
+    func url(adding parameter: String) -> String {
+        url + (url.contains("?") ? "&" : "?") + parameter
+    }
+
     var url: String {
         let auth = password.map { ":\(Self.percentEncoded($0))@" } ?? ""
         let nodes = seedPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
