@@ -49,15 +49,19 @@ enum HistoryScripts {
     /// below the channel's own last position, or Redis is in an older epoch than the publisher saw.
     /// The check runs once per batch, before its first position; the rest follow it with one
     /// `INCRBY`, so a batch's positions are consecutive.
-    static let publish = RedisScript(publishSource(command: "PUBLISH"))
+    static let publish = RedisScript(publishSource(command: "PUBLISH", perChannel: false))
 
-    /// `publish` with sharded pub/sub (`SPUBLISH`): on a Redis Cluster the event then stays on
-    /// the shard that serves the channel, where the script runs (`Layout.perChannel`). Redis 7
-    /// lets a script `SPUBLISH` only to a channel of a slot its node serves, which per-channel
-    /// keys guarantee.
-    static let shardedPublish = RedisScript(publishSource(command: "SPUBLISH"))
+    /// `publish` for a channel's own counter (`Layout.perChannel`): the counter's keys expire
+    /// with the channel's last position, so a channel published once leaves nothing for ever
+    /// (a later publish starts a new epoch: an id from before it resumes as `unknown`).
+    static let perChannelPublish = RedisScript(publishSource(command: "PUBLISH", perChannel: true))
 
-    private static func publishSource(command: String) -> String {
+    /// `perChannelPublish` with sharded pub/sub (`SPUBLISH`): on a Redis Cluster the event then
+    /// stays on the shard that serves the channel, where the script runs. Redis 7 lets a script
+    /// `SPUBLISH` only to a channel of a slot its node serves, which per-channel keys guarantee.
+    static let shardedPublish = RedisScript(publishSource(command: "SPUBLISH", perChannel: true))
+
+    private static func publishSource(command: String, perChannel: Bool) -> String {
         epochFunctions + """
 
         local count = (#ARGV - 6) / 2
@@ -108,6 +112,7 @@ enum HistoryScripts {
         redis.call('XTRIM', stream, 'MAXLEN', ARGV[2])
         redis.call('EXPIRE', stream, ARGV[3])
         redis.call('SET', KEYS[4], previous, 'EX', ARGV[4])
+        \(perChannel ? "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end" : "")
         return results
         """
     }

@@ -174,7 +174,8 @@ public final class HistoryStore: Sendable {
             arguments.append(head)
             arguments.append(tail)
         }
-        let script = configuration.isPerChannel && configuration.publishesSharded ? HistoryScripts.shardedPublish : HistoryScripts.publish
+        let script = !configuration.isPerChannel ? HistoryScripts.publish
+            : configuration.publishesSharded ? HistoryScripts.shardedPublish : HistoryScripts.perChannelPublish
         script.run(
             on: client,
             keys: counterKeys(channel) + [configuration.lastKey(channel), configuration.streamKey(channel)],
@@ -243,9 +244,14 @@ public final class HistoryStore: Sendable {
 
     /// Reads one bounded page of the events after `cursor` on `channels` (`.perChannel`: one
     /// channel per call, since several channels' keys would cross slots).
+    ///
+    /// `share` (at least 1): how many channels the page's budget is split over; a replay that
+    /// reads its channels one call each passes their count, so one round of its calls stays
+    /// within one page's events and bytes.
     public func page(
         channels: [String],
         after cursor: HistoryPosition,
+        share: Int = 1,
         lane: Int = 0,
         completion: @escaping @Sendable (Result<HistoryPage, RedisError>) -> Void
     ) {
@@ -253,12 +259,14 @@ public final class HistoryStore: Sendable {
             completion(.failure(RedisError(.serverError, "a page of positions per channel reads one channel")))
             return
         }
-        let perChannelBytes = max(1, configuration.pageBytes / max(1, channels.count))
+        let split = max(1, channels.count) * max(1, share)
+        let perChannelBytes = max(1, configuration.pageBytes / split)
+        let perChannelEvents = max(1, configuration.pageEvents / max(1, share))
         HistoryScripts.replayPage.run(
             on: client,
             keys: channels.flatMap { [configuration.streamKey($0), configuration.lastKey($0)] },
             arguments: [
-                Self.digits(cursor.epoch), Self.digits(cursor.sequence), Self.digits(configuration.pageEvents),
+                Self.digits(cursor.epoch), Self.digits(cursor.sequence), Self.digits(perChannelEvents),
                 Self.digits(perChannelBytes),
             ],
             lane: lane

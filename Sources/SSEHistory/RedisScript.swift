@@ -2,8 +2,9 @@ import Dispatch
 import SSERedis
 import Synchronization
 
-/// A Lua script run with EVALSHA, loaded once with SCRIPT LOAD and again after NOSCRIPT
-/// (a restarted or flushed Redis forgets scripts).
+/// A Lua script run with EVALSHA, loaded once with SCRIPT LOAD; after NOSCRIPT (a restarted or
+/// flushed Redis forgets scripts, and each master of a cluster has its own cache) that one call
+/// is sent again as EVAL with the source, which also caches it there.
 ///
 /// An error reply that says Redis did not run the command and may soon (`-LOADING` while a
 /// restarted Redis reads its data, `-BUSY`, `-TRYAGAIN`, `-MASTERDOWN`, `-CLUSTERDOWN`, and
@@ -75,12 +76,22 @@ final class RedisScript: Sendable {
             }
             return
         }
-        let command = [Array("EVALSHA".utf8), digest, Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments
-        client.send(command, key: routing, lane: lane) { result in
+        let tail = [Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments
+        client.send([Array("EVALSHA".utf8), digest] + tail, key: routing, lane: lane) { result in
             switch result {
             case .success(.error(let message)) where message.hasPrefix("NOSCRIPT") && reloadsLeft > 0:
-                self.sha.withLock { $0 = nil }
-                again(reloadsLeft - 1)
+                // The server that ran it does not know the script (restarted, flushed, or another
+                // master of a cluster than the one it was loaded on: SCRIPT LOAD has no key, so it
+                // is not redirected as the command is). EVAL sends the source along, is routed and
+                // redirected like EVALSHA, and leaves the script cached on that server.
+                client.send([Array("EVAL".utf8), Array(self.source.utf8)] + tail, key: routing, lane: lane) { result in
+                    switch result {
+                    case .success(.error(let message)):
+                        later(RedisError(serverReply: message))
+                    default:
+                        completion(result)
+                    }
+                }
             case .success(.error(let message)):
                 later(RedisError(serverReply: message))
             default:

@@ -6,8 +6,8 @@
 /// goes to the client whose representative has the same master as s (the master s has in the
 /// overrides, else in the topology); without one, a client routed to s is made, at most
 /// `maximumClients` of them; past that, the nearest representative serves (a `-MOVED` then costs
-/// one hop). Without a topology (or for a slot no master serves), the client routed to s
-/// serves, else a new one, and a topology read is asked for.
+/// one hop). Without a topology (or for a slot no master serves), the first client serves (one
+/// is made if there is none), and a topology read is asked for.
 ///
 /// Overrides are what `-MOVED` replies said (slot → address), used at once, before the seeds'
 /// `CLUSTER SLOTS` may know; a topology read drops those recorded before it started. At most
@@ -107,10 +107,17 @@ struct ClusterRoutingStateMachine {
                 route = add(slot)
             }
         } else {
-            // No topology yet, or no master serves the slot as far as it says: the slot's own
-            // client finds its master by itself; the topology is read again.
+            // No topology yet, or no master serves the slot as far as it says: an existing
+            // client takes it (a `-MOVED` then says where it goes, at the cost of one hop), the
+            // first one is made for it, and the topology is read again. Making a client per slot
+            // here would fill `maximumClients` before the first topology arrives, and leave no
+            // client for a master that joins later.
             readWanted = true
-            route = isRepresentative.contains(slot) ? .client(representative: slot, create: false) : add(slot)
+            if isRepresentative.contains(slot) {
+                route = .client(representative: slot, create: false)
+            } else {
+                route = representatives.first.map { .client(representative: $0, create: false) } ?? add(slot)
+            }
         }
         return Action(route: route, startTopologyRead: startReadIfDue(now: now))
     }

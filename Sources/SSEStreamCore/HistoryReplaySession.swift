@@ -23,6 +23,9 @@ package final class HistoryReplaySession {
         case catchUp(from: HistoryPosition)
         /// With positions per channel: where each channel stands (epoch 0 as above).
         case catchUpPerChannel(from: [ChannelName: HistoryPosition])
+        /// With positions per channel: a new stream learns where its channels stand (their
+        /// counters), for its id; nothing is replayed.
+        case freshStart
     }
 
     /// How long a page may wait for a stream to take the previous one.
@@ -64,6 +67,8 @@ package final class HistoryReplaySession {
             var vector = ChannelPositions(channels: channels)
             for (channel, position) in from { vector.set(position, for: channel) }
             lastEventID = channels.count == 1 ? from[channels[0]]?.description ?? "" : vector.description
+        case .freshStart:
+            lastEventID = ""
         }
         let seconds = history.configuration.retrySeconds
         deadline = .now() + .milliseconds(Int64(exactly: (seconds * 1000).rounded()) ?? 30_000)
@@ -73,7 +78,7 @@ package final class HistoryReplaySession {
     /// their own (each bounded), so a catch-up storm after an outage never starves new resumes.
     private var lane: Int {
         switch start {
-        case .resume: HistoryLane.resume
+        case .resume, .freshStart: HistoryLane.resume
         case .catchUp, .catchUpPerChannel: HistoryLane.catchUp
         }
     }
@@ -99,6 +104,11 @@ package final class HistoryReplaySession {
     /// Starts once the subscriptions of every channel are confirmed.
     package func run() {
         loop.preconditionInEventLoop()
+        if case .freshStart = start {
+            // Where the channels stand now, not once subscribed: what follows that read is new.
+            readState()
+            return
+        }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         hub.subscriber.whenSubscribed(channels.map(\.text)) { _ in
@@ -153,7 +163,7 @@ package final class HistoryReplaySession {
                 plan = .replay(after: from, gap: nil)
             case .catchUp(let from):
                 plan = HistoryResumePlan.plan(resumingAfter: from, state: state)
-            case .catchUpPerChannel:
+            case .catchUpPerChannel, .freshStart:
                 // Only with positions per channel, whose states arrive one per channel.
                 plan = .unknown(position: nil)
             }
@@ -226,6 +236,14 @@ package final class HistoryReplaySession {
         }
         attempt = 0
         for (channel, state) in states { hub.observe(state, on: channel) }
+        if case .freshStart = start {
+            for (channel, state) in states {
+                guard let current = state.current else { continue }
+                for client in clients { client.raisePosition(to: current, on: channel) }
+            }
+            finish(announcing: nil)
+            return
+        }
         var gaps: [(ChannelName, HistoryGap)] = []
         cursors = [:]
         for channel in Set(channels).sorted() {
@@ -274,6 +292,8 @@ package final class HistoryReplaySession {
             return position.epoch == 0 ? .replay(after: position, gap: nil) : HistoryResumePlan.plan(resumingAfter: position, state: state)
         case .catchUp(let from):
             return from.epoch == 0 ? .replay(after: from, gap: nil) : HistoryResumePlan.plan(resumingAfter: from, state: state)
+        case .freshStart:
+            return .unknown(position: nil)
         }
     }
 
@@ -283,8 +303,10 @@ package final class HistoryReplaySession {
         let loop = self.loop
         let allocator = hub.allocator
         pagesArrived = [:]
+        // One round of calls shares one page's budget, as one call over every channel would.
+        let share = cursors.count
         for (channel, cursor) in cursors {
-            history.page(channels: [channel.text], after: cursor, lane: lane) { result in
+            history.page(channels: [channel.text], after: cursor, share: share, lane: lane) { result in
                 let encoded = result.map { page in
                     (page, page.events.map { entry in
                         EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, channel: channel, allocator: allocator)
@@ -359,6 +381,11 @@ package final class HistoryReplaySession {
     private func retryOrGiveUp(_ error: RedisError, _ again: @escaping (HistoryReplaySession) -> Void) {
         let delay = TimeAmount.milliseconds(Int64(HistoryRetry.delayMilliseconds(attempt: attempt)))
         guard HistoryRetry.isTransient(error), NIODeadline.now() + delay < deadline else {
+            if case .freshStart = start {
+                // Nothing was missed: the stream only goes without a start on those channels.
+                finish(announcing: nil)
+                return
+            }
             hub.noteReplayFailure(error, channels: channels)
             finish(announcing: .unavailable)
             return

@@ -22,8 +22,9 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
     /// Until the stream has ended; let go of then, so sink and stream do not keep each other.
     private var sink: (any StreamSink)?
     private var isRegistered = false
-    /// Run once when the sink becomes writable again: a replay waiting to send its next page.
-    private var onWritable: (() -> Void)?
+    /// Run once each when the sink becomes writable again: replays waiting to send their next
+    /// page (with positions per channel one stream may be in several at once).
+    private var onWritable: [() -> Void] = []
     private var expiry: Scheduled<Void>?
     /// This stream's place in its loop's heartbeat ring.
     package var ringSlot = -1
@@ -148,7 +149,7 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         if machine.canTakeReplayPage {
             action()
         } else {
-            onWritable = action
+            onWritable.append(action)
         }
     }
 
@@ -188,9 +189,10 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
 
     package func sinkWritabilityChanged(isWritable: Bool) {
         machine.writabilityChanged(isWritable: isWritable)
-        if isWritable, let waiting = onWritable {
-            onWritable = nil
-            waiting()
+        if isWritable, !onWritable.isEmpty {
+            let waiting = onWritable
+            onWritable = []
+            for action in waiting { action() }
         }
     }
 
@@ -201,7 +203,7 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         unregister()
         expiry?.cancel()
         expiry = nil
-        onWritable = nil
+        onWritable = []
     }
 
     // MARK: Carrying out actions

@@ -58,6 +58,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// How far past the last counter read an id may be and still count as a position while
     /// Redis cannot be asked.
     package static let unverifiedSlack: UInt64 = 100_000
+    /// How long one vouching read of a channel's counter may block the subscriber thread.
+    package static let perChannelReadMilliseconds = 300
+    /// How long vouching reads pause after one failed.
+    package static let vouchReadPause = Duration.seconds(2)
     /// How long a refused channel is answered 503 without asking Redis again.
     package static let refusalMemory = Duration.seconds(30)
 
@@ -149,13 +153,21 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Adds a client; called on its event loop. A client with `resumeFrom` gets its replay first.
     package func register(_ client: StreamClient, on loop: any EventLoop) {
         change(client, on: loop, joining: true)
-        if client.resumeFrom == nil, client.channelPositions != nil {
-            // A new multi-channel stream with positions per channel starts each channel where
-            // the node stands on it, so its first id already resumes every channel, the quiet
-            // ones too. One before: an event at that position may still be on its way here.
-            let known = state.withLock { state in client.channels.compactMap { channel in state.table.position(of: channel).map { (channel, $0) } } }
-            for (channel, position) in known where position.sequence > 0 {
-                client.raisePosition(to: HistoryPosition(epoch: position.epoch, sequence: position.sequence - 1), on: channel)
+        if client.resumeFrom == nil, positionsPerChannel, let history {
+            // A new stream with positions per channel starts each channel where it
+            // stands now, so a multi-channel stream's first id already resumes every channel, the
+            // quiet ones too, and a catch-up never starts before the stream did: from
+            // the node's table (what the node has seen of it), else from the channel's counter,
+            // read at once, with live events held meanwhile. What is at or before the start came
+            // before the stream (a classic PUBLISH the cluster bus brings late, say): dropped.
+            let known = state.withLock { state in client.channels.map { channel in (channel, state.table.position(of: channel)) } }
+            var unknown: [ChannelName] = []
+            for (channel, position) in known {
+                if let position { client.raisePosition(to: position, on: channel) } else { unknown.append(channel) }
+            }
+            if !unknown.isEmpty {
+                client.beginReplay(after: nil)
+                HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: unknown, start: .freshStart).run()
             }
         }
         if let resumeFrom = client.resumeFrom, let history {
@@ -226,7 +238,14 @@ package final class StreamHub: RedisSubscriberDelegate {
         subscriber.whenSubscribed([channel.text]) { [self] _ in
             history.lastPosition(of: channel.text, lane: HistoryLane.positions) { [self] result in
                 guard case .success(let position?) = result else { return }
-                state.withLock { $0.table.advance(channel, to: position) }
+                state.withLock { state in
+                    state.table.advance(channel, to: position)
+                    // Our script wrote it, at or below the channel's counter: live ids up to it
+                    // need no read (per channel; a new epoch is always read).
+                    if positionsPerChannel, state.table.clientCount(for: channel) > 0, state.vouchedPerChannel[channel] == nil {
+                        state.vouchedPerChannel[channel] = position
+                    }
+                }
             }
         }
     }
@@ -357,10 +376,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Waits, on the subscriber thread (ours to block), for the counter's state: a few tries
     /// within about a second (the first command after a Redis restart may meet the old,
     /// broken connection); nil if Redis does not answer.
-    private func readStateNow(channel: String = "") -> HistoryState? {
+    private func readStateNow(channel: String = "", milliseconds: Int = 1200, attempts: Int = 4) -> HistoryState? {
         guard let verifier else { return nil }
-        let deadline = DispatchTime.now() + .milliseconds(1200)
-        for attempt in 0..<4 {
+        let deadline = DispatchTime.now() + .milliseconds(milliseconds)
+        for attempt in 0..<attempts {
             let box = Mutex<Result<HistoryState, RedisError>?>(nil)
             let done = DispatchSemaphore(value: 0)
             verifier.state(channel: channel) { result in
@@ -370,7 +389,7 @@ package final class StreamHub: RedisSubscriberDelegate {
             guard done.wait(timeout: deadline) == .success else { return nil }
             switch box.withLock({ $0 }) {
             case .success(let state)?: return state
-            case .failure(let error)? where error.isTransient && attempt < 3: usleep(UInt32(50_000 << attempt))
+            case .failure(let error)? where error.isTransient && attempt < attempts - 1: usleep(UInt32(50_000 << attempt))
             default: return nil
             }
         }
@@ -409,7 +428,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// `refreshCounter` for `channel`'s own counter (positions per channel).
     private func refreshCounter(of channel: ChannelName) -> HistoryState? {
         let seenBeforeRead = history?.watermark.position(of: channel)
-        guard let state = readStateNow(channel: channel.text) else { return nil }
+        guard let state = readStateNow(channel: channel.text, milliseconds: Self.perChannelReadMilliseconds, attempts: 1) else { return nil }
         if let current = state.current, let seen = seenBeforeRead, seen > current, let verifier {
             logger.error(
                 "a channel's history counter moved backwards (Redis lost events); starting a new epoch",
@@ -419,7 +438,7 @@ package final class StreamHub: RedisSubscriberDelegate {
             verifier.startEpochIfBehind(channel: channel.text) { _ in done.signal() }
             _ = done.wait(timeout: .now() + .seconds(1))
             self.state.withLock { $0.vouchedPerChannel[channel] = nil }
-            return readStateNow(channel: channel.text).map { fresh in
+            return readStateNow(channel: channel.text, milliseconds: Self.perChannelReadMilliseconds, attempts: 1).map { fresh in
                 self.state.withLock { $0.vouchedPerChannel[channel] = nil }
                 observe(fresh, on: channel)
                 return fresh
@@ -443,12 +462,25 @@ package final class StreamHub: RedisSubscriberDelegate {
             if position.sequence <= vouched.sequence { return true }
             return history.watermark.position(of: channel).map { $0.epoch == vouched.epoch && position.sequence <= $0.sequence } ?? false
         }
+        // At most one blocking read per read of the subscription, and none for a while after one
+        // failed (a master that is slow or paused): the others count as Redis not askable now.
+        // Ids from anyone (a raw PUBLISH of `2024-06`) can ask for reads: this bounds what they cost.
+        let now = ContinuousClock.now
+        var readsLeft = state.withLock { $0.vouchReadsPausedUntil.map { $0 > now } ?? false } ? 0 : 1
         var fresh: [ChannelName: HistoryState?] = [:]
         for candidate in candidates {
             guard let position = candidate.position, fresh[candidate.channel] == nil, !covered(position, on: candidate.channel) else { continue }
+            guard readsLeft > 0 else {
+                fresh[candidate.channel] = .some(nil)
+                continue
+            }
+            readsLeft -= 1
             let state = refreshCounter(of: candidate.channel)
             fresh[candidate.channel] = .some(state)
             if let current = state?.current { known[candidate.channel] = current }
+            if state == nil {
+                self.state.withLock { $0.vouchReadsPausedUntil = now + Self.vouchReadPause }
+            }
         }
         return candidates.map { candidate in
             guard let position = candidate.position else { return (nil, true) }
@@ -731,6 +763,8 @@ private struct HubState {
     var vouched: HistoryPosition?
     /// With positions per channel, the same per channel, for channels with clients only.
     var vouchedPerChannel: [ChannelName: HistoryPosition] = [:]
+    /// With positions per channel: no vouching read before then (one failed).
+    var vouchReadsPausedUntil: ContinuousClock.Instant?
     /// Channels Redis refused, and until when that is remembered.
     var refusedUntil: [ChannelName: ContinuousClock.Instant] = [:]
 }
