@@ -564,7 +564,7 @@ package final class StreamHub: RedisSubscriberDelegate {
             let channel = channels[item.index]
             let event = EncodedEvent(item.event, position: position, channel: channel, publishedAt: item.publishedAt, allocator: allocator)
             plan.add(event, channel: channel, loops: routes[item.index])
-            if verified, let position { verifiedTop[channel] = max(verifiedTop[channel] ?? position, position) }
+            if positionsPerChannel, verified, let position { verifiedTop[channel] = max(verifiedTop[channel] ?? position, position) }
         }
         let deliveries = plan.deliveries(allocator: allocator)
         if !plan.newest.isEmpty {
