@@ -83,7 +83,7 @@ public struct HistoryConfiguration: Sendable, Hashable {
             return adapted
         }
         if layout == .standalone { adapted.layout = endpoint.history == .perChannel ? .perChannel : .sharedSlot }
-        adapted.publishesSharded = adapted.layout == .perChannel && endpoint.pubsub == .both
+        adapted.publishesSharded = adapted.layout == .perChannel && endpoint.pubsub.subscribesSharded
         return adapted
     }
 

@@ -21,6 +21,13 @@ public struct ClusterEndpoint: Sendable, Hashable, CustomStringConvertible {
         case both
         /// Classic `SUBSCRIBE` only: no connection per shard; `SPUBLISH`ed events are not seen.
         case classic
+        /// Sharded `SSUBSCRIBE` only (no classic connection): for clusters where nothing
+        /// publishes classically; classic `PUBLISH`es (Flask-SSE's `sse.publish`) are not seen.
+        /// Needs `history=per-channel` (our events then travel by `SPUBLISH`).
+        case sharded
+
+        /// Whether the node holds sharded connections.
+        public var subscribesSharded: Bool { self != .classic }
     }
 
     /// How the broker lays out history on a cluster (`?history=`; its keys and ids).

@@ -13,7 +13,9 @@ import Darwin
 
 /// The subscriber's thread on a Redis Cluster (`pubsub=both`): one `poll()` loop over a classic
 /// link (`SUBSCRIBE` on any node: every `PUBLISH` reaches it) and one sharded link per shard that
-/// serves a wanted channel (`SSUBSCRIBE`, one slot per command), plus the wake-up pipe.
+/// serves a wanted channel (`SSUBSCRIBE`, one slot per command), plus the wake-up pipe. With
+/// `pubsub=sharded` the classic link never connects: waiters need only the shards, and the
+/// subscription counts as connected while every shard with a wanted channel is.
 ///
 /// The classic link is the subscription as the rest of the node knows it: waiters
 /// (`whenSubscribed`), readiness and the reconnect catch-up all follow it, since every event with
@@ -50,6 +52,11 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     private var publishedRefused: Set<ChannelName> = []
     /// Events with history travel by `SPUBLISH` (`Configuration.historyOnShards`).
     private let historyOnShards: Bool
+    /// `pubsub=sharded`: no classic link.
+    private let shardedOnly: Bool
+    /// What `setConnected` was last told (sharded-only), and whether it was ever true.
+    private var shardsReady = false
+    private var shardsWereReady = false
     /// Wanted sharded channels confirmed on a shard at least once since they were wanted: a
     /// later confirmation is a resubscription after a gap.
     private var confirmedOnce: Set<ChannelName> = []
@@ -108,6 +115,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         self.endpoint = endpoint
         self.refreshBackoff = Self.backoff(owner)
         self.historyOnShards = owner.tuning.historyOnShards
+        self.shardedOnly = endpoint.pubsub == .sharded
         self.classic = Lane(
             link: SubscriberLink(owner: owner, verbs: .classic, probe: owner.probe.map { SubscriberProbe(owner: owner, shared: $0) }),
             address: nil,
@@ -171,8 +179,14 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         for channel in toAdd where channel != probeChannel && wanted.insert(channel).inserted {
             place(channel)
         }
+        var classicWaiters = historyOnShards || shardedOnly ? waiters.map(waitingForShards) : waiters
+        if shardedOnly {
+            // No classic link to answer them (and shards never refuse): only the shards count.
+            for waiter in classicWaiters { waiter.action([]) }
+            classicWaiters = []
+        }
         do throws(RedisError) {
-            try classic.link.take(wanted: all, added: added, removed: removed, waiters: historyOnShards ? waiters.map(waitingForShards) : waiters)
+            try classic.link.take(wanted: all, added: added, removed: removed, waiters: classicWaiters)
         } catch {
             classic.link.detach()
             reportDown(classic, error)
@@ -436,7 +450,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
                 })
             }
         }
-        for lane in [classic] + Array(shards.values) where lane.link.connection == nil && !lane.connecting && lane.retryAt <= now {
+        for lane in (shardedOnly ? [] : [classic]) + Array(shards.values) where lane.link.connection == nil && !lane.connecting && lane.retryAt <= now {
             guard helpers.count < Self.maximumConnectsInFlight else { break }
             if lane.address != nil, lane.link.machine.wanted.isEmpty { continue }
             lane.connecting = true
@@ -469,7 +483,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     // MARK: Poll
 
     private func pollOnce() {
-        let lanes = [classic] + Array(shards.values)
+        let lanes = (shardedOnly ? [] : [classic]) + Array(shards.values)
         let connected = lanes.filter { $0.link.connection != nil }
         var descriptors = connected.compactMap { lane in
             lane.link.connection.map { pollfd(fd: $0.fileDescriptor, events: lane.link.pollEvents, revents: 0) }
@@ -505,11 +519,29 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// Refused channels are the classic link's: a sharded link never refuses (its errors only
     /// move a channel), so an ACL without `ssubscribe` costs sharded events, not streams.
     private func publishState() {
+        if shardedOnly { publishShardsReady() }
         var refused = classic.link.machine.refusedChannels
         if let probeChannel { refused.remove(probeChannel) }
         if refused != publishedRefused {
             publishedRefused = refused
             owner.setRefused(refused)
+        }
+    }
+
+    /// Sharded-only: the subscription is connected while the topology is known, every wanted
+    /// channel has a shard and every shard with a wanted channel is connected; its first such
+    /// moment (and each after a loss) is the subscription's connect.
+    private func publishShardsReady() {
+        let ready = topology != nil && unplaced.isEmpty
+            && shards.values.allSatisfy { $0.link.machine.wanted.isEmpty || $0.link.connection != nil }
+        guard ready != shardsReady else { return }
+        shardsReady = ready
+        owner.setConnected(ready)
+        if ready {
+            shardsWereReady = true
+            owner.delegate?.subscriberDidConnect(owner)
+        } else if shardsWereReady {
+            owner.delegate?.subscriber(owner, didDisconnectWith: RedisError(.connectionFailed, "a shard of the subscription is down"))
         }
     }
 }

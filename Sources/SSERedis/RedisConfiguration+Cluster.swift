@@ -1,6 +1,6 @@
 /// The Redis Cluster URL form: `redis+cluster://[[user]:password@]h1[:6379],h2:7001[/0][?…]`
 /// (`rediss+cluster://` over TLS to every node, with redis-py's `ssl_*` parameters), and
-/// `?pubsub=both|classic` (see `ClusterEndpoint.PubSub`) and `?history=per-channel|shared`
+/// `?pubsub=both|classic|sharded` (see `ClusterEndpoint.PubSub`) and `?history=per-channel|shared`
 /// (see `ClusterEndpoint.History`).
 ///
 /// The user-info authenticates to every node; ports default to 6379, IPv6 goes in brackets. A
@@ -31,7 +31,7 @@ extension RedisConfiguration {
                 }
             case "pubsub":
                 guard let chosen = ClusterEndpoint.PubSub(rawValue: String(value)) else {
-                    throw RedisConfigurationError(url: url, reason: "pubsub must be both or classic")
+                    throw RedisConfigurationError(url: url, reason: "pubsub must be both, classic or sharded")
                 }
                 pubsub = chosen
             case "history":
@@ -44,6 +44,10 @@ extension RedisConfiguration {
                     key, value, into: &tlsParameters, tls: tls, scheme: "rediss+cluster://", otherwise: "a cluster URL takes pubsub=, history= and TLS parameters", url: url
                 )
             }
+        }
+        if pubsub == .sharded, history == .shared {
+            // History in one slot publishes classically: a node without a classic link would miss it.
+            throw RedisConfigurationError(url: url, reason: "pubsub=sharded needs history=per-channel")
         }
         return RedisConfiguration(
             endpoint: .cluster(ClusterEndpoint(seeds: seeds, pubsub: pubsub, history: history)),

@@ -128,7 +128,10 @@ public final class RedisSubscriber: Sendable {
             throw RedisError(.connectionFailed, "cannot create the subscriber's wake-up pipe: \(error)")
         }
         self.wakeup = wakeup
-        self.probe = configuration.isProbeEnabled
+        // The probe publishes classically: a sharded-only node would never hear it.
+        var shardedOnly = false
+        if case .cluster(let endpoint) = redis.endpoint, endpoint.pubsub == .sharded { shardedOnly = true }
+        self.probe = configuration.isProbeEnabled && !shardedOnly
             ? DeliveryProbe(redis: redis, nodeName: configuration.probeNodeName, logger: logger, wakeup: wakeup)
             : nil
     }
@@ -161,7 +164,7 @@ public final class RedisSubscriber: Sendable {
             state.sentinel = SentinelTopology.acquire(for: redis, logger: logger, onChange: { [wakeup] in wakeup.signal() })
             // Spawned under the lock, so a concurrent `shutdown()` sees the thread it must wait
             // for; the new thread takes this lock only after it is released.
-            if case .cluster(let endpoint) = redis.endpoint, endpoint.pubsub == .both {
+            if case .cluster(let endpoint) = redis.endpoint, endpoint.pubsub.subscribesSharded {
                 state.thread = .running(ClusterSubscriberThread(owner: self, endpoint: endpoint).start())
             } else {
                 state.thread = .running(SubscriberThread(owner: self, topology: state.sentinel?.topology).start())

@@ -211,10 +211,12 @@ struct ClusterPerChannelTests {
         }
     }
 
-    @Test("history on the shards: a CLUSTER FAILOVER of a channel's master while publishing, and a kill -9 of it: every acknowledged event reaches the stream once, in order, caught up from history across the gap")
-    func failoverAndCrash() async throws {
+    @Test("history on the shards: a CLUSTER FAILOVER of a channel's master while publishing, and a kill -9 of it: every acknowledged event reaches the stream once, in order, caught up from history across the gap", arguments: ["pubsub=both", "pubsub=sharded"])
+    func failoverAndCrash(_ pubsub: String) async throws {
         try await withRedisCluster(masters: 3, replicasPerMaster: 1) { cluster in
-            let node = try await Self.node(cluster)
+            let node = try await BrokerNode(redis: try RedisConfiguration(url: cluster.url(adding: pubsub))) { configuration in
+                configuration.subscriber.probeIntervalMilliseconds = 0
+            }
             defer { Task { await node.shutdown() } }
             let channel = "turning"
             let client = try await node.stream(channel)
@@ -241,5 +243,60 @@ struct ClusterPerChannelTests {
             #expect(try client.events().count == expected.count, "nothing twice")
             await client.close()
         }
+    }
+
+    @Test("pubsub=sharded: no classic subscription anywhere; POST /publish and SPUBLISH reach single- and multi-channel streams on two nodes once, a classic PUBLISH reaches none, /readyz is ready, and a multi-channel stream resumes on the other node")
+    func shardedOnly() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "so")
+            let names = channels.map { ChannelName($0) }
+            let url = cluster.url(adding: "pubsub=sharded")
+            let nodeA = try await BrokerNode(redis: try RedisConfiguration(url: url))
+            let nodeB = try await BrokerNode(redis: try RedisConfiguration(url: url))
+            defer { Task { await nodeA.shutdown(); await nodeB.shutdown() } }
+            let single = try await nodeA.stream(channels[1])
+            let query = "/stream?" + channels.map { "channel=\($0)" }.joined(separator: "&")
+            let multi = try await StreamClient.open(port: nodeB.port, query)
+            for channel in channels {
+                _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: channel == channels[1] ? 2 : 1)
+            }
+            try await Self.waitReady(nodeA)
+            try await Self.waitReady(nodeB)
+            for channel in channels { #expect(try await ClusterModeTests.subscribers(cluster, channel) == 0, "no classic subscription of \(channel)") }
+            var published: [[String]] = [[], [], []]
+            for (index, channel) in channels.enumerated() {
+                _ = try await HistoryTests.publish(index % 2 == 0 ? nodeA : nodeB, channel, "post\(index)")
+                published[index].append("post\(index)")
+                #expect(try await ShardedPubSubTests.spublish(cluster, channel, "raw\(index)") == (index == 1 ? 2 : 1))
+                published[index].append("raw\(index)")
+                _ = try await RedisClusterProcess.command(
+                    port: cluster.ports[0], password: nil, [Array("PUBLISH".utf8), Array(channel.utf8), Array("classic\(index)".utf8)]
+                )
+            }
+            let got = try await multi.waitForEvents(6)
+            #expect(Self.byChannelOrRaw(got) == [0: published[0], 1: published[1], 2: published[2]])
+            #expect(try await single.waitForEvents(2).count == 2)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try multi.events().count == 6, "no classic event, nothing twice")
+            #expect(try single.events().count == 2)
+            // The last history id (the POST on channel 2 came before its raw SPUBLISH, which has no id).
+            let lastID = try #require(got.compactMap(Self.id).last { ChannelPositions($0, channels: names) != nil })
+            await multi.close()
+            for (index, channel) in channels.enumerated() { _ = try await HistoryTests.publish(nodeB, channel, "missed\(index)") }
+            let resumed = try await StreamClient.open(port: nodeA.port, query, headers: ["Last-Event-ID": lastID])
+            let replay = try await resumed.waitForEvents(3)
+            #expect(Set(Self.byChannelOrRaw(replay).values.flatMap { $0 }) == ["missed0", "missed1", "missed2"])
+            await single.close()
+            await resumed.close()
+        }
+    }
+
+    static func waitReady(_ node: BrokerNode) async throws {
+        try await eventually(timeout: .seconds(15), "/readyz 200") { try await node.request("GET", "/readyz").status == 200 }
+    }
+
+    /// `byChannel` for data that ends in the channel's index (`post0`, `raw1`, `missed2`).
+    static func byChannelOrRaw(_ events: [String]) -> [Int: [String]] {
+        byChannel(events)
     }
 }

@@ -42,7 +42,8 @@ struct ClusterConfigurationTests {
         ("redis+cluster://::1", "in brackets"),
         ("redis+cluster://h1?ssl_cert_reqs=none", "rediss+cluster"),
         ("redis+cluster://h1?readFromReplicas=yes", "unknown parameter 'readFromReplicas'"),
-        ("redis+cluster://h1?pubsub=sharded", "pubsub must be both or classic"),
+        ("redis+cluster://h1?pubsub=shard", "pubsub must be both, classic or sharded"),
+        ("redis+cluster://h1?pubsub=sharded&history=shared", "pubsub=sharded needs history=per-channel"),
         ("redis+cluster://\(Array(repeating: "h", count: 65).joined(separator: ","))", "at most 64 cluster nodes"),
     ])
     func refused(_ url: String, _ reason: String) {
@@ -81,6 +82,12 @@ struct ClusterConfigurationTests {
         guard case .cluster(let sharedEndpoint) = shared.endpoint else { return }
         #expect(sharedEndpoint.history == .shared)
         #expect(throws: RedisConfigurationError.self) { try RedisConfiguration(url: "redis+cluster://h1:7000?history=global") }
+        // Sharded-only needs history per channel: history in one slot publishes classically.
+        let sharded = try RedisConfiguration(url: "redis+cluster://h1:7000?pubsub=sharded")
+        #expect(sharded.description == "redis+cluster://h1:7000/0?pubsub=sharded")
+        #expect { try RedisConfiguration(url: "redis+cluster://h1:7000?pubsub=sharded&history=shared") } throws: { error in
+            "\(error)".contains("pubsub=sharded needs history=per-channel")
+        }
     }
 
     @Test("the password never shows in a description or an error")
