@@ -299,4 +299,53 @@ struct ClusterPerChannelTests {
     static func byChannelOrRaw(_ events: [String]) -> [Int: [String]] {
         byChannel(events)
     }
+
+    @Test("the real Flask-SSE publishing through redis-py's RedisCluster reaches streams of a node with history per channel (its classic PUBLISH, byte for byte)")
+    func flaskThroughRedisCluster() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let node = try await Self.node(cluster)
+            defer { Task { await node.shutdown() } }
+            let client = try await node.stream("interop")
+            try await ClusterModeTests.waitForSubscribers(cluster, "interop", count: 1)
+            try await FlaskSSEInteropTests.expectPublishes(
+                of: "flask_sse_cluster_publish.py", "redis://127.0.0.1:\(cluster.ports[1])", channel: "interop", reach: client
+            )
+        }
+    }
+
+    @Test("over TLS with a password (rediss+cluster://): history per channel on three shards, POST /publish on two nodes, each master holding its channels' keys, and a multi-channel resume on the other node")
+    func overTLS() async throws {
+        try await ClusterTLSTests.withTLSCluster { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 3, prefix: "tpc")
+            let names = channels.map { ChannelName($0) }
+            let nodeA = try await Self.node(cluster)
+            let nodeB = try await Self.node(cluster)
+            defer { Task { await nodeA.shutdown(); await nodeB.shutdown() } }
+            let query = "/stream?" + channels.map { "channel=\($0)" }.joined(separator: "&")
+            let multi = try await StreamClient.open(port: nodeB.port, query)
+            for channel in channels { _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1) }
+            var published: [Int: [String]] = [:]
+            for round in 0..<2 {
+                for (index, channel) in channels.enumerated() {
+                    _ = try await HistoryTests.publish(round == 0 ? nodeA : nodeB, channel, "r\(round)c\(index)")
+                    published[index, default: []].append("r\(round)c\(index)")
+                }
+            }
+            let got = try await multi.waitForEvents(6)
+            #expect(Self.byChannel(got) == published)
+            for channel in channels {
+                let slot = ClusterSlot.slot(of: channel)
+                let keys = try await cluster.command(port: try await cluster.masterPort(forSlot: slot), "CLUSTER", "COUNTKEYSINSLOT", String(slot))
+                #expect((keys.int ?? 0) >= 4, "\(channel): \(keys)")
+            }
+            let lastID = try #require(got.last.flatMap(Self.id))
+            #expect(ChannelPositions(lastID, channels: names)?.isComplete == true)
+            await multi.close()
+            for (index, channel) in channels.enumerated() { _ = try await HistoryTests.publish(nodeB, channel, "missed\(index)") }
+            let resumed = try await StreamClient.open(port: nodeA.port, query, headers: ["Last-Event-ID": lastID])
+            let replay = try await resumed.waitForEvents(3)
+            #expect(Self.byChannel(replay) == [0: ["missed0"], 1: ["missed1"], 2: ["missed2"]])
+            await resumed.close()
+        }
+    }
 }
