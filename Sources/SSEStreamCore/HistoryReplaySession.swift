@@ -44,6 +44,9 @@ package final class HistoryReplaySession {
     /// With positions per channel: the answers of one round of per-channel reads so far.
     private var statesArrived: [ChannelName: Result<HistoryState, RedisError>] = [:]
     private var pagesArrived: [ChannelName: Result<(HistoryPage, [EncodedEvent]), RedisError>] = [:]
+    /// With positions per channel: counters found behind what this process saw were given a new
+    /// epoch (once per replay) before the plan.
+    private var checkedEpochs = false
     private var announced: Set<ChannelName> = []
     private var attempt = 0
     private let deadline: NIODeadline
@@ -235,6 +238,31 @@ package final class HistoryReplaySession {
             }
         }
         attempt = 0
+        // A channel's counter below what this process saw in the same epoch (or back in an older
+        // one): Redis lost events (a replica promoted before it got the last writes). Start a new
+        // epoch there first, as a reconnect does for the shared counter, so ids already issued are
+        // never issued again and the plan tells those who missed them `lost`.
+        let behind = checkedEpochs ? [] : states.compactMap { channel, state -> ChannelName? in
+            guard let seen = history.seen(on: channel.text) else { return nil }
+            guard let current = state.current else { return nil }
+            return seen > current ? channel : nil
+        }
+        checkedEpochs = true
+        if !behind.isEmpty {
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let loop = self.loop
+            let remaining = NIOLoopBoundBox(behind.count, eventLoop: loop)
+            hub.noteCounterBehind(behind)
+            for channel in behind {
+                history.startEpochIfBehind(channel: channel.text) { _ in
+                    loop.execute {
+                        remaining.value -= 1
+                        if remaining.value == 0 { bound.value.readState() }
+                    }
+                }
+            }
+            return
+        }
         for (channel, state) in states { hub.observe(state, on: channel) }
         if case .freshStart = start {
             for (channel, state) in states {

@@ -283,6 +283,14 @@ package final class StreamHub: RedisSubscriberDelegate {
         return EncodedEvent(ServerSentEvent(data: text, type: "history-gap"), position: nil, allocator: allocator)
     }
 
+    /// A replay found these channels' counters behind what this process saw (Redis lost events).
+    package func noteCounterBehind(_ channels: [ChannelName]) {
+        logger.error(
+            "a channel's history counter moved backwards (Redis lost events); starting a new epoch",
+            metadata: ["channels": "\(channels.prefix(8))", "count": "\(channels.count)"]
+        )
+    }
+
     package func noteReplayed(_ count: Int) {
         metrics.eventsReplayed.increment(by: count)
     }

@@ -348,4 +348,59 @@ struct ClusterPerChannelTests {
             await resumed.close()
         }
     }
+
+    @Test("a replica promoted without the last writes (Redis lost events): the channel's counter starts a new epoch, nothing is issued twice, live streams keep every event, and a resume from a lost id is told `lost`")
+    func promotedReplicaLostEvents() async throws {
+        try await withRedisCluster(masters: 3, replicasPerMaster: 1) { cluster in
+            try await Self.lostEvents(cluster)
+        }
+    }
+
+    static func lostEvents(_ cluster: RedisClusterProcess) async throws {
+        let node = try await Self.node(cluster)
+        defer { Task { await node.shutdown() } }
+        let channel = "lossy"
+        let live = try await node.stream(channel)
+        _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
+        let master = try await cluster.masterPort(forSlot: ClusterSlot.slot(of: channel))
+        var replica: Int?
+        for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
+        guard let replica, let replicaPID = cluster.pid(port: replica) else { throw TestFailure("the channel's master has no replica") }
+        var ids = try await publishRetrying(node, channel, 0..<5)
+        try await eventually(timeout: .seconds(10), "the replica has the first five") {
+            let info = try await cluster.command(port: replica, "INFO", "replication").string ?? ""
+            let masterInfo = try await cluster.command(port: master, "INFO", "replication").string ?? ""
+            func offset(_ text: String, _ key: String) -> String? {
+                text.split(whereSeparator: \.isNewline).first { $0.hasPrefix(key) }.map { String($0.dropFirst(key.count)) }
+            }
+            return offset(info, "slave_repl_offset:") == offset(masterInfo, "master_repl_offset:")
+        }
+        // The replica stops taking the stream (stopped, its link cut): five more are answered and
+        // delivered, then the master dies with them.
+        Foundation.kill(replicaPID, SIGSTOP)
+        _ = try await cluster.command(port: master, "CLIENT", "KILL", "TYPE", "replica")
+        ids += try await publishRetrying(node, channel, 5..<10)
+        let firstTen = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+        #expect(try await live.waitForEvents(10) == firstTen)
+        try cluster.kill(port: master)
+        Foundation.kill(replicaPID, SIGCONT)
+        let after = try await publishRetrying(node, channel, 10..<13)
+        let positions = after.compactMap(HistoryPosition.init)
+        let lostFrom = try #require(HistoryPosition(ids[9]))
+        #expect(positions.count == 3 && positions.allSatisfy { $0.epoch > lostFrom.epoch }, "a new epoch after the loss: \(after) vs \(ids[9])")
+        #expect(Set(after).isDisjoint(with: ids), "no id issued twice")
+        let liveEvents = try await live.waitForEvents(13, timeout: .seconds(30))
+        #expect(Array(liveEvents.prefix(10)) == firstTen)
+        #expect(Array(liveEvents.suffix(3)) == after.enumerated().map { ClusterModeTests.event("e\(10 + $0.offset)", $0.element) })
+        try await Task.sleep(for: .milliseconds(300))
+        let allLive = try live.events()
+        #expect(allLive.count == 13 && !allLive.contains { $0.hasPrefix("event:history-gap") }, "the live stream lost nothing: \(allLive.suffix(4))")
+        // A client that had only up to e7 resumes: e8 and e9 are gone with the old master.
+        let resumed = try await StreamClient.open(port: node.port, "/stream?channel=\(channel)", headers: ["Last-Event-ID": ids[7]])
+        let replay = try await resumed.waitForEvents(4)
+        #expect(replay[0].hasPrefix("event:history-gap\n") && replay[0].contains(#"": "lost""#), "\(replay)")
+        #expect(Array(replay.suffix(3)) == after.enumerated().map { ClusterModeTests.event("e\(10 + $0.offset)", $0.element) })
+        await live.close()
+        await resumed.close()
+    }
 }
