@@ -30,7 +30,8 @@ HEARTBEAT = os.environ.get("BENCH_HEARTBEAT", "15")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 # BENCH_ONLY=tls runs only the TLS row, BENCH_ONLY=p1 only the publish paths, BENCH_ONLY=s5 only the reconnect
 # storm, BENCH_ONLY=s1tls only S1 over plaintext, TLS and HTTP/2, BENCH_ONLY=cluster only C1 (classic vs sharded
-# pub/sub on a 3-master Redis Cluster) (printed, BENCHMARKS.md left as it is).
+# pub/sub on a 3-master Redis Cluster) and C1b (POST /publish there, history per channel vs one shared slot)
+# (printed, BENCHMARKS.md left as it is).
 ONLY = os.environ.get("BENCH_ONLY", "")
 WORK = Path(tempfile.mkdtemp(prefix="sse-bench-"))
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
@@ -1078,12 +1079,20 @@ def cluster_run(config: tuple[str, str, str], tag: str) -> dict:
 
 
 def cluster_bench() -> dict:
-    """C1: each configuration of CLUSTER_CONFIGS on a fresh cluster of its own, one after another."""
+    """C1: each configuration of CLUSTER_CONFIGS on a fresh cluster of its own, one after another; then
+    C1b (cluster_history_bench)."""
     started = time.time()
     runs = [cluster_run(config, str(index)) for index, config in enumerate(CLUSTER_CONFIGS)]
+    seconds = round(time.time() - started)
+    log("C1b: POST /publish on the cluster, history per channel vs one shared slot")
+    try:
+        history = cluster_history_bench()
+    except Exception as error:   # reported, not fatal: C1's own figures are kept
+        log(f"C1b failed: {error}")
+        history = {"error": str(error)}
     return {"runs": runs, "streams": CLUSTER_STREAMS, "channels": CLUSTER_CHANNELS, "masters": CLUSTER_MASTERS,
             "quick": QUICK, "generated": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-            "seconds": round(time.time() - started)}
+            "seconds": seconds, "history": history}
 
 
 def cluster_report(entry: dict) -> list[str]:
@@ -1141,6 +1150,321 @@ def cluster_report(entry: dict) -> list[str]:
     idle = "; ".join(f"{run['label']}: " + " / ".join(f"{value * 100:.2f}%" for value in run["idle_cpu_per_second"])
                      for run in entry["runs"])
     lines.append(f"- Idle CPU of M1 / M2 / M3 before the load (% of a core): {idle}")
+    history = entry.get("history")
+    if history and history.get("error"):
+        lines += ["", "### C1b: our POST /publish, history per channel vs one shared slot\n", f"Failed: {history['error']}"]
+    elif history:
+        lines += [""] + cluster_history_report(history, streams, channels, masters)
+    return lines
+
+
+# ---- C1b: our POST /publish on the cluster, history per channel vs one shared slot ----------------
+# The broker's own publish path on the same cluster set-up: POST /publish with history on, into the
+# channels C1 spreads over the masters (the broker routes each publish itself). `?history=per-channel`
+# (the cluster default: each channel's history in its own slot, the script on that channel's master,
+# which SPUBLISHes) against `?history=shared` (all history in slot {sse-broker}, one master runs every
+# script and PUBLISHes classically, broadcast over the cluster bus). Rounds interleave the layouts, each
+# run on a fresh cluster and a fresh broker.
+
+# (label, the cluster URL's history=)
+CLUSTER_HISTORY_CONFIGS = [
+    ("history per channel (default)", "per-channel"),
+    ("history shared (one slot)", "shared"),
+]
+# (events/s asked, seconds): one rate both layouts carry, then a higher one
+CLUSTER_HISTORY_LOADS = [(1000, 5), (3000, 3)] if QUICK else [(1000, 10), (3000, 5)]
+CLUSTER_HISTORY_ROUNDS = 1 if QUICK else 3
+CLUSTER_HISTORY_CONNS = 4   # keep-alive POST /publish connections, as in P1
+CLUSTER_HISTORY_SLOT_TAG = "{sse-broker}"   # the shared layout's hash tag (slot 10458)
+# INFO commandstats entries read per master: the scripts, and what they call (Redis counts a script's
+# own calls too: XADD once per event stored, PUBLISH / SPUBLISH once per event sent, HMGET once per call of
+# the state script (a stream opening, a vouching read), XRANGE by replay pages)
+CLUSTER_COMMAND_STATS = ("evalsha", "eval", "xadd", "publish", "spublish", "hmget", "xrange")
+
+
+class RedisLink:
+    """One plain RESP connection to a node for the samplers: no redis-cli process per sample on a
+    2-core machine the load shares. Only commands answering one bulk string (INFO, CLIENT LIST)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.file = self.sock.makefile("rb")
+
+    def bulk(self, *args: str) -> str:
+        self.sock.sendall((f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)).encode())
+        head = self.file.readline()
+        if not head.startswith(b"$"):
+            raise RuntimeError(f"{' '.join(args)}: {head.decode(errors='replace').strip()[:200]}")
+        data = self.file.read(int(head[1:]) + 2)
+        return data[:-2].decode(errors="replace")
+
+    def command_stats(self) -> dict[str, dict[str, int]]:
+        """calls and usec of CLUSTER_COMMAND_STATS so far (absent: never called)."""
+        out = {name: {"calls": 0, "usec": 0, "failed_calls": 0} for name in CLUSTER_COMMAND_STATS}
+        for line in self.bulk("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_"):
+                name, _, fields = line[len("cmdstat_"):].partition(":")
+                if name in out:
+                    values = dict(item.split("=", 1) for item in fields.split(",") if "=" in item)
+                    out[name] = {key: int(values.get(key, 0)) for key in ("calls", "usec", "failed_calls")}
+        return out
+
+    def subscriptions(self) -> tuple[int, int]:
+        classic = sharded = 0
+        for line in self.bulk("CLIENT", "LIST").splitlines():
+            fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+            classic += int(fields.get("sub", 0))
+            sharded += int(fields.get("ssub", 0))
+        return classic, sharded
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def stats_delta(after: list[dict], before: list[dict]) -> list[dict[str, dict[str, int]]]:
+    return [{name: {key: a[name][key] - b[name][key] for key in ("calls", "usec", "failed_calls")} for name in CLUSTER_COMMAND_STATS}
+            for a, b in zip(after, before)]
+
+
+def cluster_history_load(links: list[RedisLink], label: str, **options) -> dict:
+    """`cluster_load` for POST /publish: subscriptions per master sampled every 0.5 s, and each master's
+    command stats before the load tool starts, at the last sample before the first XADD (the streams
+    connected and warmed up, nothing published yet) and after it ends, so the script calls counted are
+    the publish window's, apart from what opening the streams cost."""
+    args = [str(BIN / "sse-load"), "--label", label, "--sources", "8"]
+    for key, value in options.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    baseline = [link.command_stats() for link in links]
+    stored = sum(master["xadd"]["calls"] for master in baseline)
+    before_publishing = baseline
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(process)
+    seen = [(0, 0)] * len(links)
+    try:
+        deadline = time.time() + 900
+        while process.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                now = [link.command_stats() for link in links]
+                if sum(master["xadd"]["calls"] for master in now) == stored:
+                    before_publishing = now
+                subs = [link.subscriptions() for link in links]
+            except (OSError, RuntimeError, ValueError):
+                continue
+            seen = [(max(a[0], b[0]), max(a[1], b[1])) for a, b in zip(seen, subs)]
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"{label}: sse-load failed: {stderr.strip()[-400:]}")
+    after = [link.command_stats() for link in links]
+    result = json.loads(stdout)
+    result["subscriptions_per_master"] = seen
+    result["commands"] = stats_delta(after, before_publishing)
+    result["commands_opening"] = stats_delta(before_publishing, baseline)
+    return result
+
+
+def cluster_history_run(config: tuple[str, str], tag: str) -> dict:
+    """One layout on a fresh cluster and a fresh broker (history on): the masters' idle CPU, then each
+    load of CLUSTER_HISTORY_LOADS by POST /publish on fresh channels spread evenly over the masters."""
+    label, history = config
+    cluster = RedisCluster()
+    broker, links = None, []
+    try:
+        before = cluster.cpu_seconds()
+        time.sleep(CLUSTER_IDLE_SECONDS)
+        idle = [(after - first) / CLUSTER_IDLE_SECONDS for first, after in zip(before, cluster.cpu_seconds())]
+        url = cluster.url("both") + ("" if history == "per-channel" else f"?history={history}")
+        port = free_port()
+        broker = start([str(BROKER), "--port", str(port), "--redis-url", url, "--history", "1000",
+                        "--redis-probe-interval", "0", "--threads", "2", "--heartbeat", HEARTBEAT, "--log-level", "error",
+                        "--client-buffer", str(4 << 20)])
+        wait_port(port)
+        links = [RedisLink(p) for p in cluster.ports]
+        shared_master = cluster.owner(key_slot(CLUSTER_HISTORY_SLOT_TAG))
+        out = {"label": label, "history": history, "url": url, "masters": cluster.ports,
+               "shared_slot_master": cluster.ports.index(shared_master), "idle_cpu_per_second": idle, "loads": []}
+        for rate, seconds in CLUSTER_HISTORY_LOADS:
+            prefix, channel_ports = cluster_channels(cluster, f"h{tag}r{rate}", CLUSTER_CHANNELS)
+            bus_before = cluster.bus_stats()
+            result = cluster_history_load(
+                links, f"C1b {label} {rate}/s", port=port, prefix=prefix, path=Broker.path,
+                connections=CLUSTER_STREAMS, channels=CLUSTER_CHANNELS, events=int(rate * seconds), rate=rate, size=64,
+                warmup_ms=2000, drain_ms=3000, publish="broker", publish_port=port, publish_conns=CLUSTER_HISTORY_CONNS,
+                format="flask", pids=broker.pid, redis_pids=",".join(map(str, cluster.pids)))
+            bus = [{name: after[name] - first[name] for name in CLUSTER_BUS_STATS}
+                   for first, after in zip(bus_before, cluster.bus_stats())]
+            cpu = result["redis_cpu_window_seconds"]
+            window = result["seconds"]
+            events = max(result["published"] - result["publish_errors"], 1)
+            scripts = [m["evalsha"]["calls"] + m["eval"]["calls"] for m in result["commands"]]
+            script_usec = [m["evalsha"]["usec"] + m["eval"]["usec"] for m in result["commands"]]
+            result |= {
+                "prefix": prefix, "channel_ports": channel_ports,
+                "channels_per_master": [channel_ports.count(p) for p in cluster.ports],
+                "bus": bus,
+                "bus_publish_received_per_event": sum(b["publish_received"] + b["publishshard_received"] for b in bus) / events,
+                "redis_cpu_seconds": sum(cpu),
+                "redis_cpu_us_per_event": sum(cpu) * 1e6 / events,
+                "redis_cpu_us_per_event_net": max(sum(cpu) - sum(idle) * window, 0) * 1e6 / events,
+                "redis_cpu_share": [c / sum(cpu) if sum(cpu) else 0 for c in cpu],
+                "broker_cpu_us_per_event": result["server_cpu_percent"] / 100 * window * 1e6 / events,
+                "script_calls": scripts,
+                "script_calls_per_event": sum(scripts) / events,
+                "script_calls_share": [s / sum(scripts) if sum(scripts) else 0 for s in scripts],
+                "script_usec_per_event": sum(script_usec) / events,
+                "events_stored": [m["xadd"]["calls"] for m in result["commands"]],
+                "events_sent": {"publish": [m["publish"]["calls"] for m in result["commands"]],
+                                "spublish": [m["spublish"]["calls"] for m in result["commands"]]},
+                "script_calls_opening": sum(m["evalsha"]["calls"] + m["eval"]["calls"] for m in result["commands_opening"]),
+                "state_reads": [m["hmget"]["calls"] for m in result["commands"]],
+                "replay_reads": [m["xrange"]["calls"] for m in result["commands"]],
+                "script_failed_calls": sum(m["evalsha"]["failed_calls"] + m["eval"]["failed_calls"] for m in result["commands"]),
+            }
+            out["loads"].append(result)
+            log(f"  C1b {label} {rate}/s: reached {result['achieved_rate']:.0f}/s, lost {result['lost']}, "
+                f"publish errors {result['publish_errors']}, bus messages per event {result['bus_publish_received_per_event']:.2f}, "
+                f"Redis {result['redis_cpu_us_per_event']:.1f} µs/event, per master "
+                + " / ".join(f"{c * 1000:.0f} ms" for c in cpu)
+                + f", script calls per master {scripts} ({result['script_calls_per_event']:.3f} per event), "
+                f"XADD per master {result['events_stored']}, HMGET (state reads) {result['state_reads']}, XRANGE "
+                f"{result['replay_reads']}, failed script calls {result['script_failed_calls']}, PUBLISH {result['events_sent']['publish']}, "
+                f"SPUBLISH {result['events_sent']['spublish']}, broker {result['broker_cpu_us_per_event']:.0f} µs/event, "
+                f"p50 / p99 {result['p50_ms']} / {result['p99_ms']} ms")
+        return out
+    finally:
+        for link in links:
+            link.close()
+        if broker:
+            stop(broker)
+        cluster.stop()
+
+
+def cluster_history_bench() -> dict:
+    """C1b: CLUSTER_HISTORY_ROUNDS rounds, each layout once per round in CLUSTER_HISTORY_CONFIGS order
+    (per-channel, shared, per-channel, shared, ...), each run on a fresh cluster."""
+    started = time.time()
+    runs = []
+    for round_index in range(CLUSTER_HISTORY_ROUNDS):
+        for index, config in enumerate(CLUSTER_HISTORY_CONFIGS):
+            try:
+                run = cluster_history_run(config, f"{round_index}{index}")
+            except Exception as error:   # one failed run is reported; the other rounds still run
+                log(f"  C1b {config[0]} round {round_index + 1} failed: {error}")
+                run = {"label": config[0], "history": config[1], "error": str(error), "loads": []}
+            run["round"] = round_index + 1
+            runs.append(run)
+    return {"runs": runs, "rounds": CLUSTER_HISTORY_ROUNDS, "connections": CLUSTER_HISTORY_CONNS,
+            "generated": time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), "seconds": round(time.time() - started)}
+
+
+def spread(values: list[float], digits: int = 0, unit: str = "") -> str:
+    """`median (min-max)` of values, the unit after the median; one value alone."""
+    if not values:
+        return "-"
+    def show(value: float) -> str:
+        return f"{value:,.{digits}f}"
+    if len(values) == 1:
+        return show(values[0]) + unit
+    return f"{show(statistics.median(values))}{unit} ({show(min(values))}-{show(max(values))})"
+
+
+def cluster_history_report(entry: dict, streams: int, channels: int, masters: int) -> list[str]:
+    rounds = entry["rounds"]
+    hist = "/".join(sorted({f"M{run['shared_slot_master'] + 1}" for run in entry["runs"] if "shared_slot_master" in run})) or "one master"
+    lines = ["### C1b: our POST /publish, history per channel vs one shared slot\n",
+             f"The broker's own publish path on the same set-up: {streams:,} streams on one node (release build, 2 event "
+             f"loops, `--history 1000`, `--redis-probe-interval 0`), the same {channels} channels spread over the "
+             f"{masters} masters as C1's \"all\", 64-byte events by `POST /publish` over {entry['connections']} keep-alive "
+             "connections (the load tool's `--publish broker`, as in P1; the broker routes each publish to the channel's "
+             "master itself). Broker URL `redis+cluster://M1,M2,M3` (history per channel, the default: each channel's "
+             "history in its own slot, the script on that channel's master, `SPUBLISH` there) against "
+             f"`redis+cluster://M1,M2,M3?history=shared` (all history in slot 10458 of `{{sse-broker}}`, on {hist} here, "
+             "\"hist\"; the script `PUBLISH`es classically). "
+             f"{rounds} rounds, the layouts interleaved (per channel, shared, per channel, ...), each run on a fresh "
+             f"cluster and broker, {entry['seconds']} s in all. Redis CPU, shares and bus messages as in C1. Script "
+             "calls: `INFO commandstats` `cmdstat_evalsha` + `cmdstat_eval` per master over the publish window (from "
+             "the last sample before the first `XADD`, streams connected, to the end): the publish script (one `XADD` per "
+             "event stored; one call can carry several events of one channel, as the broker batches a channel's "
+             "publishes while a call for it is in flight) and the state script (one `HMGET` per call: the counter "
+             "read behind a stream's start and behind vouching for an id).\n"]
+    results: dict[tuple[str, float], list[dict]] = {}
+    for run in entry["runs"]:
+        for result in run["loads"]:
+            results.setdefault((run["label"], result["rate"]), []).append(result | {"_run": run})
+    lines += ["Medians over the rounds, range in brackets.\n",
+              "| layout | events/s asked | reached | lost (each run) | bus messages per event | Redis CPU per event, "
+              "all masters (net of idle) | share of Redis CPU M1 / M2 / M3 | script calls per event | share of script "
+              "calls M1 / M2 / M3 | of which state reads (HMGET) per event | broker CPU per event | p50 ms | p99 ms |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for (label, rate), rows in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != CLUSTER_HISTORY_CONFIGS[0][0])):
+        count = len(rows[0]["redis_cpu_share"])
+        shares = " / ".join(f"{statistics.median([r['redis_cpu_share'][k] for r in rows]) * 100:.0f}%" for k in range(count))
+        calls = " / ".join(f"{statistics.median([r['script_calls_share'][k] for r in rows]) * 100:.0f}%" for k in range(count))
+        lost = ", ".join(str(r["lost"]) + (f" ({r['publish_errors']} errors)" if r["publish_errors"] else "") for r in rows)
+        lines.append(
+            f"| {label} | {rate:,.0f} | {spread([r['achieved_rate'] for r in rows], unit='/s')} | {lost} | "
+            f"{spread([r['bus_publish_received_per_event'] for r in rows], 2)} | "
+            f"{spread([r['redis_cpu_us_per_event'] for r in rows], 1, ' µs')} "
+            f"({spread([r['redis_cpu_us_per_event_net'] for r in rows], 1)}) | {shares} | "
+            f"{spread([r['script_calls_per_event'] for r in rows], 3)} | {calls} | "
+            f"{spread([sum(r.get('state_reads', [])) / max(r['published'] - r['publish_errors'], 1) for r in rows], 3)} | "
+            f"{spread([r['broker_cpu_us_per_event'] for r in rows], 0, ' µs')} | "
+            f"{spread([r['p50_ms'] for r in rows], 1)} | {spread([r['p99_ms'] for r in rows], 1)} |")
+    lines += ["", "Every run:\n",
+              "| round | layout | events/s asked (reached) | lost | reordered | bus messages per event | Redis CPU per event "
+              "(net) | per master: CPU ms (share) | script calls per master (per event) | XADD per master | state reads (HMGET) per master | PUBLISH / "
+              "SPUBLISH per master | broker CPU per event | p50 / p99 ms |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | --- |"]
+    for run in entry["runs"]:
+        if run.get("error"):
+            lines.append(f"| {run['round']} | {run['label']} | failed: {run['error'][:200]} | | | | | | | | | | | |")
+        for result in run["loads"]:
+            cpu = result["redis_cpu_window_seconds"]
+            subs = result.get("subscriptions_per_master", [])
+            marks = []
+            for k in range(len(cpu)):
+                mark = " sub" if k < len(subs) and subs[k][0] else ""
+                if run["history"] == "shared" and k == run.get("shared_slot_master"):
+                    mark += " hist"
+                marks.append(mark)
+            per_master = " / ".join(f"{c * 1000:.0f} ({s * 100:.0f}%){m}" for c, s, m in zip(cpu, result["redis_cpu_share"], marks))
+            errors = f", {result['publish_errors']} publish errors" if result["publish_errors"] else ""
+            sent = " / ".join(f"{p}/{s}" for p, s in zip(result["events_sent"]["publish"], result["events_sent"]["spublish"]))
+            lines.append(
+                f"| {run['round']} | {run['label']} | {result['rate']:,.0f} ({result['achieved_rate']:,.0f}) | "
+                f"{result['lost']}{errors}{f', {dups} dup' if (dups := result['duplicates']) else ''} | {result['reordered']} | {result['bus_publish_received_per_event']:.2f} | "
+                f"{result['redis_cpu_us_per_event']:.1f} µs ({result['redis_cpu_us_per_event_net']:.1f}) | {per_master} | "
+                f"{' / '.join(map(str, result['script_calls']))} ({result['script_calls_per_event']:.3f}) | "
+                f"{' / '.join(map(str, result['events_stored']))} | {' / '.join(map(str, result.get('state_reads', [])))} | {sent} | {result['broker_cpu_us_per_event']:.0f} µs | "
+                f"{result['p50_ms']} / {result['p99_ms']} |")
+    lines.append("")
+    per_channel, shared = (config[0] for config in CLUSTER_HISTORY_CONFIGS)
+
+    def busiest(result: dict) -> float:
+        return max(result["redis_cpu_window_seconds"]) * 1e6 / max(result["published"] - result["publish_errors"], 1)
+
+    for rate, _ in CLUSTER_HISTORY_LOADS:
+        mine, theirs = results.get((per_channel, rate), []), results.get((shared, rate), [])
+        # paired by round: runs of one round are minutes apart on the same machine
+        pairs = {r["_run"]["round"]: r for r in mine}
+        ratios = [t["redis_cpu_us_per_event"] / pairs[t["_run"]["round"]]["redis_cpu_us_per_event"]
+                  for t in theirs if t["_run"]["round"] in pairs and pairs[t["_run"]["round"]]["redis_cpu_us_per_event"]]
+        if ratios:
+            lines.append(f"- {rate:,.0f} events/s: Redis CPU per event, shared / per channel, each round: "
+                         + ", ".join(f"{value:.2f}x" for value in ratios) + f" (median {statistics.median(ratios):.2f}x); "
+                         f"busiest master's share of Redis CPU: per channel {spread([max(r['redis_cpu_share']) * 100 for r in mine], 0, '%')}, "
+                         f"shared {spread([max(r['redis_cpu_share']) * 100 for r in theirs], 0, '%')}; the busiest master's "
+                         f"CPU per event: per channel {spread([busiest(r) for r in mine], 1, ' µs')}, shared "
+                         f"{spread([busiest(r) for r in theirs], 1, ' µs')}")
+    opening = "; ".join(f"{label}: " + ", ".join(str(r["script_calls_opening"]) for r in rows)
+                        for (label, rate), rows in sorted(results.items()) if rate == CLUSTER_HISTORY_LOADS[0][0])
+    idle = "; ".join(f"round {run['round']} {run['label']}: " + " / ".join(f"{v * 100:.2f}%" for v in run["idle_cpu_per_second"])
+                     for run in entry["runs"] if run.get("idle_cpu_per_second"))
+    lines += [f"- Script calls while the {streams:,} streams opened (before the first publish, not counted above), "
+              f"{CLUSTER_HISTORY_LOADS[0][0]:,} events/s load of each run: {opening}.",
+              f"- Idle CPU of M1 / M2 / M3 before the load (% of a core): {idle}"]
     return lines
 
 
@@ -1395,7 +1719,8 @@ def report(results: dict, started: float) -> str:
         "BENCH_ONLY=p1 make bench   # only the publish paths (P1), printed\n"
         "BENCH_ONLY=s5 make bench   # only the reconnect storm (S5), printed\n"
         "BENCH_ONLY=s1tls make bench   # only S1 over plaintext, TLS and HTTP/2 (S1-TLS), printed\n"
-        "BENCH_ONLY=cluster make bench # only C1 (Redis Cluster, classic vs sharded pub/sub), printed\n"
+        "BENCH_ONLY=cluster make bench # only C1 (Redis Cluster, classic vs sharded pub/sub) and C1b (POST /publish, "
+        "history per channel vs shared), printed\n"
         "python3 Benchmarks/bench.py --report   # rewrite this file from .build/bench/results.json\n"
         ".build/bench/sse-load --help   # the load tool (--processes for runs past one process's files)\n"
         "```\n")
@@ -1473,7 +1798,7 @@ def main() -> int:
         results["tls"] = tls_row(redis)
         log("S1-TLS: S1 over plaintext HTTP/1.1, TLS and HTTP/2")
         results["s1tls"] = s1tls(redis)
-        log("C1: Redis Cluster, classic PUBLISH vs sharded SPUBLISH")
+        log("C1: Redis Cluster, classic PUBLISH vs sharded SPUBLISH (then C1b: POST /publish, history per channel vs shared)")
         try:
             results["cluster"] = cluster_bench()
         except Exception as error:   # reported, not fatal: the other scenarios' results still get written

@@ -28,6 +28,9 @@ package final class HistoryReplaySession {
         case freshStart
     }
 
+    /// How long a new stream's live events wait for its channels' counters (`.freshStart`).
+    package static let freshStartLimit = TimeAmount.seconds(1)
+
     /// How long a page may wait for a stream to take the previous one.
     package static let stallTimeout = TimeAmount.seconds(10)
 
@@ -109,7 +112,9 @@ package final class HistoryReplaySession {
         loop.preconditionInEventLoop()
         if case .freshStart = start {
             // Where the channels stand now, not once subscribed: what follows that read is new.
+            // A master slow to answer holds the new stream's live events for a second at most.
             readState()
+            loop.assumeIsolated().scheduleTask(in: Self.freshStartLimit) { [self] in finish(announcing: nil) }
             return
         }
         let bound = NIOLoopBound(self, eventLoop: loop)
@@ -266,6 +271,8 @@ package final class HistoryReplaySession {
         for (channel, state) in states { hub.observe(state, on: channel) }
         if case .freshStart = start {
             for (channel, state) in states {
+                // The node learns it too, so the next new stream of the channel needs no read.
+                hub.learnedStart(of: channel, at: state.current)
                 guard let current = state.current else { continue }
                 for client in clients { client.raisePosition(to: current, on: channel) }
             }
@@ -407,13 +414,14 @@ package final class HistoryReplaySession {
     }
 
     private func retryOrGiveUp(_ error: RedisError, _ again: @escaping (HistoryReplaySession) -> Void) {
+        if case .freshStart = start {
+            // Nothing was missed, and a new stream's live events wait for this: no retries. The
+            // stream only goes without a start on those channels (its id names them `-`).
+            finish(announcing: nil)
+            return
+        }
         let delay = TimeAmount.milliseconds(Int64(HistoryRetry.delayMilliseconds(attempt: attempt)))
         guard HistoryRetry.isTransient(error), NIODeadline.now() + delay < deadline else {
-            if case .freshStart = start {
-                // Nothing was missed: the stream only goes without a start on those channels.
-                finish(announcing: nil)
-                return
-            }
             hub.noteReplayFailure(error, channels: channels)
             finish(announcing: .unavailable)
             return

@@ -160,10 +160,16 @@ package final class StreamHub: RedisSubscriberDelegate {
             // the node's table (what the node has seen of it), else from the channel's counter,
             // read at once, with live events held meanwhile. What is at or before the start came
             // before the stream (a classic PUBLISH the cluster bus brings late, say): dropped.
-            let known = state.withLock { state in client.channels.map { channel in (channel, state.table.position(of: channel)) } }
+            let known = state.withLock { state in
+                client.channels.map { channel in (channel, state.table.position(of: channel), state.noHistoryYet.contains(channel)) }
+            }
             var unknown: [ChannelName] = []
-            for (channel, position) in known {
-                if let position { client.raisePosition(to: position, on: channel) } else { unknown.append(channel) }
+            for (channel, position, empty) in known {
+                if let position {
+                    client.raisePosition(to: position, on: channel)
+                } else if !empty {
+                    unknown.append(channel)
+                }
             }
             if !unknown.isEmpty {
                 client.beginReplay(after: nil)
@@ -207,7 +213,10 @@ package final class StreamHub: RedisSubscriberDelegate {
             let actions = client.channels.map { channel in
                 joining ? state.table.add(channel: channel, loop: index) : state.table.remove(channel: channel, loop: index)
             }
-            for case .unsubscribe(let channel) in actions { state.vouchedPerChannel[channel] = nil }
+            for case .unsubscribe(let channel) in actions {
+                state.vouchedPerChannel[channel] = nil
+                state.noHistoryYet.remove(channel)
+            }
             return (actions, state.table.channelCount, state.connected)
         }
         metrics.connectedClients.record(connected)
@@ -246,6 +255,20 @@ package final class StreamHub: RedisSubscriberDelegate {
                         state.vouchedPerChannel[channel] = position
                     }
                 }
+            }
+        }
+    }
+
+    /// A new stream read where `channel` stands (`.freshStart`): the table takes it, or, when the
+    /// channel has no history yet, remembers that while the channel has clients, so the next new
+    /// stream of it reads nothing.
+    package func learnedStart(of channel: ChannelName, at position: HistoryPosition?) {
+        state.withLock { state in
+            guard state.table.clientCount(for: channel) > 0 else { return }
+            if let position {
+                state.table.advance(channel, to: position)
+            } else {
+                state.noHistoryYet.insert(channel)
             }
         }
     }
@@ -773,6 +796,8 @@ private struct HubState {
     var vouchedPerChannel: [ChannelName: HistoryPosition] = [:]
     /// With positions per channel: no vouching read before then (one failed).
     var vouchReadsPausedUntil: ContinuousClock.Instant?
+    /// With positions per channel: channels with clients whose counter a new stream found unset.
+    var noHistoryYet: Set<ChannelName> = []
     /// Channels Redis refused, and until when that is remembered.
     var refusedUntil: [ChannelName: ContinuousClock.Instant] = [:]
 }

@@ -1,7 +1,10 @@
 /// Where an event stands in the broker's history: `EPOCH-SEQUENCE`, the event's SSE `id`.
 ///
-/// The sequence comes from one counter in Redis shared by all channels, so positions order
-/// events totally across channels and one `Last-Event-ID` resumes a multi-channel stream. The
+/// On one Redis (and a cluster's `history=shared`) the sequence comes from one counter shared by
+/// all channels, so positions order events totally across channels and one `Last-Event-ID`
+/// resumes a multi-channel stream. With history per channel (a cluster's default) each channel
+/// counts on its own, and a multi-channel stream carries one position per channel
+/// (`ChannelPositions`). The
 /// epoch (milliseconds when the counter was created) changes if Redis loses the counter, so a
 /// stale id is recognised instead of resuming from the wrong place. The text doubles as the
 /// Redis Stream entry id. Ids of this form are reserved for history: other publishers' ids are

@@ -1,6 +1,7 @@
 """`make cluster` with each kind of Redis (scripts/cluster.sh REDIS_MODE): the same Redis options reach
-every node, and a stream through nginx receives what is published through nginx. With Sentinel the
-topology also survives a `SENTINEL FAILOVER`: events published after it still arrive."""
+every node, and a stream through nginx receives what is published through nginx (on a Redis Cluster: by
+the publish script on the channel's shard, history per channel). With Sentinel the topology also
+survives a `SENTINEL FAILOVER`: events published after it still arrive."""
 import http.client
 import json
 import queue
@@ -74,17 +75,38 @@ def publish_until_received(cluster: Cluster, stream: Stream, channel: str, prefi
     raise AssertionError(f"nothing published as '{prefix} N' arrived within {seconds} s")
 
 
-@pytest.mark.parametrize("mode", ["tls", "sentinel"])
+def free_cluster_ports(count: int) -> list:
+    """Ports free together with their cluster bus ports (port + 10000), all below 55535."""
+    import random
+    import socket
+
+    chosen: list = []
+    while len(chosen) < count:
+        port = random.randint(20000, 45000)
+        if port in chosen:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        chosen.append(port)
+    return chosen
+
+
+@pytest.mark.parametrize("mode", ["tls", "sentinel", "cluster"])
 def test_cluster_reaches_redis_in_every_mode(mode):
     cluster = Cluster()
     cluster.env["REDIS_MODE"] = mode
+    cluster.env["CLUSTER_PORTS"] = " ".join(map(str, free_cluster_ports(6)))
     sentinel_ports = [free_port() for _ in range(3)]
     cluster.env["SENTINEL_PORTS"] = " ".join(map(str, sentinel_ports))
     cluster.env["REDIS_REPLICA_PORT"] = str(free_port())
     try:
         cluster.up()
         log = (cluster.dir / "node1.log").read_text()
-        expected = "rediss://127.0.0.1" if mode == "tls" else "redis+sentinel://127.0.0.1"
+        expected = {"tls": "rediss://127.0.0.1", "sentinel": "redis+sentinel://127.0.0.1", "cluster": "redis+cluster://127.0.0.1"}[mode]
         stream = Stream(cluster, "modes")
         publish_until_received(cluster, stream, "modes", "first", 20)
         for name in ("node1", "node2", "node3"):

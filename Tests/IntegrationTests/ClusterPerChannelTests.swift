@@ -403,4 +403,38 @@ struct ClusterPerChannelTests {
         await live.close()
         await resumed.close()
     }
+
+    @Test("channel names that hold braces (a{b}c, {}x, }{, {{x}}): every key of each lands in the channel's own slot on its master, and a multi-channel stream of them resumes exactly", arguments: [["room{42}chat", "{}x", "}{", "{{x}}"]])
+    func bracedNames(_ channels: [String]) async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            try await Self.braced(cluster, channels)
+        }
+    }
+
+    static func braced(_ cluster: RedisClusterProcess, _ channels: [String]) async throws {
+        let names = channels.map { ChannelName($0) }
+        let node = try await Self.node(cluster)
+        defer { Task { await node.shutdown() } }
+        let encoded = channels.map { $0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0 }
+        let query = "/stream?" + encoded.map { "channel=\($0)" }.joined(separator: "&")
+        let stream = try await StreamClient.open(port: node.port, query)
+        for channel in channels { _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1) }
+        for (index, channel) in encoded.enumerated() { _ = try await HistoryTests.publish(node, channel, "first\(index)") }
+        let got = try await stream.waitForEvents(channels.count)
+        #expect(Set(byChannel(got).keys) == Set(0..<channels.count))
+        for channel in channels {
+            let slot = ClusterSlot.slot(of: channel)
+            let owner = try await cluster.masterPort(forSlot: slot)
+            let keys = try await cluster.command(port: owner, "CLUSTER", "COUNTKEYSINSLOT", String(slot))
+            #expect((keys.int ?? 0) >= 4, "\(channel) (slot \(slot)): \(keys)")
+        }
+        let lastID = try #require(got.last.flatMap(id))
+        #expect(ChannelPositions(lastID, channels: names)?.isComplete == true)
+        await stream.close()
+        for (index, channel) in encoded.enumerated() { _ = try await HistoryTests.publish(node, channel, "then\(index)") }
+        let resumed = try await StreamClient.open(port: node.port, query, headers: ["Last-Event-ID": lastID])
+        let replay = try await resumed.waitForEvents(channels.count)
+        #expect(byChannel(replay) == Dictionary(uniqueKeysWithValues: (0..<channels.count).map { ($0, ["then\($0)"]) }))
+        await resumed.close()
+    }
 }
