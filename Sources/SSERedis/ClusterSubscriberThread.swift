@@ -197,11 +197,15 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// channels confirmed on its shard.
     private func waitingForShards(_ waiter: SubscriptionWaiter) -> SubscriptionWaiter {
         let remaining = waiter.channels.filter { wanted.contains($0) && !isConfirmedOnShard($0) }
-        let wait = ShardWait(remaining: remaining, deadline: .now.advanced(by: Self.shardWaitLimit), action: waiter.action)
-        if !remaining.isEmpty {
-            for channel in remaining { shardWaits[channel, default: []].append(wait) }
-            openWaits.append(wait)
-        }
+        // With history on the shards the classic link carries none of it: at the deadline the
+        // wait goes on without its answer too.
+        let wait = ShardWait(
+            remaining: remaining, deadline: .now.advanced(by: Self.shardWaitLimit), needsClassic: !historyOnShards, action: waiter.action
+        )
+        for channel in remaining { shardWaits[channel, default: []].append(wait) }
+        // Its deadline is kept while a shard must answer, or while the classic answer is not needed
+        // (it goes on at the deadline without it).
+        if !remaining.isEmpty || !wait.needsClassic { openWaits.append(wait) }
         return SubscriptionWaiter(channels: waiter.channels) { refused in wait.classicAnswered(refused: refused) }
     }
 
@@ -210,28 +214,39 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         return lane.link.machine.isSubscribedNow(channel)
     }
 
-    /// Confirmations from the shards: waiters that needed them run, and with `historyOnShards` a
-    /// channel confirmed again after a gap is reported, to be caught up from history. Waiters
-    /// past their deadline run too; their channels are then caught up at their first
-    /// confirmation.
-    private func takeConfirmations() {
+    /// Confirmations from a shard, told by its link before the messages that follow them: waiters
+    /// that needed them run, and with `historyOnShards` a channel confirmed again after a gap is
+    /// reported at once, to be caught up from history (its catch-up then reaches the event loops
+    /// ahead of the live events after the confirmation).
+    private func confirmed(_ channels: [ChannelName], on address: SentinelAddress) {
         var resubscribed: [ChannelName] = []
-        for (address, lane) in shards {
-            for channel in lane.link.takeConfirmed() where placement[channel] == address && wanted.contains(channel) {
-                if !confirmedOnce.insert(channel).inserted { resubscribed.append(channel) }
-                for wait in shardWaits.removeValue(forKey: channel) ?? [] { wait.shardAnswered(channel) }
-            }
+        for channel in channels where placement[channel] == address && wanted.contains(channel) {
+            if !confirmedOnce.insert(channel).inserted { resubscribed.append(channel) }
+            for wait in shardWaits.removeValue(forKey: channel) ?? [] { wait.shardAnswered(channel) }
         }
+        guard historyOnShards, !resubscribed.isEmpty else { return }
+        owner.log.info("channels subscribed again on their shards; catching their streams up", metadata: ["channels": "\(resubscribed.count)"])
+        owner.delegate?.subscriber(owner, resubscribed: resubscribed.map(\.text))
+    }
+
+    /// Waiters past their deadline run (their channels are then caught up at their first
+    /// confirmation).
+    private func takeConfirmations() {
         let now = ContinuousClock.now
         while openWaitsHead < openWaits.count {
             let oldest = openWaits[openWaitsHead]
-            guard oldest.hasRun || oldest.remaining.isEmpty || oldest.deadline <= now else { break }
+            guard oldest.hasRun || (oldest.remaining.isEmpty && oldest.needsClassic) || oldest.deadline <= now else { break }
             openWaitsHead += 1
             if openWaitsHead == openWaits.count || openWaitsHead > 1024 {
                 openWaits.removeFirst(openWaitsHead)
                 openWaitsHead = 0
             }
-            guard !oldest.hasRun, !oldest.remaining.isEmpty else { continue }
+            guard !oldest.hasRun else { continue }
+            guard !oldest.remaining.isEmpty else {
+                // Only the classic answer is missing, and it is not needed past the deadline.
+                if oldest.deadline <= now { oldest.expire() }
+                continue
+            }
             owner.log.warning("a shard has not confirmed a channel a resume waits for; the resume goes on", metadata: ["channels": "\(oldest.remaining.count)"])
             for channel in oldest.remaining {
                 confirmedOnce.insert(channel)
@@ -240,9 +255,6 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             }
             oldest.expire()
         }
-        guard historyOnShards, !resubscribed.isEmpty else { return }
-        owner.log.info("channels subscribed again on their shards; catching their streams up", metadata: ["channels": "\(resubscribed.count)"])
-        owner.delegate?.subscriber(owner, resubscribed: resubscribed.map(\.text))
     }
 
     /// Tells the link at `address` to drop `channel` (its `SUNSUBSCRIBE` if subscribed there).
@@ -276,7 +288,10 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     private func lane(for master: SentinelAddress) -> Lane? {
         if let lane = shards[master] { return lane }
         guard shards.count < Self.maximumShards else { return nil }
-        let lane = Lane(link: SubscriberLink(owner: owner, verbs: .sharded, probe: nil), address: master, backoff: Self.backoff(owner))
+        let link = SubscriberLink(owner: owner, verbs: .sharded, probe: nil)
+        // Runs on this thread, inside the link's read (the link is this thread's alone).
+        link.onConfirmed = { [unowned self] channels in confirmed(channels, on: master) }
+        let lane = Lane(link: link, address: master, backoff: Self.backoff(owner))
         shards[master] = lane
         return lane
     }
@@ -492,6 +507,10 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         let now = ContinuousClock.now
         var timeout = connected.map(\.link.pollTimeout).min() ?? 1000
         // With every helper busy, the next start waits for one to end (it wakes the loop).
+        // A resume waiting for the shards goes on at its deadline.
+        if openWaitsHead < openWaits.count {
+            timeout = min(timeout, max(1, now.duration(to: openWaits[openWaitsHead].deadline).roundedUpMilliseconds))
+        }
         if helpers.count < Self.maximumConnectsInFlight {
             for lane in lanes where lane.link.connection == nil && !lane.connecting {
                 timeout = min(timeout, max(1, now.duration(to: lane.retryAt).roundedUpMilliseconds))
@@ -528,11 +547,13 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         }
     }
 
-    /// Sharded-only: the subscription is connected while the topology is known, every wanted
-    /// channel has a shard and every shard with a wanted channel is connected; its first such
-    /// moment (and each after a loss) is the subscription's connect.
+    /// Sharded-only: the subscription is connected while the topology is known and every shard
+    /// with a wanted channel is connected; its first such moment (and each after a loss) is the
+    /// subscription's connect. A channel no shard takes (an ACL without it, a slot no master
+    /// serves, one waiting out a move) costs only that channel, not the node's readiness. Work
+    /// in proportion to the shards, not the channels.
     private func publishShardsReady() {
-        let ready = topology != nil && unplaced.isEmpty
+        let ready = topology != nil
             && shards.values.allSatisfy { $0.link.machine.wanted.isEmpty || $0.link.connection != nil }
         guard ready != shardsReady else { return }
         shardsReady = ready

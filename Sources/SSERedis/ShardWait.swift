@@ -14,11 +14,19 @@ final class ShardWait: @unchecked Sendable {
     private(set) var remaining: Set<ChannelName>
     private var refused: Set<ChannelName>?
     let deadline: ContinuousClock.Instant
+    /// Whether the classic link's answer is needed even past the deadline (it carries history).
+    let needsClassic: Bool
     private(set) var hasRun = false
 
-    init(remaining: Set<ChannelName>, deadline: ContinuousClock.Instant, action: @escaping @Sendable (_ refused: Set<ChannelName>) -> Void) {
+    init(
+        remaining: Set<ChannelName>,
+        deadline: ContinuousClock.Instant,
+        needsClassic: Bool = true,
+        action: @escaping @Sendable (_ refused: Set<ChannelName>) -> Void
+    ) {
         self.remaining = remaining
         self.deadline = deadline
+        self.needsClassic = needsClassic
         self.action = action
     }
 
@@ -35,9 +43,10 @@ final class ShardWait: @unchecked Sendable {
         runIfDone()
     }
 
-    /// The deadline passed: runs once the classic link has answered.
+    /// The deadline passed: runs now, or once the classic link has answered when it is needed.
     func expire() {
         remaining.removeAll()
+        if !needsClassic, refused == nil { refused = [] }
         runIfDone()
     }
 

@@ -38,8 +38,10 @@ final class SubscriberLink {
     private(set) var probe: SubscriberProbe?
     /// Channels the server said it does not serve, since the last `takeDisplaced()`.
     private var displaced: [ChannelName] = []
-    /// Sharded links: channels the server confirmed, since the last `takeConfirmed()`.
-    private var confirmations: [ChannelName] = []
+    /// Sharded links: told of the channels the server confirmed, before any message that came
+    /// after them in the same read reaches the delegate (so a catch-up for a gap is queued ahead
+    /// of the first live event after it).
+    var onConfirmed: (([ChannelName]) -> Void)?
 
     init(owner: RedisSubscriber, verbs: Verbs, probe: SubscriberProbe?) {
         self.owner = owner
@@ -87,11 +89,7 @@ final class SubscriberLink {
         return displaced
     }
 
-    /// Sharded links: the channels the server confirmed since the last call, in order.
-    func takeConfirmed() -> [ChannelName] {
-        defer { confirmations.removeAll() }
-        return confirmations
-    }
+
 
     /// What to poll the socket for.
     var pollEvents: Int16 {
@@ -193,6 +191,8 @@ final class SubscriberLink {
     private func drainReplies(_ connection: RedisConnection) throws(RedisError) {
         var batch: [RedisPubSubMessage] = []
         var actions: [Machine.Action] = []
+        // Sharded: confirmations not yet told (`onConfirmed`); told before the next message.
+        var confirmedHere: [ChannelName] = []
         // Messages or confirmations read: a probe token may be queued behind them.
         var progressed = false
         let now = ContinuousClock.now
@@ -200,12 +200,23 @@ final class SubscriberLink {
             defer { freeReplyObject(reply) }
             switch SubscriberReply(reply.pointee) {
             case .message(let message):
+                if !confirmedHere.isEmpty {
+                    onConfirmed?(confirmedHere)
+                    confirmedHere.removeAll()
+                }
                 if probe?.owns(message) == true { probe?.received(message.payload) } else { batch.append(message) }
             case .subscribed(let channel):
                 progressed = true
                 probe?.confirmed(channel, now: now)
                 actions += machine.subscribeConfirmed(channel)
-                if verbs == .sharded { confirmations.append(channel) }
+                if verbs == .sharded, onConfirmed != nil {
+                    // What came before the confirmation goes first, as one batch.
+                    if !batch.isEmpty {
+                        owner.delegate?.subscriber(owner, received: batch)
+                        batch.removeAll()
+                    }
+                    confirmedHere.append(channel)
+                }
             case .unsubscribed(let channel) where verbs == .sharded:
                 progressed = true
                 switch machine.shardedUnsubscribe(channel) {
@@ -217,6 +228,11 @@ final class SubscriberLink {
                 progressed = true
                 actions += machine.unsubscribeConfirmed(channel)
             case .pong: actions += machine.pong()
+            case .error(let text) where verbs == .sharded && owner.tuning.historyOnShards && text.hasPrefix("NOPERM"):
+                // History travels by SPUBLISH: a shard that will not let this user SSUBSCRIBE means
+                // the channel's events cannot reach the node. That is a refusal, as on the classic
+                // link (its streams are told, `/readyz` counts it), not a move.
+                actions += machine.errorReply(text, now: now)
             case .error(let text) where verbs == .sharded:
                 // Never a refusal here: a shard that will not take a channel (moved, down, or an
                 // ACL without `ssubscribe`) only sends it back to the topology.
@@ -236,6 +252,7 @@ final class SubscriberLink {
         if !batch.isEmpty {
             owner.delegate?.subscriber(owner, received: batch)
         }
+        if !confirmedHere.isEmpty { onConfirmed?(confirmedHere) }
         try perform(actions)
     }
 

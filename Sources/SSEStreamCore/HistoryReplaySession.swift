@@ -50,6 +50,10 @@ package final class HistoryReplaySession {
     /// With positions per channel: counters found behind what this process saw were given a new
     /// epoch (once per replay) before the plan.
     private var checkedEpochs = false
+    /// What this process had seen of each channel's counter when the state reads went out:
+    /// positions it sees while they are in flight (its own publishes) may be newer than the
+    /// answer without anything being lost.
+    private var seenAtRead: [ChannelName: HistoryPosition] = [:]
     private var announced: Set<ChannelName> = []
     private var attempt = 0
     private let deadline: NIODeadline
@@ -143,6 +147,8 @@ package final class HistoryReplaySession {
         }
         // One read per channel (each on its own slot's master), all at once.
         statesArrived = [:]
+        seenAtRead = [:]
+        for channel in Set(channels) { seenAtRead[channel] = history.seen(on: channel.text) }
         for channel in Set(channels) {
             history.state(channel: channel.text, lane: lane) { result in
                 loop.execute { bound.value.channelStateArrived(result, for: channel) }
@@ -248,7 +254,7 @@ package final class HistoryReplaySession {
         // epoch there first, as a reconnect does for the shared counter, so ids already issued are
         // never issued again and the plan tells those who missed them `lost`.
         let behind = checkedEpochs ? [] : states.compactMap { channel, state -> ChannelName? in
-            guard let seen = history.seen(on: channel.text) else { return nil }
+            guard let seen = seenAtRead[channel] else { return nil }
             guard let current = state.current else { return nil }
             return seen > current ? channel : nil
         }
