@@ -17,10 +17,15 @@ import Darwin
 /// `pubsub=sharded` the classic link never connects: waiters need only the shards, and the
 /// subscription counts as connected while every shard with a wanted channel is.
 ///
-/// The classic link is the subscription as the rest of the node knows it: waiters
-/// (`whenSubscribed`), readiness and the reconnect catch-up all follow it, since every event with
-/// history travels by classic `PUBLISH`. The sharded links add what apps `SPUBLISH`; like Redis's
-/// own pub/sub they are best effort across a move (no history holds those events).
+/// Where events with history travel decides what follows which link. With history in one slot
+/// they travel by classic `PUBLISH`: waiters (`whenSubscribed`), readiness and the reconnect
+/// catch-up follow the classic link, and the sharded links add what apps `SPUBLISH`, best effort
+/// across a move as in Redis's own pub/sub. With history per channel they travel by `SPUBLISH`
+/// (`Configuration.historyOnShards`): waiters also need each channel's shard (`ShardWait`), a
+/// channel confirmed again on its shard after a gap is reported for a catch-up
+/// (`subscriber(_:resubscribed:)`, before any message the new subscription brings), and a
+/// shard's `-NOPERM` is a refusal; readiness still follows the classic link (with
+/// `pubsub=sharded`, the shards).
 ///
 /// Connects and `CLUSTER SLOTS` reads run on short-lived threads of their own (at most
 /// `maximumConnectsInFlight` at once) and hand their result back through the wake-up pipe, so a
@@ -348,8 +353,8 @@ final class ClusterSubscriberThread: @unchecked Sendable {
                 "channels": "\(lane.link.machine.wanted.count)",
             ]
         )
-        // The classic link carries every event with history: its (re)connect is the
-        // subscription's, and streams catch up across it.
+        // The classic link's (re)connect is the subscription's; with history in one slot it
+        // carries every event with history, and streams catch up across it.
         if lane.address == nil {
             owner.setConnected(true)
             owner.delegate?.subscriberDidConnect(owner)
