@@ -357,6 +357,11 @@ package final class StreamHub: RedisSubscriberDelegate {
             for channel in client.channels { from[channel] = client.position(on: channel) ?? positions[channel] ?? origin }
             groups[PerChannelCatchUpKey(channels: client.channels, from: from), default: []].append(client)
         }
+        runCatchUps(groups, registry: registry, history: history)
+    }
+
+    /// One replay per group of clients with the same channels and starts (positions per channel).
+    private func runCatchUps(_ groups: [PerChannelCatchUpKey: [StreamClient]], registry: LoopStreamRegistry, history: HistoryStore) {
         for (key, clients) in groups {
             for client in clients {
                 client.beginReplay(after: nil)
@@ -710,15 +715,7 @@ package final class StreamHub: RedisSubscriberDelegate {
                 groups[PerChannelCatchUpKey(channels: [channel], from: [channel: from]), default: []].append(client)
             }
         }
-        for (key, clients) in groups {
-            for client in clients {
-                client.beginReplay(after: nil)
-                for (channel, position) in key.from where position.epoch != 0 { client.raisePosition(to: position, on: channel) }
-            }
-            HistoryReplaySession(
-                hub: self, history: history, loop: registry.eventLoop, clients: clients, channels: key.channels, start: .catchUpPerChannel(from: key.from)
-            ).run()
-        }
+        runCatchUps(groups, registry: registry, history: history)
     }
 
     /// The delivery probe found the subscription silent: counted; the subscriber reconnects, and
