@@ -280,7 +280,9 @@ package final class HistoryReplaySession {
                 // The node learns it too, so the next new stream of the channel needs no read.
                 hub.learnedStart(of: channel, at: state.current)
                 guard let current = state.current else { continue }
-                for client in clients { client.raisePosition(to: current, on: channel) }
+                // The read ran after the stream was registered, maybe after events that reach
+                // it live: a tentative start, so those are still written.
+                for client in clients { client.startTentatively(at: current, on: channel) }
             }
             finish(announcing: nil)
             return

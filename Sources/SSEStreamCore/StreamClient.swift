@@ -139,6 +139,12 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         }
     }
 
+    /// A new stream's start on `channel`, read after it was registered (see
+    /// `StreamDeliveryStateMachine.startTentatively(at:on:)`).
+    package func startTentatively(at position: HistoryPosition, on channel: ChannelName) {
+        machine.startTentatively(at: position, on: channel)
+    }
+
     /// Where the client stands on `channel`, if it has a position there.
     package func position(on channel: ChannelName) -> HistoryPosition? {
         machine.channelPositions.map { $0.position(of: channel) } ?? machine.lastDelivered

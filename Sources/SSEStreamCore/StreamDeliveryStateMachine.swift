@@ -58,6 +58,10 @@ package struct StreamDeliveryStateMachine {
     package private(set) var hasPendingWrites = false
     private var held: [EncodedEvent] = []
     private var heldBytes = 0
+    /// `lastDelivered` is a tentative start (``startTentatively(at:on:)``), not a delivery.
+    private var lastDeliveredIsTentative = false
+    /// Channels whose position in `channelPositions` is a tentative start.
+    private var tentativeChannels: Set<ChannelName> = []
     private let isChunked: Bool
     private let clientBufferBytes: Int
     /// The backlog the last heartbeat found past the buffer during a replay (see `heartbeat`).
@@ -168,23 +172,48 @@ package struct StreamDeliveryStateMachine {
 
     /// Events at or before `position` count as delivered.
     package mutating func raisePosition(to position: HistoryPosition) {
-        if lastDelivered.map({ $0 < position }) ?? true { lastDelivered = position }
+        if lastDelivered.map({ $0 < position }) ?? true {
+            lastDelivered = position
+            lastDeliveredIsTentative = false
+        }
     }
 
     /// Sets exactly where the client stands (a resume, once Redis said which ids it vouches for).
     package mutating func resetPosition(to position: HistoryPosition?) {
         lastDelivered = position
+        lastDeliveredIsTentative = false
     }
 
     /// Sets exactly where the client stands on `channel` (positions per channel).
     package mutating func resetPosition(to position: HistoryPosition?, on channel: ChannelName) {
         channelPositions?.set(position, for: channel)
+        if !tentativeChannels.isEmpty { tentativeChannels.remove(channel) }
+    }
+
+    /// A new stream's start on `channel` (on its one position when `channelPositions` is nil),
+    /// read from the channel's counter after the stream was registered: where the stream's id
+    /// stands on the channel until it gets an event there, but no proof of delivery. The read
+    /// may have run after events that reach this stream live (published once it was subscribed,
+    /// held or still on their way), so the channel's first event with a position is written
+    /// even at or before it, and then stands as a delivery. Only raises: a position the stream
+    /// already has stays.
+    package mutating func startTentatively(at position: HistoryPosition, on channel: ChannelName) {
+        if channelPositions != nil {
+            guard channelPositions?.position(of: channel) == nil else { return }
+            channelPositions?.set(position, for: channel)
+            tentativeChannels.insert(channel)
+        } else {
+            guard lastDelivered == nil else { return }
+            lastDelivered = position
+            lastDeliveredIsTentative = true
+        }
     }
 
     /// Events of `channel` at or before `position` count as delivered (positions per channel).
     package mutating func raisePosition(to position: HistoryPosition, on channel: ChannelName) {
         if channelPositions?.position(of: channel).map({ $0 < position }) ?? true {
             channelPositions?.set(position, for: channel)
+            if !tentativeChannels.isEmpty { tentativeChannels.remove(channel) }
         }
     }
 
@@ -291,13 +320,19 @@ package struct StreamDeliveryStateMachine {
     private mutating func admit(_ event: EncodedEvent) -> ByteBuffer? {
         guard let position = event.position else { return event.bytes(chunked: isChunked) }
         guard channelPositions != nil else {
-            if let lastDelivered, position <= lastDelivered { return nil }
+            if let lastDelivered, position <= lastDelivered, !lastDeliveredIsTentative { return nil }
             lastDelivered = position
+            lastDeliveredIsTentative = false
             return event.bytes(chunked: isChunked)
         }
         // A position without its channel cannot be placed: written as it is, deduplicated by nothing.
         guard let channel = event.channel else { return event.bytes(chunked: isChunked) }
-        if let last = channelPositions?.position(of: channel), position <= last { return nil }
+        if let last = channelPositions?.position(of: channel), position <= last {
+            // (A tentative start is the only case that writes it.)
+            guard !tentativeChannels.isEmpty, tentativeChannels.remove(channel) != nil else { return nil }
+        } else if !tentativeChannels.isEmpty {
+            tentativeChannels.remove(channel)
+        }
         channelPositions?.set(position, for: channel)
         return event.bytes(chunked: isChunked, id: channelPositions?.description ?? "")
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import SSEDemo
 import SSERedis
@@ -13,7 +14,8 @@ final class BrokerNode: Sendable {
         configuration.subscriber = .init(backoffBaseMilliseconds: 50, backoffCapMilliseconds: 500, pingIntervalMilliseconds: 1000)
         configure(&configuration)
         var logger = Logger(label: "test.broker")
-        logger.logLevel = .warning
+        // SSE_TEST_LOG_LEVEL=info (or debug, trace) to see more of what the nodes do.
+        logger.logLevel = ProcessInfo.processInfo.environment["SSE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         // With `demo`, the demo is mounted as the executable mounts it.
         let server = try await BrokerServer(
             configuration: configuration,
