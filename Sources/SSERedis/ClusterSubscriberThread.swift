@@ -33,7 +33,9 @@ import Darwin
 /// serving (its `sunsubscribe` push, or an error answering its `SSUBSCRIBE`) is placed again
 /// from a fresh topology; a channel displaced again from the same master waits out a growing
 /// delay first, and topology reads back off while any channel cannot be placed, so a confused or
-/// hostile cluster costs bounded work. The topology is also read every `refreshInterval`.
+/// hostile cluster costs bounded work. The topology is also read every `refreshInterval`, and
+/// `verifyReads` times `verifyInterval` apart after a move (a node that answered before it
+/// learned of a failover does not keep a channel on the old master for long).
 final class ClusterSubscriberThread: @unchecked Sendable {
     // @unchecked: after `start()` every stored property but `results` (a Mutex) is used by the
     // spawned thread alone.
@@ -54,6 +56,11 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// The earliest a read may start after a failed or incomplete one.
     private var refreshEarliest: ContinuousClock.Instant = .now
     private var refreshBackoff: ReconnectBackoff
+    /// Reads still to come soon after a move (a displacement, a shard down): each confirms the
+    /// last, so a topology one node read before it learned of the move (a channel placed on the
+    /// old master, which may take it as a replica and then never get its events) is corrected
+    /// within `verifyInterval`, not at the next `refreshInterval`.
+    private var verifyReadsLeft = 0
     private var publishedRefused: Set<ChannelName> = []
     /// Events with history travel by `SPUBLISH` (`Configuration.historyOnShards`).
     private let historyOnShards: Bool
@@ -76,6 +83,9 @@ final class ClusterSubscriberThread: @unchecked Sendable {
 
     /// How often the topology is read again without a reason.
     static let refreshInterval: Duration = .seconds(30)
+    /// How soon the topology is read again after a move, `verifyReads` times.
+    static let verifyInterval: Duration = .seconds(1)
+    static let verifyReads = 3
     /// Most shards a node subscribes on.
     static let maximumShards = 1024
     /// Most connects (and topology reads) running at once.
@@ -372,6 +382,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
             owner.setConnected(false)
         } else {
             // A shard that fails may have failed over: ask where its slots are now.
+            verifyReadsLeft = Self.verifyReads
             refreshSoon()
         }
         if !lane.hasReportedDown {
@@ -409,7 +420,12 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         } else {
             refreshBackoff.reset()
             refreshEarliest = now
-            refreshDue = now.advanced(by: Self.refreshInterval)
+            if verifyReadsLeft > 0 {
+                verifyReadsLeft -= 1
+                refreshDue = now.advanced(by: Self.verifyInterval)
+            } else {
+                refreshDue = now.advanced(by: Self.refreshInterval)
+            }
         }
     }
 
@@ -437,6 +453,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
         }
         guard count > 0 else { return }
         owner.log.info("a shard does not serve some channels; reading the cluster topology", metadata: ["channels": "\(count)"])
+        verifyReadsLeft = Self.verifyReads
         refreshSoon()
     }
 

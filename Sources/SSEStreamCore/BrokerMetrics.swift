@@ -22,6 +22,9 @@ package final class BrokerMetrics: Sendable {
     /// Times an event loop fell so far behind that its deliveries were dropped for a catch-up.
     package let loopsBehind: Metrics.Counter
     package let channelsRefused: Metrics.Gauge
+    /// Channels whose live events skipped positions (events that never reached the
+    /// subscription), each caught up from history.
+    package let liveGaps: Metrics.Counter
     /// Times the delivery probe found the subscription connected but not delivering (then rebuilt).
     package let probeFailures: Metrics.Counter
     /// Seconds from publish to write, for events whose data carries `publishedAt` (Unix ms):
@@ -42,6 +45,7 @@ package final class BrokerMetrics: Sendable {
         subscriptionRefusals = Metrics.Counter(label: "sse_subscription_refusals_total", factory: factory)
         loopsBehind = Metrics.Counter(label: "sse_loop_behind_total", factory: factory)
         channelsRefused = Metrics.Gauge(label: "sse_channels_refused", factory: factory)
+        liveGaps = Metrics.Counter(label: "sse_live_gaps_total", factory: factory)
         probeFailures = Metrics.Counter(label: "sse_redis_subscription_probe_failures_total", factory: factory)
         deliveryDelay = Metrics.Timer(label: "sse_publish_to_write_seconds", factory: factory)
     }

@@ -34,6 +34,19 @@ package final class HistoryReplaySession {
     /// How long a page may wait for a stream to take the previous one.
     package static let stallTimeout = TimeAmount.seconds(10)
 
+    /// How often a replay still holding its streams' live events says so, and what it waits for.
+    package static let slowReport = TimeAmount.seconds(10)
+
+    /// What the replay waits for now (for `slowReport`'s log line).
+    private enum Step: String {
+        case subscription = "the subscription's confirmation"
+        case state = "the counter read"
+        case page = "a page read"
+        case epoch = "a new epoch"
+        case streams = "the streams to take a page"
+        case retry = "a retry after a Redis error"
+    }
+
     private let hub: StreamHub
     private let history: HistoryStore
     private let loop: any EventLoop
@@ -58,6 +71,10 @@ package final class HistoryReplaySession {
     private var attempt = 0
     private let deadline: NIODeadline
     private var stallCheck: Scheduled<Void>?
+    private var step = Step.subscription
+    private var slowCheck: Scheduled<Void>?
+    private var lastError: RedisError?
+    private let startedAt = NIODeadline.now()
     /// Until the replay reads Redis, streams resuming from the same id on the same channels
     /// may join it (``join(_:)``); told once when that ends.
     private var joinClosed: (() -> Void)?
@@ -121,6 +138,7 @@ package final class HistoryReplaySession {
             loop.assumeIsolated().scheduleTask(in: Self.freshStartLimit) { [self] in finish(announcing: nil) }
             return
         }
+        scheduleSlowReport()
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         hub.subscriber.whenSubscribed(channels.map(\.text)) { _ in
@@ -137,6 +155,7 @@ package final class HistoryReplaySession {
             joinClosed = nil
         }
         guard pruneClients() else { return }
+        step = .state
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         guard hub.positionsPerChannel else {
@@ -194,6 +213,7 @@ package final class HistoryReplaySession {
 
     private func readPage() {
         guard pruneClients() else { return }
+        step = .page
         if hub.positionsPerChannel {
             readChannelPages()
             return
@@ -264,6 +284,7 @@ package final class HistoryReplaySession {
             let loop = self.loop
             let remaining = NIOLoopBoundBox(behind.count, eventLoop: loop)
             hub.noteCounterBehind(behind)
+            step = .epoch
             for channel in behind {
                 history.startEpochIfBehind(channel: channel.text) { _ in
                     loop.execute {
@@ -402,6 +423,7 @@ package final class HistoryReplaySession {
             readPage()
             return
         }
+        step = .streams
         let bound = NIOLoopBound(self, eventLoop: loop)
         for client in waiting {
             client.whenWritable { bound.value.clientTookPage() }
@@ -435,6 +457,8 @@ package final class HistoryReplaySession {
             return
         }
         attempt += 1
+        step = .retry
+        lastError = error
         loop.assumeIsolated().scheduleTask(in: delay) { [self] in again(self) }
     }
 
@@ -452,8 +476,26 @@ package final class HistoryReplaySession {
         if let gap { announce(channels.map { ($0, gap) }, andWrite: []) }
         stallCheck?.cancel()
         stallCheck = nil
+        slowCheck?.cancel()
+        slowCheck = nil
         for client in clients { client.completeReplay() }
+        if case .freshStart = start {
+            for client in clients { client.startKnown() }
+        }
         clients = []
+    }
+
+    /// Every `slowReport` until the replay ends: a warning naming what it waits for (its
+    /// streams' live events are held meanwhile, so a replay that does not end is a stall an
+    /// operator must be able to see).
+    private func scheduleSlowReport() {
+        slowCheck = loop.assumeIsolated().scheduleTask(in: Self.slowReport) { [self] in
+            slowCheck = nil
+            guard !clients.isEmpty else { return }
+            let seconds = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+            hub.noteReplaySlow(seconds: seconds, waitingFor: step.rawValue, lastError: lastError, channels: channels, streams: clients.count)
+            scheduleSlowReport()
+        }
     }
 
     /// Drops streams that closed; false when none is left (the replay then stops: no Redis

@@ -25,6 +25,9 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
     /// Run once each when the sink becomes writable again: replays waiting to send their next
     /// page (with positions per channel one stream may be in several at once).
     private var onWritable: [() -> Void] = []
+    /// While the stream's start read is out (`.freshStart`): what waits for it (a catch-up needs
+    /// where the stream started). Nil when no start read is out.
+    private var awaitingStart: [() -> Void]?
     private var expiry: Scheduled<Void>?
     /// This stream's place in its loop's heartbeat ring.
     package var ringSlot = -1
@@ -210,6 +213,31 @@ package final class StreamClient: HeartbeatRingMember, StreamSinkOwner {
         expiry?.cancel()
         expiry = nil
         onWritable = []
+        awaitingStart = nil
+    }
+
+    /// Whether the stream's start read (`.freshStart`) is still out.
+    package var isAwaitingStart: Bool { awaitingStart != nil }
+
+    /// The stream's start read went out.
+    package func beginAwaitingStart() {
+        if awaitingStart == nil { awaitingStart = [] }
+    }
+
+    /// Runs `action` once the stream's start is known (at once when no start read is out).
+    package func afterStart(_ action: @escaping () -> Void) {
+        guard awaitingStart != nil else {
+            action()
+            return
+        }
+        awaitingStart?.append(action)
+    }
+
+    /// The start read ended (answered, failed or past its limit): what waited for it runs.
+    package func startKnown() {
+        let waiting = awaitingStart ?? []
+        awaitingStart = nil
+        for action in waiting { action() }
     }
 
     // MARK: Carrying out actions

@@ -118,7 +118,10 @@ package struct StreamDeliveryStateMachine {
             return eventByEvent(batch.events, flushNow: flushNow, backlog: backlog())
         }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
-        if let last = batch.lastPosition { lastDelivered = last }
+        if let last = batch.lastPosition {
+            lastDelivered = last
+            lastDeliveredIsTentative = false
+        }
         let bytes = batch.bytes(chunked: isChunked)
         if flushNow {
             hasPendingWrites = false
@@ -222,9 +225,9 @@ package struct StreamDeliveryStateMachine {
         guard case .replaying = phase else { return .none }
         var writes: [ByteBuffer] = []
         writes.reserveCapacity(events.count + 1)
-        if let gap, let cut = append(gap, to: &writes, backlog: backlog()) { return cut }
+        if let gap, let cut = append(gap, to: &writes, live: false, backlog: backlog()) { return cut }
         for event in events {
-            if let cut = append(event, to: &writes, backlog: backlog()) { return cut }
+            if let cut = append(event, to: &writes, live: false, backlog: backlog()) { return cut }
         }
         hasPendingWrites = false
         return .writeAllAndFlush(writes)
@@ -301,26 +304,28 @@ package struct StreamDeliveryStateMachine {
 
     /// Adds `event`'s bytes to `writes` unless the client already has it; the cut-off if the
     /// client is past its buffer.
-    private mutating func append(_ event: EncodedEvent, to writes: inout [ByteBuffer], backlog: @autoclosure () -> Int) -> Action? {
-        guard let bytes = admit(event) else { return nil }
+    private mutating func append(_ event: EncodedEvent, to writes: inout [ByteBuffer], live: Bool = true, backlog: @autoclosure () -> Int) -> Action? {
+        guard let bytes = admit(event, live: live) else { return nil }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
         writes.append(bytes)
         return nil
     }
 
     private mutating func deliver(_ event: EncodedEvent, backlog: @autoclosure () -> Int) -> Action {
-        guard let bytes = admit(event) else { return .none }
+        guard let bytes = admit(event, live: true) else { return .none }
         if let over = overBudget(backlog: backlog()) { return cutOff(backlog: over) }
         return queue(bytes)
     }
 
     /// The bytes to write for `event`, nil when the client already has it (its position is at
-    /// or before the client's, on its channel with positions per channel).
+    /// or before the client's, on its channel with positions per channel). A tentative start
+    /// lets a `live` event at or before it through (it reached the stream after it opened); a
+    /// replayed one is judged by it as by any position.
     @inline(__always)
-    private mutating func admit(_ event: EncodedEvent) -> ByteBuffer? {
+    private mutating func admit(_ event: EncodedEvent, live: Bool) -> ByteBuffer? {
         guard let position = event.position else { return event.bytes(chunked: isChunked) }
         guard channelPositions != nil else {
-            if let lastDelivered, position <= lastDelivered, !lastDeliveredIsTentative { return nil }
+            if let lastDelivered, position <= lastDelivered, !(live && lastDeliveredIsTentative) { return nil }
             lastDelivered = position
             lastDeliveredIsTentative = false
             return event.bytes(chunked: isChunked)
@@ -328,8 +333,8 @@ package struct StreamDeliveryStateMachine {
         // A position without its channel cannot be placed: written as it is, deduplicated by nothing.
         guard let channel = event.channel else { return event.bytes(chunked: isChunked) }
         if let last = channelPositions?.position(of: channel), position <= last {
-            // (A tentative start is the only case that writes it.)
-            guard !tentativeChannels.isEmpty, tentativeChannels.remove(channel) != nil else { return nil }
+            // (A live event against a tentative start is the only case that writes it.)
+            guard live, !tentativeChannels.isEmpty, tentativeChannels.remove(channel) != nil else { return nil }
         } else if !tentativeChannels.isEmpty {
             tentativeChannels.remove(channel)
         }

@@ -158,8 +158,10 @@ package final class StreamHub: RedisSubscriberDelegate {
             // stands now, so a multi-channel stream's first id already resumes every channel, the
             // quiet ones too, and a catch-up never starts before the stream did: from
             // the node's table (what the node has seen of it), else from the channel's counter,
-            // read at once, with live events held meanwhile. What is at or before the start came
-            // before the stream (a classic PUBLISH the cluster bus brings late, say): dropped.
+            // read at once, with live events held meanwhile. What is at or before a start from the
+            // table came before the stream (a classic PUBLISH the cluster bus brings late, say):
+            // dropped. A start from the read is tentative: the read may run after events that reach
+            // the stream live, and those are written (a late one from before the stream with them).
             let known = state.withLock { state in
                 client.channels.map { channel in (channel, state.table.position(of: channel), state.noHistoryYet.contains(channel)) }
             }
@@ -173,6 +175,7 @@ package final class StreamHub: RedisSubscriberDelegate {
             }
             if !unknown.isEmpty {
                 client.beginReplay(after: nil)
+                client.beginAwaitingStart()
                 HistoryReplaySession(hub: self, history: history, loop: loop, clients: [client], channels: unknown, start: .freshStart).run()
             }
         }
@@ -318,6 +321,16 @@ package final class StreamHub: RedisSubscriberDelegate {
         metrics.eventsReplayed.increment(by: count)
     }
 
+    package func noteReplaySlow(seconds: Double, waitingFor step: String, lastError: RedisError?, channels: [ChannelName], streams: Int) {
+        logger.warning(
+            "a history replay is still holding its streams' live events",
+            metadata: [
+                "seconds": "\(Int(seconds))", "waiting-for": "\(step)", "last-error": "\(lastError.map { "\($0)" } ?? "-")",
+                "channels": "\(channels.prefix(8))", "streams": "\(streams)",
+            ]
+        )
+    }
+
     package func noteReplayFailure(_ error: RedisError, channels: [ChannelName]) {
         logger.warning("history replay failed", metadata: ["error": "\(error)", "channels": "\(channels.count)"])
     }
@@ -351,13 +364,32 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// (else where the channel stood, else all that history holds), grouped by channels and starts.
     private func catchUpPerChannel(registry: LoopStreamRegistry, history: HistoryStore, positions: [ChannelName: HistoryPosition]) {
         let origin = HistoryPosition(epoch: 0, sequence: 0)
-        var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
-        for client in registry.clients where client.isOpen {
+        func key(_ client: StreamClient) -> PerChannelCatchUpKey {
             var from: [ChannelName: HistoryPosition] = [:]
             for channel in client.channels { from[channel] = client.position(on: channel) ?? positions[channel] ?? origin }
-            groups[PerChannelCatchUpKey(channels: client.channels, from: from), default: []].append(client)
+            return PerChannelCatchUpKey(channels: client.channels, from: from)
+        }
+        var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
+        for client in registry.clients where client.isOpen {
+            guard !client.isAwaitingStart else {
+                catchUpAfterStart(client, registry: registry, history: history) { [key(client)] }
+                continue
+            }
+            groups[key(client), default: []].append(client)
         }
         runCatchUps(groups, registry: registry, history: history)
+    }
+
+    /// A stream whose start read is still out catches up once it knows where it started:
+    /// before, it has no position, and a catch-up from where the channel stood (or from all of
+    /// its history) would replay events from before the stream opened.
+    private func catchUpAfterStart(
+        _ client: StreamClient, registry: LoopStreamRegistry, history: HistoryStore, keys: @escaping () -> [PerChannelCatchUpKey]
+    ) {
+        client.afterStart { [self] in
+            guard client.isOpen else { return }
+            runCatchUps(Dictionary(keys().map { ($0, [client]) }, uniquingKeysWith: { $0 + $1 }), registry: registry, history: history)
+        }
     }
 
     /// One replay per group of clients with the same channels and starts (positions per channel).
@@ -603,8 +635,12 @@ package final class StreamHub: RedisSubscriberDelegate {
             if positionsPerChannel, verified, let position { verifiedTop[channel] = max(verifiedTop[channel] ?? position, position) }
         }
         let deliveries = plan.deliveries(allocator: allocator)
+        var gaps: [ChannelName: HistoryPosition] = [:]
         if !plan.newest.isEmpty {
             state.withLock { state in
+                if positionsPerChannel, !verifiedTop.isEmpty {
+                    gaps = Self.liveGaps(in: zip(decoded, vouched).map { (channels[$0.0.index], $0.1.verified ? $0.1.position : nil) }, table: state.table)
+                }
                 for (channel, position) in plan.newest { state.table.advance(channel, to: position) }
             }
             // Only what Redis vouched for may raise the watermark (it decides new epochs).
@@ -615,8 +651,47 @@ package final class StreamHub: RedisSubscriberDelegate {
             }
         }
         metrics.eventsReceived.increment(by: messages.count)
+        if !gaps.isEmpty { catchUpLiveGaps(gaps) }
         for (index, delivery) in deliveries.enumerated() where !delivery.ordered.isEmpty {
             hand(delivery, toLoop: index)
+        }
+    }
+
+    /// Channels (positions per channel) whose live events skip positions: each channel's counter
+    /// counts one per event, so a verified position more than one past the one before it (the
+    /// node's last known, then the previous one of the read) means events that never reached
+    /// the subscription (a replica promoted before its subscribers were told, a shard's message
+    /// lost in a move, a publisher on another `pubsub=` setting). Returns where each such
+    /// channel stood before the first gap.
+    static func liveGaps(in events: [(channel: ChannelName, position: HistoryPosition?)], table: SubscriptionTable) -> [ChannelName: HistoryPosition] {
+        var last: [ChannelName: HistoryPosition] = [:]
+        var gaps: [ChannelName: HistoryPosition] = [:]
+        for (channel, position) in events {
+            guard let position else { continue }
+            guard let before = last[channel] ?? table.position(of: channel) else {
+                last[channel] = position
+                continue
+            }
+            if gaps[channel] == nil, position.epoch == before.epoch, position.sequence > before.sequence &+ 1 {
+                gaps[channel] = before
+            }
+            if before < position { last[channel] = position } else { last[channel] = before }
+        }
+        return gaps
+    }
+
+    /// Catches every stream of `gaps`' channels up from history (from where each stands, else
+    /// where the channel stood before the gap), ahead of the read's deliveries on every loop, so
+    /// the missed events come first and the live ones after them once.
+    private func catchUpLiveGaps(_ gaps: [ChannelName: HistoryPosition]) {
+        logger.warning(
+            "events of a channel did not arrive live (their positions were skipped); catching its streams up from history",
+            metadata: ["channels": "\(gaps.keys.prefix(8).map(\.text))", "count": "\(gaps.count)"]
+        )
+        metrics.liveGaps.increment(by: gaps.count)
+        let channels = Set(gaps.keys)
+        for index in registries.indices {
+            registries[index].eventLoop.execute { [self] in catchUp(channels: channels, loop: index, standing: gaps) }
         }
     }
 
@@ -694,26 +769,34 @@ package final class StreamHub: RedisSubscriberDelegate {
         guard history != nil, positionsPerChannel else { return }
         let moved = Set(channels.map { ChannelName($0) })
         for index in registries.indices {
-            registries[index].eventLoop.execute { [self] in catchUp(channels: moved, loop: index) }
+            registries[index].eventLoop.execute { [self] in catchUp(channels: moved, loop: index, standing: nil) }
         }
     }
 
     /// Catches every client of loop `index` up on those of `channels` it receives, each channel
     /// from where the client stands on it (else where the channel stood, else all of its
     /// history), grouped by channel and start. Called on that loop.
-    private func catchUp(channels: Set<ChannelName>, loop index: Int) {
+    /// `standing`: where the channels stood for clients without a position of their own (else
+    /// the node's table).
+    private func catchUp(channels: Set<ChannelName>, loop index: Int, standing: [ChannelName: HistoryPosition]?) {
         guard let history else { return }
         let registry = registries[index].value
         let origin = HistoryPosition(epoch: 0, sequence: 0)
-        let positions = state.withLock { state in
+        let positions = standing ?? state.withLock { state in
             state.table.positions.filter { channels.contains($0.key) }
+        }
+        func keys(_ client: StreamClient) -> [PerChannelCatchUpKey] {
+            Set(client.channels).filter(channels.contains).map { channel in
+                PerChannelCatchUpKey(channels: [channel], from: [channel: client.position(on: channel) ?? positions[channel] ?? origin])
+            }
         }
         var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
         for client in registry.clients where client.isOpen {
-            for channel in Set(client.channels) where channels.contains(channel) {
-                let from = client.position(on: channel) ?? positions[channel] ?? origin
-                groups[PerChannelCatchUpKey(channels: [channel], from: [channel: from]), default: []].append(client)
+            guard !client.isAwaitingStart else {
+                catchUpAfterStart(client, registry: registry, history: history) { keys(client) }
+                continue
             }
+            for key in keys(client) { groups[key, default: []].append(client) }
         }
         runCatchUps(groups, registry: registry, history: history)
     }

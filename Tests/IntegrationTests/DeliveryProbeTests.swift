@@ -111,7 +111,8 @@ struct DeliveryProbeTests {
                         _ = try await first.command("CLIENT", "KILL", "TYPE", "normal")
                         try await eventually(timeout: .seconds(5), "the probe failure") { try await Self.metric(Self.failures, of: node) >= 1 }
                         let detection = switchedAt.duration(to: .now)
-                        #expect(detection < .seconds(2), "found after \(detection)")
+                        // Far below the 60 s deadline: the 0-receivers rule found it (not a timing bound).
+                        #expect(detection < .seconds(20), "found after \(detection)")
                         try await second.waitForSubscribers("moved", count: 1)
                         #expect(try await first.subscriberCount("moved") == 0)
                         let publisher = SSEPublisher(redis: try second.configuration)

@@ -80,4 +80,21 @@ struct TentativeStartTests {
         let batch = ChannelBatch(channel: "a", events: [Fixture.event("a1", "a", at: 1), Fixture.event("a2", "a", at: 2), Fixture.event("a3", "a", at: 3)], allocator: Fixture.allocator)
         #expect(Self.data(machine.liveBatch(batch, flushNow: true, backlog: 0)) == ["a1", "a2", "a3"])
     }
+
+    @Test("a replayed event at or before a tentative start is dropped (the replay was planned from it); live ones after it are judged by what was written")
+    func replayJudgedByStart() {
+        var machine = Fixture.machine()
+        machine.startTentatively(at: Self.position(5), on: "a")
+        machine.beginReplay(after: nil)
+        let page = machine.replayPage([Fixture.event("a4", "a", at: 4), Fixture.event("a5", "a", at: 5), Fixture.event("a6", "a", at: 6)], gap: nil, backlog: 0)
+        #expect(Self.data(page) == ["a6"])
+        _ = machine.completeReplay(backlog: 0)
+        #expect(Self.data(machine.liveEvent(Fixture.event("a5", "a", at: 5), backlog: 0)).isEmpty)
+        #expect(Self.data(machine.liveEvent(Fixture.event("a7", "a", at: 7), backlog: 0)) == ["a7"])
+
+        var single = Machine(isChunked: false, clientBufferBytes: 10_000)
+        single.startTentatively(at: Self.position(5), on: "a")
+        single.beginReplay(after: nil)
+        #expect(Self.data(single.replayPage([Fixture.event("a5", "a", at: 5), Fixture.event("a6", "a", at: 6)], gap: nil, backlog: 0)) == ["a6"])
+    }
 }

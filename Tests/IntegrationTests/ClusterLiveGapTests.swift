@@ -1,0 +1,59 @@
+import Foundation
+import SSERedis
+import SSEWire
+import Testing
+
+/// Events that never reach the subscription live, with history positions per channel: each
+/// channel's counter counts one per event, so the next event that does arrive shows the skip,
+/// and the channel's streams are caught up from history before it.
+@Suite("Redis Cluster: live gaps caught up from history", .timeLimit(.minutes(3)))
+struct ClusterLiveGapTests {
+    static let gaps = "sse_live_gaps_total"
+
+    static func node(_ cluster: RedisClusterProcess, _ pubsub: String) async throws -> BrokerNode {
+        try await BrokerNode(redis: try RedisConfiguration(url: cluster.url(adding: pubsub))) { configuration in
+            configuration.subscriber.probeIntervalMilliseconds = 0
+        }
+    }
+
+    static func data(_ events: [String]) -> [String] {
+        events.compactMap { event in event.split(separator: "\n").first { $0.hasPrefix("data:") }.map { String($0.dropFirst(5)) } }
+    }
+
+    @Test("a publisher on pubsub=classic (its classic PUBLISH never reaches a pubsub=sharded node): the next event that arrives shows the skipped positions, and single- and multi-channel streams get the missed events from history, in order, once, before it")
+    func classicPublisherGap() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 2, prefix: "gap")
+            let channel = channels[0]
+            let sharded = try await Self.node(cluster, "pubsub=sharded")
+            let classic = try await Self.node(cluster, "pubsub=classic")
+            defer { Task { await sharded.shutdown(); await classic.shutdown() } }
+            let single = try await sharded.stream(channel)
+            let multi = try await StreamClient.open(port: sharded.port, "/stream?channel=\(channels[1])&channel=\(channel)")
+            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
+            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channels[1], count: 1)
+            var ids = [try await HistoryTests.publish(sharded, channel, "e0")]
+            #expect(try await single.waitForEvents(1) == [ClusterModeTests.event("e0", ids[0])])
+            #expect(try await multi.waitForEvents(1).count == 1)
+            // Stored and counted on the channel's master, published classically: nothing reaches the sharded node.
+            ids.append(try await HistoryTests.publish(classic, channel, "e1"))
+            ids.append(try await HistoryTests.publish(classic, channel, "e2"))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try single.events().count == 1, "no live event from the classic publisher")
+            #expect(try await DeliveryProbeTests.metric(Self.gaps, of: sharded) == 0)
+            ids.append(try await HistoryTests.publish(sharded, channel, "e3"))
+            let expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            #expect(try await single.waitForEvents(4) == expected)
+            #expect(Self.data(try await multi.waitForEvents(4)) == ["e0", "e1", "e2", "e3"])
+            // Later events arrive live as before, once.
+            ids.append(try await HistoryTests.publish(sharded, channel, "e4"))
+            #expect(try await single.waitForEvents(5).last == ClusterModeTests.event("e4", ids[4]))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try single.events().count == 5, "nothing twice")
+            #expect(Self.data(try multi.events()) == ["e0", "e1", "e2", "e3", "e4"])
+            #expect(try await DeliveryProbeTests.metric(Self.gaps, of: sharded) >= 1)
+            await single.close()
+            await multi.close()
+        }
+    }
+}
