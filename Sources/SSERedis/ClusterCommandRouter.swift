@@ -57,6 +57,8 @@ public final class ClusterCommandRouter: RedisCommandSending {
     private let maximumPending: Int
     private let retryIntervalMilliseconds: Int
     private let lanes: Int
+    /// Told of every `-MOVED` (see `init`).
+    private let onMoved: (@Sendable () -> Void)?
     /// The only client when `redis` is not a cluster.
     private let single: RedisCommandClient?
     /// The seeds, when `redis` is a cluster.
@@ -72,16 +74,20 @@ public final class ClusterCommandRouter: RedisCommandSending {
     ///   - lanes: each client's lanes (see `RedisCommandClient`).
     ///   - maximumClients: most clients (connections) on a cluster; past that, a master whose
     ///     slots have no client of their own is reached through a redirection.
+    ///   - onMoved: runs (on a client's thread) at every `-MOVED` reply, for whoever else in the
+    ///     process follows the topology (the subscription: `RedisSubscriber.clusterSlotMoved()`).
     public init(
         redis: RedisConfiguration,
         logger: Logger,
         maximumPending: Int = 65_536,
         retryIntervalMilliseconds: Int = 500,
         lanes: Int = 1,
-        maximumClients: Int = 64
+        maximumClients: Int = 64,
+        onMoved: (@Sendable () -> Void)? = nil
     ) {
         self.redis = redis
         self.logger = logger
+        self.onMoved = onMoved
         self.maximumPending = maximumPending
         self.retryIntervalMilliseconds = retryIntervalMilliseconds
         self.lanes = lanes
@@ -172,6 +178,7 @@ public final class ClusterCommandRouter: RedisCommandSending {
             return state.machine.moved(slot: slot, to: address, now: .now)
         }
         if startRead { startTopologyRead() }
+        onMoved?()
         guard let slot, let address, resends < Self.maximumResends else {
             command.completion(result)
             return

@@ -178,6 +178,10 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// Takes in what the node wants: the classic link gets everything (waiters included), the
     /// shards the sharded channels. Each step stands alone, so one that fails loses no other.
     private func takeInputs(force: Bool) {
+        if owner.takeSlotMoved() {
+            verifyReadsLeft = Self.verifyReads
+            refreshSoon()
+        }
         let (all, added, removed, waiters) = owner.takeInputs(force: force)
         var toRemove = removed
         var toAdd = added

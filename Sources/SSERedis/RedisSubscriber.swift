@@ -96,6 +96,8 @@ public final class RedisSubscriber: Sendable {
         var connected = false
         var refused: Set<ChannelName> = []
         var delegate: (any RedisSubscriberDelegate)?
+        /// A Redis Cluster slot moved (`clusterSlotMoved()`) since the subscriber thread last looked.
+        var slotMoved = false
         /// The hold on the Sentinel topology (and its watcher), for a `.sentinel` endpoint.
         var sentinel: SentinelTopology.Lease?
     }
@@ -169,6 +171,26 @@ public final class RedisSubscriber: Sendable {
             } else {
                 state.thread = .running(SubscriberThread(owner: self, topology: state.sentinel?.topology).start())
             }
+        }
+    }
+
+    /// On a Redis Cluster: a command elsewhere in the process was told a slot moved (`-MOVED`),
+    /// so the subscription reads the topology again soon (a failover does not always tell a
+    /// sharded subscription: Redis 7.0 keeps the subscribers of a master that became a replica).
+    /// Cheap and idempotent: many calls before the thread looks are one read.
+    public func clusterSlotMoved() {
+        let first = shared.withLock { state in
+            defer { state.slotMoved = true }
+            return !state.slotMoved
+        }
+        if first { wakeup.signal() }
+    }
+
+    /// Whether a slot moved since the last call (the subscriber thread's).
+    func takeSlotMoved() -> Bool {
+        shared.withLock { state in
+            defer { state.slotMoved = false }
+            return state.slotMoved
         }
     }
 

@@ -52,7 +52,9 @@ public final class StreamCore: Sendable {
                     history: configuration.history,
                     logger: logger,
                     maximumPending: HistoryLane.maximumPending,
-                    lanes: HistoryLane.count
+                    lanes: HistoryLane.count,
+                    // A publish or a read told a slot moved: the subscription may be on the old master.
+                    onMoved: { [subscriber] in subscriber.clusterSlotMoved() }
                 )
             )
             : nil

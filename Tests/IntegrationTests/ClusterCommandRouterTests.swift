@@ -60,8 +60,8 @@ struct ClusterCommandRouterTests {
         }
     }
 
-    static func router(_ cluster: RedisClusterProcess) async throws -> ClusterCommandRouter {
-        let router = ClusterCommandRouter(redis: try RedisConfiguration(url: cluster.url), logger: logger)
+    static func router(_ cluster: RedisClusterProcess, onMoved: (@Sendable () -> Void)? = nil) async throws -> ClusterCommandRouter {
+        let router = ClusterCommandRouter(redis: try RedisConfiguration(url: cluster.url), logger: logger, onMoved: onMoved)
         try await eventually("the router to read the cluster topology") { router.hasTopology }
         return router
     }
@@ -210,13 +210,14 @@ struct ClusterCommandRouterTests {
         #expect(clients <= 3)
     }
 
-    @Test("a failover of one master (CLUSTER FAILOVER on its replica) while commands flow: every command succeeds (no -MOVED reaches the caller), later ones reach the new master")
+    @Test("a failover of one master (CLUSTER FAILOVER on its replica) while commands flow: every command succeeds (no -MOVED reaches the caller), later ones reach the new master, and whoever follows the topology is told of each -MOVED")
     func followsFailover() async throws {
         try await withRedisCluster(masters: 3, replicasPerMaster: 1) { cluster in try await Self.followsFailover(cluster) }
     }
 
     static func followsFailover(_ cluster: RedisClusterProcess) async throws {
-        let router = try await router(cluster)
+        let told = SharedValue(0)
+        let router = try await router(cluster) { told.set(told.get() + 1) }
         defer { router.shutdown() }
         let byMaster = try await keysByMaster(cluster, prefix: "fo", count: 2)
         let master = try await cluster.masterPorts()[0]
@@ -237,6 +238,7 @@ struct ClusterCommandRouterTests {
         #expect(!transient.contains("MOVED"), "the router resends after -MOVED: \(transient)")
         let redirections = router.redirectionCount
         #expect(redirections >= 1, "the old master answered -MOVED at least once")
+        #expect(told.get() >= 1 && told.get() <= redirections, "onMoved: \(told.get()) of \(redirections)")
         for key in keys {
             let (reply, _) = try await sendRetrying(router, ["SET", key, "after"], key: key)
             #expect(reply == .status("OK"))

@@ -56,4 +56,31 @@ struct ClusterLiveGapTests {
             await multi.close()
         }
     }
+
+    @Test("a CLUSTER FAILOVER while the node publishes: the sharded subscription is on the promoted master within seconds (the demoted master's sunsubscribe, or the -MOVED the node's publish is told), not at the 30 s topology read, and the stream gets every event once, in order")
+    func failoverMovesSubscription() async throws {
+        try await withRedisCluster(masters: 3, replicasPerMaster: 1) { cluster in
+            let node = try await Self.node(cluster, "pubsub=sharded")
+            defer { Task { await node.shutdown() } }
+            let channel = "turning"
+            let client = try await node.stream(channel)
+            let master = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
+            var replica: Int?
+            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
+            guard let replica else { throw TestFailure("the channel's master has no replica") }
+            var ids = [try await HistoryTests.publish(node, channel, "e0")]
+            #expect(try await client.waitForEvents(1).count == 1)
+            try await cluster.failover(replicaPort: replica)
+            ids += try await ClusterPerChannelTests.publishRetrying(node, channel, 1..<4)
+            try await eventually(timeout: .seconds(12), "the node's sharded subscription on the promoted master \(replica)") {
+                try await ShardedPubSubTests.shardSubscribers(cluster, channel, port: replica) == 1
+            }
+            ids += try await ClusterPerChannelTests.publishRetrying(node, channel, 4..<6)
+            let expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            #expect(try await client.waitForEvents(expected.count, timeout: .seconds(20)) == expected)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try client.events().count == expected.count, "nothing twice")
+            await client.close()
+        }
+    }
 }
