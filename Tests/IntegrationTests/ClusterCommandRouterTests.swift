@@ -222,9 +222,7 @@ struct ClusterCommandRouterTests {
         let byMaster = try await keysByMaster(cluster, prefix: "fo", count: 2)
         let master = try await cluster.masterPorts()[0]
         guard let keys = byMaster[master], keys.count == 2 else { throw TestFailure("no keys on \(master)") }
-        var replica: Int?
-        for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-        guard let replica else { throw TestFailure("\(master) has no replica") }
+        let replica = try await cluster.replicaPort(of: master)
         // keys[0]'s slot is the client's own (it follows it by itself); keys[1]'s is only the router's to follow.
         let first = try await router.send(bytes(["SET", keys[0], "warm"]), key: Array(keys[0].utf8))
         #expect(first == .status("OK"))

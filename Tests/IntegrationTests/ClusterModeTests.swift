@@ -178,9 +178,7 @@ struct ClusterModeTests {
             let client = try await node.stream("failing")
             try await Self.waitForSubscribers(cluster, "failing", count: 1)
             let master = try await cluster.masterPort(forSlot: HistoryConfiguration.clusterSlot)
-            var replica: Int?
-            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-            guard let replica else { throw TestFailure("history's master has no replica") }
+            let replica = try await cluster.replicaPort(of: master)
             async let publishing = Self.publishAll(node, "failing", 0..<150)
             try await Task.sleep(for: .milliseconds(150))
             try await cluster.failover(replicaPort: replica)

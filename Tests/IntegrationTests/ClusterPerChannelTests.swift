@@ -223,9 +223,7 @@ struct ClusterPerChannelTests {
             try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
             let slot = ClusterSlot.slot(of: channel)
             let master = try await cluster.masterPort(forSlot: slot)
-            var replica: Int?
-            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-            guard let replica else { throw TestFailure("the channel's master has no replica") }
+            let replica = try await cluster.replicaPort(of: master)
             async let publishing = Self.publishRetrying(node, channel, 0..<100)
             try await Task.sleep(for: .milliseconds(100))
             try await cluster.failover(replicaPort: replica)
@@ -363,9 +361,8 @@ struct ClusterPerChannelTests {
         let live = try await node.stream(channel)
         _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
         let master = try await cluster.masterPort(forSlot: ClusterSlot.slot(of: channel))
-        var replica: Int?
-        for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-        guard let replica, let replicaPID = cluster.pid(port: replica) else { throw TestFailure("the channel's master has no replica") }
+        let replica = try await cluster.replicaPort(of: master)
+        guard let replicaPID = cluster.pid(port: replica) else { throw TestFailure("no pid for the replica \(replica)") }
         var ids = try await publishRetrying(node, channel, 0..<5)
         try await eventually(timeout: .seconds(10), "the replica has the first five") {
             let info = try await cluster.command(port: replica, "INFO", "replication").string ?? ""

@@ -103,9 +103,7 @@ struct ShardedPubSubTests {
             let channel = "promoted"
             let client = try await node.stream(channel)
             let master = try await Self.waitForShardSubscribers(cluster, channel, count: 1)
-            var replica: Int?
-            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-            guard let replica else { throw TestFailure("the channel's master has no replica") }
+            let replica = try await cluster.replicaPort(of: master)
             try await cluster.failover(replicaPort: replica)
             #expect(try await cluster.masterPort(forSlot: ClusterSlot.slot(of: channel)) == replica)
             // Redis 7.0 keeps sharded subscribers of a master that became a replica, and a shard's
@@ -153,9 +151,7 @@ extension ShardedPubSubTests {
             let client = try await node.stream(channel)
             let master = try await Self.waitForShardSubscribers(cluster, channel, count: 1)
             try await ClusterModeTests.waitForSubscribers(cluster, channel, count: 1)
-            var replica: Int?
-            for port in try await cluster.replicaPorts() where try await cluster.masterPort(ofReplica: port) == master { replica = port }
-            guard let replica else { throw TestFailure("the channel's master has no replica") }
+            let replica = try await cluster.replicaPort(of: master)
             var ids: [String] = []
             for index in 0..<5 { ids.append(try await HistoryTests.publish(node, channel, "h\(index)")) }
             try cluster.kill(port: master)

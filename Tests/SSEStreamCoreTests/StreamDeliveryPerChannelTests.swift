@@ -26,14 +26,17 @@ struct StreamDeliveryPerChannelTests {
     }
 
     /// The ids an action writes, in order.
-    static func ids(_ action: Machine.Action) -> [String] {
+    static func ids(_ action: Machine.Action) -> [String] { fields("id:", of: action) }
+
+    /// The values of the `field` lines (`id:`, `data:`) an action writes, in order.
+    static func fields(_ field: String, of action: Machine.Action) -> [String] {
         let text: String
         switch action {
         case .write(let bytes, _), .writeAndFlush(let bytes): text = String(buffer: bytes)
         case .writeAll(let writes, _), .writeAllAndFlush(let writes): text = writes.map { String(buffer: $0) }.joined()
         default: return []
         }
-        return text.split(separator: "\n").filter { $0.hasPrefix("id:") }.map { String($0.dropFirst(3)) }
+        return text.split(separator: "\n").filter { $0.hasPrefix(field) }.map { String($0.dropFirst(field.count)) }
     }
 
     @Test("the same sequence on two channels is two events; a repeat on one channel is dropped")

@@ -14,15 +14,7 @@ struct TentativeStartTests {
 
     static func position(_ sequence: UInt64) -> HistoryPosition { HistoryPosition(epoch: 1, sequence: sequence) }
 
-    static func data(_ action: Machine.Action) -> [String] {
-        let text: String
-        switch action {
-        case .write(let bytes, _), .writeAndFlush(let bytes): text = String(buffer: bytes)
-        case .writeAll(let writes, _), .writeAllAndFlush(let writes): text = writes.map { String(buffer: $0) }.joined()
-        default: return []
-        }
-        return text.split(separator: "\n").filter { $0.hasPrefix("data:") }.map { String($0.dropFirst(5)) }
-    }
+    static func data(_ action: Machine.Action) -> [String] { Fixture.fields("data:", of: action) }
 
     @Test("multi-channel: live events held while the start was read, at or before the start the read found, are written once, and the id then stands on them")
     func heldAtOrBeforeStart() {

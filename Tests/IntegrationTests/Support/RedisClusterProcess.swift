@@ -374,6 +374,12 @@ final class RedisClusterProcess: @unchecked Sendable {
         return master.port
     }
 
+    /// A replica of the master on `masterPort` (by each replica's own view).
+    func replicaPort(of master: Int) async throws -> Int {
+        for port in try await replicaPorts() where try await masterPort(ofReplica: port) == master { return port }
+        throw TestFailure("the master \(master) has no replica")
+    }
+
     /// The node id of the node on `port` (the `myself` line of its `CLUSTER NODES`).
     func nodeID(port: Int) async throws -> String {
         guard let myself = try await clusterNodes(port: port).first(where: { $0.flags.contains("myself") }) else {
