@@ -61,6 +61,8 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// old master, which may take it as a replica and then never get its events) is corrected
     /// within `verifyInterval`, not at the next `refreshInterval`.
     private var verifyReadsLeft = 0
+    /// When the last topology was adopted.
+    private var lastAdopted: ContinuousClock.Instant?
     private var publishedRefused: Set<ChannelName> = []
     /// Events with history travel by `SPUBLISH` (`Configuration.historyOnShards`).
     private let historyOnShards: Bool
@@ -178,9 +180,13 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// Takes in what the node wants: the classic link gets everything (waiters included), the
     /// shards the sharded channels. Each step stands alone, so one that fails loses no other.
     private func takeInputs(force: Bool) {
-        if owner.takeSlotMoved() {
+        if owner.takeSlotMoved(), verifyReadsLeft == 0 {
+            // A -MOVED elsewhere in the process (any publisher can cause those): verify reads, the
+            // first a `verifyInterval` after the last read at the soonest, so a stream of them
+            // costs at most one read per interval. While verify reads are due, nothing more.
             verifyReadsLeft = Self.verifyReads
-            refreshSoon()
+            let soonest = max(refreshEarliest, lastAdopted.map { $0.advanced(by: Self.verifyInterval) } ?? .now)
+            refreshDue = min(refreshDue, soonest)
         }
         let (all, added, removed, waiters) = owner.takeInputs(force: force)
         var toRemove = removed
@@ -405,6 +411,7 @@ final class ClusterSubscriberThread: @unchecked Sendable {
     /// is in `refreshInterval`, or backs off while some channel cannot be placed.
     private func adopt(_ fresh: ClusterTopology) {
         topology = fresh
+        lastAdopted = .now
         for (channel, address) in placement {
             guard fresh.master(forSlot: ClusterSlot.slot(of: channel.bytes)) != address else { continue }
             placement.removeValue(forKey: channel)

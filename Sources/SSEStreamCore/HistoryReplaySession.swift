@@ -78,6 +78,11 @@ package final class HistoryReplaySession {
     /// Until the replay reads Redis, streams resuming from the same id on the same channels
     /// may join it (``join(_:)``); told once when that ends.
     private var joinClosed: (() -> Void)?
+    /// Whether the replay has asked for its first page: until then it reads past any event
+    /// published so far.
+    package private(set) var pagesStarted = false
+    /// Runs once when the replay ends, before its streams are released.
+    package var onFinish: (() -> Void)?
 
     /// Creates the replay; each client must already be in `beginReplay`.
     package init(hub: StreamHub, history: HistoryStore, loop: any EventLoop, clients: [StreamClient], channels: [ChannelName], start: Start) {
@@ -154,7 +159,10 @@ package final class HistoryReplaySession {
             joinClosed?()
             joinClosed = nil
         }
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         step = .state
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
@@ -176,12 +184,16 @@ package final class HistoryReplaySession {
     }
 
     private func stateArrived(_ result: Result<HistoryState, RedisError>) {
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         switch result {
         case .failure(let error):
             retryOrGiveUp(error) { $0.readState() }
         case .success(let state):
             attempt = 0
+            lastError = nil
             hub.observe(state)
             let plan: HistoryResumePlan
             switch start {
@@ -212,8 +224,12 @@ package final class HistoryReplaySession {
     }
 
     private func readPage() {
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         step = .page
+        pagesStarted = true
         if hub.positionsPerChannel {
             readChannelPages()
             return
@@ -221,10 +237,12 @@ package final class HistoryReplaySession {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let loop = self.loop
         let allocator = hub.allocator
+        let maxPayloadBytes = hub.maxPayloadBytes
         history.page(channels: channels.map(\.text), after: cursor, lane: lane) { result in
-            // Decoded and encoded once per page, off the loop, for every stream of the replay.
+            // Decoded and encoded once per page, off the loop, for every stream of the replay
+            // (an entry past --max-payload is skipped, as it is live).
             let encoded = result.map { page in
-                (page, page.events.map { entry in
+                (page, page.events.filter { $0.payload.count <= maxPayloadBytes }.map { entry in
                     EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, channel: ChannelName(entry.channel), allocator: allocator)
                 })
             }
@@ -233,12 +251,16 @@ package final class HistoryReplaySession {
     }
 
     private func pageArrived(_ result: Result<(HistoryPage, [EncodedEvent]), RedisError>) {
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         switch result {
         case .failure(let error):
             retryOrGiveUp(error) { $0.readPage() }
         case .success(let (page, events)):
             attempt = 0
+            lastError = nil
             hub.noteReplayed(events.count * clients.count)
             announce(page.gaps.map { (ChannelName($0.channel), $0.gap) }, andWrite: events)
             guard let next = page.next else {
@@ -257,7 +279,10 @@ package final class HistoryReplaySession {
         guard statesArrived.count == Set(channels).count else { return }
         let arrived = statesArrived
         statesArrived = [:]
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         var states: [ChannelName: HistoryState] = [:]
         for (channel, result) in arrived {
             switch result {
@@ -269,6 +294,7 @@ package final class HistoryReplaySession {
             }
         }
         attempt = 0
+        lastError = nil
         // A channel's counter below what this process saw in the same epoch (or back in an older
         // one): Redis lost events (a replica promoted before it got the last writes). Start a new
         // epoch there first, as a reconnect does for the shared counter, so ids already issued are
@@ -369,10 +395,11 @@ package final class HistoryReplaySession {
         pagesArrived = [:]
         // One round of calls shares one page's budget, as one call over every channel would.
         let share = cursors.count
+        let maxPayloadBytes = hub.maxPayloadBytes
         for (channel, cursor) in cursors {
             history.page(channels: [channel.text], after: cursor, share: share, lane: lane) { result in
                 let encoded = result.map { page in
-                    (page, page.events.map { entry in
+                    (page, page.events.filter { $0.payload.count <= maxPayloadBytes }.map { entry in
                         EncodedEvent(EncodedEvent.decode(redisPayload: entry.payload).event, position: entry.position, channel: channel, allocator: allocator)
                     })
                 }
@@ -386,7 +413,10 @@ package final class HistoryReplaySession {
         guard pagesArrived.count == cursors.count else { return }
         let arrived = pagesArrived
         pagesArrived = [:]
-        guard pruneClients() else { return }
+        guard pruneClients() else {
+            endWithoutStreams()
+            return
+        }
         var events: [EncodedEvent] = []
         var gaps: [(ChannelName, HistoryGap)] = []
         var next: [ChannelName: HistoryPosition] = [:]
@@ -405,6 +435,7 @@ package final class HistoryReplaySession {
             }
         }
         attempt = 0
+        lastError = nil
         hub.noteReplayed(events.count * clients.count)
         announce(gaps, andWrite: events)
         cursors = next
@@ -478,10 +509,13 @@ package final class HistoryReplaySession {
         stallCheck = nil
         slowCheck?.cancel()
         slowCheck = nil
-        for client in clients { client.completeReplay() }
+        endHooks()
+        // What waited for a new stream's start (a catch-up) begins before the held live events are
+        // released, so they stay held behind it and it starts where the stream did.
         if case .freshStart = start {
             for client in clients { client.startKnown() }
         }
+        for client in clients { client.completeReplay() }
         clients = []
     }
 
@@ -491,11 +525,29 @@ package final class HistoryReplaySession {
     private func scheduleSlowReport() {
         slowCheck = loop.assumeIsolated().scheduleTask(in: Self.slowReport) { [self] in
             slowCheck = nil
-            guard !clients.isEmpty else { return }
+            guard pruneClients() else {
+                endWithoutStreams()
+                return
+            }
             let seconds = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
             hub.noteReplaySlow(seconds: seconds, waitingFor: step.rawValue, lastError: lastError, channels: channels, streams: clients.count)
             scheduleSlowReport()
         }
+    }
+
+    /// Its streams are all gone: it ends without Redis work (its hooks run, its timers stop).
+    private func endWithoutStreams() {
+        stallCheck?.cancel()
+        stallCheck = nil
+        slowCheck?.cancel()
+        slowCheck = nil
+        endHooks()
+    }
+
+    private func endHooks() {
+        let hook = onFinish
+        onFinish = nil
+        hook?()
     }
 
     /// Drops streams that closed; false when none is left (the replay then stops: no Redis

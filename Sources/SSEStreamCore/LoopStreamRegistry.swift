@@ -31,6 +31,10 @@ package final class LoopStreamRegistry {
     /// Resume replays of this loop that have not read Redis yet, which later resumes with the
     /// same key join (``StreamHub``'s `register`); each leaves once it reads.
     package var pendingResumes: [ResumeKey: HistoryReplaySession] = [:]
+    /// Live-gap catch-ups of this loop still running, by channel (``StreamHub``'s
+    /// `catchUpLiveGaps`): one that has not read its first page covers any later gap of its
+    /// channel, so gaps never pile up replays. Each leaves when it ends.
+    package var gapCatchUps: [ChannelName: [HistoryReplaySession]] = [:]
 
     /// - Parameter flushInterval: deliveries that come sooner than this after the loop's last
     ///   flush are written and flushed together once it has passed (`.zero`: never paced).
@@ -68,6 +72,11 @@ package final class LoopStreamRegistry {
 
     /// Every open client of this loop.
     package var clients: [StreamClient] { heartbeatRing.members }
+
+    /// The open streams of `channel` on this loop (single- and multi-channel).
+    package func clients(of channel: ChannelName) -> [StreamClient] {
+        Array((byChannel[channel] ?? [:]).values) + Array((multiByChannel[channel] ?? [:]).values)
+    }
 
     /// Writes one read's worth of events: each single-channel stream gets its channel's batch in
     /// one write, each multi-channel stream every event in order; then each touched stream is

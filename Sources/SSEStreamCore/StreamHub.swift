@@ -42,6 +42,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
     /// behind replays.
     private let verifier: HistoryStore?
+    /// When live gaps were last logged, and how many came since (at most one line per 10 s).
+    private let gapLog = Mutex<(last: ContinuousClock.Instant?, count: Int)>((nil, 0))
+    /// When a slow replay was last logged, and how many reports were held back since (one line a second).
+    private let slowReplayLog = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
     private let loops: [any EventLoop]
     private let registries: [NIOLoopBoundBox<LoopStreamRegistry>]
     private let loopIndex: [ObjectIdentifier: Int]
@@ -49,7 +53,8 @@ package final class StreamHub: RedisSubscriberDelegate {
     private let state = Mutex(HubState())
     private let logger: Logger
     private let metrics: BrokerMetrics
-    private let maxPayloadBytes: Int
+    /// Payloads past this are dropped, live and replayed (`--max-payload`).
+    package let maxPayloadBytes: Int
     /// Per loop: deliveries handed over but not yet run, and their bytes.
     private let queuedDeliveries: [QueuedCounter]
     /// Bytes of deliveries that may wait for one loop before it is caught up from history instead.
@@ -85,7 +90,8 @@ package final class StreamHub: RedisSubscriberDelegate {
                     history: history.configuration,
                     logger: logger,
                     maximumPending: 1024,
-                    retryIntervalMilliseconds: 50
+                    retryIntervalMilliseconds: 50,
+                    onMoved: { [subscriber] in subscriber.clusterSlotMoved() }
                 ),
                 watermark: history.watermark
             )
@@ -322,11 +328,21 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     package func noteReplaySlow(seconds: Double, waitingFor step: String, lastError: RedisError?, channels: [ChannelName], streams: Int) {
+        let now = ContinuousClock.now
+        let heldBack: Int? = slowReplayLog.withLock { log in
+            guard log.last.map({ $0.duration(to: now) >= .seconds(1) }) ?? true else {
+                log.suppressed += 1
+                return nil
+            }
+            defer { log = (now, 0) }
+            return log.suppressed
+        }
+        guard let heldBack else { return }
         logger.warning(
             "a history replay is still holding its streams' live events",
             metadata: [
                 "seconds": "\(Int(seconds))", "waiting-for": "\(step)", "last-error": "\(lastError.map { "\($0)" } ?? "-")",
-                "channels": "\(channels.prefix(8))", "streams": "\(streams)",
+                "channels": "\(channels.prefix(8).map(\.text))", "streams": "\(streams)", "other slow replays since the last report": "\(heldBack)",
             ]
         )
     }
@@ -392,17 +408,37 @@ package final class StreamHub: RedisSubscriberDelegate {
         }
     }
 
+    /// A gap catch-up of this loop: it covers its channel's later gaps until it asks for its
+    /// first page, and leaves the registry when it ends.
+    private func trackGapCatchUp(_ session: HistoryReplaySession, channel: ChannelName, registry: LoopStreamRegistry) {
+        registry.gapCatchUps[channel, default: []].append(session)
+        session.onFinish = { [weak registry, weak session] in
+            guard let registry, let session else { return }
+            registry.gapCatchUps[channel]?.removeAll { $0 === session }
+            if registry.gapCatchUps[channel]?.isEmpty == true { registry.gapCatchUps[channel] = nil }
+        }
+    }
+
     /// One replay per group of clients with the same channels and starts (positions per channel).
-    private func runCatchUps(_ groups: [PerChannelCatchUpKey: [StreamClient]], registry: LoopStreamRegistry, history: HistoryStore) {
+    @discardableResult
+    private func runCatchUps(
+        _ groups: [PerChannelCatchUpKey: [StreamClient]], registry: LoopStreamRegistry, history: HistoryStore,
+        prepare: (HistoryReplaySession, PerChannelCatchUpKey) -> Void = { _, _ in }
+    ) -> [HistoryReplaySession] {
+        var sessions: [HistoryReplaySession] = []
         for (key, clients) in groups {
             for client in clients {
                 client.beginReplay(after: nil)
                 for (channel, position) in key.from where position.epoch != 0 { client.raisePosition(to: position, on: channel) }
             }
-            HistoryReplaySession(
+            let session = HistoryReplaySession(
                 hub: self, history: history, loop: registry.eventLoop, clients: clients, channels: key.channels, start: .catchUpPerChannel(from: key.from)
-            ).run()
+            )
+            prepare(session, key)
+            sessions.append(session)
+            session.run()
         }
+        return sessions
     }
 
     /// After the subscription came back: every loop catches up from where its channels stood.
@@ -637,10 +673,10 @@ package final class StreamHub: RedisSubscriberDelegate {
         let deliveries = plan.deliveries(allocator: allocator)
         var gaps: [ChannelName: HistoryPosition] = [:]
         if !plan.newest.isEmpty {
+            let verifiedLive: [(channel: ChannelName, position: HistoryPosition?)] = positionsPerChannel && !verifiedTop.isEmpty
+                ? zip(decoded, vouched).map { (channels[$0.0.index], $0.1.verified ? $0.1.position : nil) } : []
             state.withLock { state in
-                if positionsPerChannel, !verifiedTop.isEmpty {
-                    gaps = Self.liveGaps(in: zip(decoded, vouched).map { (channels[$0.0.index], $0.1.verified ? $0.1.position : nil) }, table: state.table)
-                }
+                if !verifiedLive.isEmpty { gaps = Self.liveGaps(in: verifiedLive, table: state.table) }
                 for (channel, position) in plan.newest { state.table.advance(channel, to: position) }
             }
             // Only what Redis vouched for may raise the watermark (it decides new epochs).
@@ -662,18 +698,24 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// node's last known, then the previous one of the read) means events that never reached
     /// the subscription (a replica promoted before its subscribers were told, a shard's message
     /// lost in a move, a publisher on another `pubsub=` setting). Returns where each such
-    /// channel stood before the first gap.
+    /// channel stood before the read (the node's position, else just before the read's first
+    /// event there): the read's own events are not delivered yet, so a stream without a
+    /// position of its own is caught up from there and loses none of them.
     static func liveGaps(in events: [(channel: ChannelName, position: HistoryPosition?)], table: SubscriptionTable) -> [ChannelName: HistoryPosition] {
         var last: [ChannelName: HistoryPosition] = [:]
+        var start: [ChannelName: HistoryPosition] = [:]
         var gaps: [ChannelName: HistoryPosition] = [:]
         for (channel, position) in events {
             guard let position else { continue }
+            if start[channel] == nil {
+                start[channel] = table.position(of: channel) ?? HistoryPosition(epoch: position.epoch, sequence: position.sequence &- min(1, position.sequence))
+            }
             guard let before = last[channel] ?? table.position(of: channel) else {
                 last[channel] = position
                 continue
             }
             if gaps[channel] == nil, position.epoch == before.epoch, position.sequence > before.sequence &+ 1 {
-                gaps[channel] = before
+                gaps[channel] = start[channel]
             }
             if before < position { last[channel] = position } else { last[channel] = before }
         }
@@ -684,10 +726,19 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// where the channel stood before the gap), ahead of the read's deliveries on every loop, so
     /// the missed events come first and the live ones after them once.
     private func catchUpLiveGaps(_ gaps: [ChannelName: HistoryPosition]) {
-        logger.warning(
-            "events of a channel did not arrive live (their positions were skipped); catching its streams up from history",
-            metadata: ["channels": "\(gaps.keys.prefix(8).map(\.text))", "count": "\(gaps.count)"]
-        )
+        let now = ContinuousClock.now
+        let report: Int? = gapLog.withLock { log in
+            log.count += gaps.count
+            guard log.last.map({ $0.duration(to: now) >= .seconds(10) }) ?? true else { return nil }
+            defer { log = (now, 0) }
+            return log.count
+        }
+        if let report {
+            logger.warning(
+                "events of a channel did not arrive live (their positions were skipped); catching its streams up from history",
+                metadata: ["channels": "\(gaps.keys.prefix(8).map(\.text))", "gaps since the last report": "\(report)"]
+            )
+        }
         metrics.liveGaps.increment(by: gaps.count)
         let channels = Set(gaps.keys)
         for index in registries.indices {
@@ -778,27 +829,41 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// history), grouped by channel and start. Called on that loop.
     /// `standing`: where the channels stood for clients without a position of their own (else
     /// the node's table).
+    ///
+    /// For a live gap (`standing` given), a channel whose earlier gap catch-up on this loop has not
+    /// asked for its first page yet is left to it (that page reads past this gap too), so gaps
+    /// arriving faster than replays end cost at most one waiting replay per channel and start.
     private func catchUp(channels: Set<ChannelName>, loop index: Int, standing: [ChannelName: HistoryPosition]?) {
         guard let history else { return }
         let registry = registries[index].value
         let origin = HistoryPosition(epoch: 0, sequence: 0)
+        let isGap = standing != nil
+        let wanted = isGap ? channels.filter { registry.gapCatchUps[$0]?.contains { !$0.pagesStarted } != true } : channels
+        guard !wanted.isEmpty else { return }
         let positions = standing ?? state.withLock { state in
-            state.table.positions.filter { channels.contains($0.key) }
+            state.table.positions.filter { wanted.contains($0.key) }
         }
-        func keys(_ client: StreamClient) -> [PerChannelCatchUpKey] {
-            Set(client.channels).filter(channels.contains).map { channel in
-                PerChannelCatchUpKey(channels: [channel], from: [channel: client.position(on: channel) ?? positions[channel] ?? origin])
-            }
+        func key(_ client: StreamClient, _ channel: ChannelName) -> PerChannelCatchUpKey {
+            PerChannelCatchUpKey(channels: [channel], from: [channel: client.position(on: channel) ?? positions[channel] ?? origin])
         }
         var groups: [PerChannelCatchUpKey: [StreamClient]] = [:]
-        for client in registry.clients where client.isOpen {
-            guard !client.isAwaitingStart else {
-                catchUpAfterStart(client, registry: registry, history: history) { keys(client) }
-                continue
+        var awaiting: [ObjectIdentifier: (client: StreamClient, channels: [ChannelName])] = [:]
+        for channel in wanted {
+            for client in registry.clients(of: channel) where client.isOpen {
+                guard !client.isAwaitingStart else {
+                    awaiting[ObjectIdentifier(client), default: (client, [])].channels.append(channel)
+                    continue
+                }
+                groups[key(client, channel), default: []].append(client)
             }
-            for key in keys(client) { groups[key, default: []].append(client) }
         }
-        runCatchUps(groups, registry: registry, history: history)
+        for (client, channels) in awaiting.values {
+            catchUpAfterStart(client, registry: registry, history: history) { channels.map { key(client, $0) } }
+        }
+        runCatchUps(groups, registry: registry, history: history) { session, key in
+            guard isGap, let channel = key.channels.first else { return }
+            trackGapCatchUp(session, channel: channel, registry: registry)
+        }
     }
 
     /// The delivery probe found the subscription silent: counted; the subscriber reconnects, and
