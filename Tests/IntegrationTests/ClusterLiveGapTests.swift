@@ -81,4 +81,34 @@ struct ClusterLiveGapTests {
             await client.close()
         }
     }
+
+    @Test("a gap every other event (a classic publisher and a sharded one taking turns, as fast as they can): every event reaches single- and multi-channel streams once, in order, and the gaps' catch-ups stay few")
+    func gapStorm() async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 2, prefix: "storm")
+            let channel = channels[0]
+            let sharded = try await Self.node(cluster, "pubsub=sharded")
+            let classic = try await Self.node(cluster, "pubsub=classic")
+            defer { Task { await sharded.shutdown(); await classic.shutdown() } }
+            let single = try await sharded.stream(channel)
+            let multi = try await StreamClient.open(port: sharded.port, "/stream?channel=\(channels[1])&channel=\(channel)")
+            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
+            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channels[1], count: 1)
+            var ids: [String] = []
+            for index in 0..<40 {
+                // Taking turns: the sharded node sees the classic one's events only as gaps.
+                ids.append(try await HistoryTests.publish(index % 2 == 0 ? sharded : classic, channel, "e\(index)"))
+            }
+            ids.append(try await HistoryTests.publish(sharded, channel, "e40"))
+            let expected = ids.enumerated().map { ClusterModeTests.event("e\($0.offset)", $0.element) }
+            #expect(try await single.waitForEvents(expected.count, timeout: .seconds(30)) == expected)
+            #expect(Self.data(try await multi.waitForEvents(expected.count, timeout: .seconds(30))) == (0...40).map { "e\($0)" })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try single.events().count == expected.count, "nothing twice")
+            let gaps = try await DeliveryProbeTests.metric(Self.gaps, of: sharded)
+            #expect(gaps >= 1 && gaps <= 20, "one gap per classic event at most: \(gaps)")
+            await single.close()
+            await multi.close()
+        }
+    }
 }
