@@ -186,8 +186,10 @@ struct HistoryHardeningTests {
         let redis = try await RedisServerProcess()
         let node = try await BrokerNode(redis: try redis.configuration) {
             $0.history = HistoryConfiguration(length: 5000, pageBytes: 512 * 1024)
-            $0.clientBufferBytes = 16 * 1024
-            $0.heartbeatSeconds = 0.2
+            // Room for a reader a loaded machine holds up for a moment (a 16 KB buffer and 0.2 s
+            // heartbeats cut off the reading client too), still far below the 12.8 MB below.
+            $0.clientBufferBytes = 256 * 1024
+            $0.heartbeatSeconds = 0.5
         }
         let publisher = SSEPublisher(redis: try redis.configuration, history: HistoryConfiguration(length: 5000))
         defer { publisher.shutdown() }
