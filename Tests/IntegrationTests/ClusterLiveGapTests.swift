@@ -16,22 +16,32 @@ struct ClusterLiveGapTests {
         }
     }
 
+    /// A 3-master cluster, a `pubsub=sharded` node and a `pubsub=classic` one, and on the sharded
+    /// node a single-channel stream of `channel` and a multi-channel stream of it and a channel on
+    /// another shard, both subscribed.
+    static func withTwoPublishers(
+        prefix: String,
+        _ body: (_ channel: String, _ sharded: BrokerNode, _ classic: BrokerNode, _ single: StreamClient, _ multi: StreamClient) async throws -> Void
+    ) async throws {
+        try await withRedisCluster(masters: 3) { cluster in
+            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 2, prefix: prefix)
+            let sharded = try await Self.node(cluster, "pubsub=sharded")
+            let classic = try await Self.node(cluster, "pubsub=classic")
+            defer { Task { await sharded.shutdown(); await classic.shutdown() } }
+            let single = try await sharded.stream(channels[0])
+            let multi = try await StreamClient.open(port: sharded.port, "/stream?channel=\(channels[1])&channel=\(channels[0])")
+            for channel in channels { _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1) }
+            try await body(channels[0], sharded, classic, single, multi)
+        }
+    }
+
     static func data(_ events: [String]) -> [String] {
         events.compactMap { event in event.split(separator: "\n").first { $0.hasPrefix("data:") }.map { String($0.dropFirst(5)) } }
     }
 
     @Test("a publisher on pubsub=classic (its classic PUBLISH never reaches a pubsub=sharded node): the next event that arrives shows the skipped positions, and single- and multi-channel streams get the missed events from history, in order, once, before it")
     func classicPublisherGap() async throws {
-        try await withRedisCluster(masters: 3) { cluster in
-            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 2, prefix: "gap")
-            let channel = channels[0]
-            let sharded = try await Self.node(cluster, "pubsub=sharded")
-            let classic = try await Self.node(cluster, "pubsub=classic")
-            defer { Task { await sharded.shutdown(); await classic.shutdown() } }
-            let single = try await sharded.stream(channel)
-            let multi = try await StreamClient.open(port: sharded.port, "/stream?channel=\(channels[1])&channel=\(channel)")
-            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
-            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channels[1], count: 1)
+        try await Self.withTwoPublishers(prefix: "gap") { channel, sharded, classic, single, multi in
             var ids = [try await HistoryTests.publish(sharded, channel, "e0")]
             #expect(try await single.waitForEvents(1) == [ClusterModeTests.event("e0", ids[0])])
             #expect(try await multi.waitForEvents(1).count == 1)
@@ -84,16 +94,7 @@ struct ClusterLiveGapTests {
 
     @Test("a gap every other event (a classic publisher and a sharded one taking turns, as fast as they can): every event reaches single- and multi-channel streams once, in order, and the gaps' catch-ups stay few")
     func gapStorm() async throws {
-        try await withRedisCluster(masters: 3) { cluster in
-            let channels = try await ClusterModeTests.channelsOnDistinctShards(cluster, count: 2, prefix: "storm")
-            let channel = channels[0]
-            let sharded = try await Self.node(cluster, "pubsub=sharded")
-            let classic = try await Self.node(cluster, "pubsub=classic")
-            defer { Task { await sharded.shutdown(); await classic.shutdown() } }
-            let single = try await sharded.stream(channel)
-            let multi = try await StreamClient.open(port: sharded.port, "/stream?channel=\(channels[1])&channel=\(channel)")
-            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channel, count: 1)
-            _ = try await ShardedPubSubTests.waitForShardSubscribers(cluster, channels[1], count: 1)
+        try await Self.withTwoPublishers(prefix: "storm") { channel, sharded, classic, single, multi in
             var ids: [String] = []
             for index in 0..<40 {
                 // Taking turns: the sharded node sees the classic one's events only as gaps.
