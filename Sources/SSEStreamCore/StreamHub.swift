@@ -42,10 +42,9 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// Reads the counter to vouch for live ids, on a connection of its own so it never waits
     /// behind replays.
     private let verifier: HistoryStore?
-    /// When live gaps were last logged, and how many came since (at most one line per 10 s).
-    private let gapLog = Mutex<(last: ContinuousClock.Instant?, count: Int)>((nil, 0))
-    /// When a slow replay was last logged, and how many reports were held back since (one line a second).
-    private let slowReplayLog = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
+    /// Live gaps are logged at most once per 10 s, slow replays once a second.
+    private let gapLog = Mutex(ReportGate(every: .seconds(10)))
+    private let slowReplayLog = Mutex(ReportGate(every: .seconds(1)))
     private let loops: [any EventLoop]
     private let registries: [NIOLoopBoundBox<LoopStreamRegistry>]
     private let loopIndex: [ObjectIdentifier: Int]
@@ -329,15 +328,8 @@ package final class StreamHub: RedisSubscriberDelegate {
 
     package func noteReplaySlow(seconds: Double, waitingFor step: String, lastError: RedisError?, channels: [ChannelName], streams: Int) {
         let now = ContinuousClock.now
-        let heldBack: Int? = slowReplayLog.withLock { log in
-            guard log.last.map({ $0.duration(to: now) >= .seconds(1) }) ?? true else {
-                log.suppressed += 1
-                return nil
-            }
-            defer { log = (now, 0) }
-            return log.suppressed
-        }
-        guard let heldBack else { return }
+        guard let reports = slowReplayLog.withLock({ $0.take(now: now) }) else { return }
+        let heldBack = reports - 1
         logger.warning(
             "a history replay is still holding its streams' live events",
             metadata: [
@@ -420,12 +412,10 @@ package final class StreamHub: RedisSubscriberDelegate {
     }
 
     /// One replay per group of clients with the same channels and starts (positions per channel).
-    @discardableResult
     private func runCatchUps(
         _ groups: [PerChannelCatchUpKey: [StreamClient]], registry: LoopStreamRegistry, history: HistoryStore,
         prepare: (HistoryReplaySession, PerChannelCatchUpKey) -> Void = { _, _ in }
-    ) -> [HistoryReplaySession] {
-        var sessions: [HistoryReplaySession] = []
+    ) {
         for (key, clients) in groups {
             for client in clients {
                 client.beginReplay(after: nil)
@@ -435,10 +425,8 @@ package final class StreamHub: RedisSubscriberDelegate {
                 hub: self, history: history, loop: registry.eventLoop, clients: clients, channels: key.channels, start: .catchUpPerChannel(from: key.from)
             )
             prepare(session, key)
-            sessions.append(session)
             session.run()
         }
-        return sessions
     }
 
     /// After the subscription came back: every loop catches up from where its channels stood.
@@ -727,13 +715,7 @@ package final class StreamHub: RedisSubscriberDelegate {
     /// the missed events come first and the live ones after them once.
     private func catchUpLiveGaps(_ gaps: [ChannelName: HistoryPosition]) {
         let now = ContinuousClock.now
-        let report: Int? = gapLog.withLock { log in
-            log.count += gaps.count
-            guard log.last.map({ $0.duration(to: now) >= .seconds(10) }) ?? true else { return nil }
-            defer { log = (now, 0) }
-            return log.count
-        }
-        if let report {
+        if let report = gapLog.withLock({ $0.take(gaps.count, now: now) }) {
             logger.warning(
                 "events of a channel did not arrive live (their positions were skipped); catching its streams up from history",
                 metadata: ["channels": "\(gaps.keys.prefix(8).map(\.text))", "gaps since the last report": "\(report)"]
