@@ -54,10 +54,9 @@ final class HTTP2StreamDeadline: ChannelDuplexHandler {
     private func arm(after delay: TimeAmount, _ fire: @escaping (HTTP2StreamDeadline) -> Void) {
         guard let context else { return }
         stop()
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: delay) {
-            bound.value.timer = nil
-            fire(bound.value)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            timer = nil
+            fire(self)
         }
     }
 

@@ -28,8 +28,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// Most publishes one connection may have unanswered at once.
-    static let maxPipelinedPublishes = 16
+    /// Most publishes one HTTP/1 connection may have unanswered at once. Their bodies together
+    /// stay under `--max-payload` as well (one more is taken only while they do), so memory per
+    /// connection is bounded by one `--max-payload` whatever this is; a deep window lets a
+    /// publisher on few connections keep Redis's group commit fed while fan-out holds the loops.
+    static let maxPipelinedPublishes = 64
 
     /// What answers a request, as decided from its head.
     private enum Target {
@@ -193,7 +196,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .receiving(Receiving(id: id, head: head, request: request, target: .answer(response)))
             case .admit(let channel, let check):
                 guard takePublishSlot() else {
-                    let error = HTTPError(.tooManyRequests, "too many publishes in flight on this HTTP/2 connection (\(Self.maxPipelinedPublishes)); retry when one is answered")
+                    let error = HTTPError(.tooManyRequests, "too many publishes in flight on this HTTP/2 connection (\(http2PublishLimit)); retry when one is answered")
                     refuseEarly(context: context, head: head, .error(error, extraHeaders: [("Retry-After", "1")]))
                     return
                 }
@@ -298,6 +301,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         releasePublishSlot()
+    }
+
+    /// The HTTP/2 connection's publish slots (named in its 429).
+    private var http2PublishLimit: Int {
+        guard case .http2(let budget) = handoff else { return Self.maxPipelinedPublishes }
+        return budget.limit
     }
 
     /// Over HTTP/2, takes one of the connection's publish slots for this stream's publish

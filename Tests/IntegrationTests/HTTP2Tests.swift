@@ -220,7 +220,7 @@ struct HTTP2Tests {
         #expect(try await first.head() == 200)
         _ = try await redis.command("CLIENT", "PAUSE", "3000", "WRITE")
         var held: [HTTP2TestStream] = []
-        for index in 0..<16 {  // the per-connection limit (HTTPRequestHandler.maxPipelinedPublishes)
+        for index in 0..<16 {  // the per-connection limit (HTTP2PublishBudget.defaultLimit)
             held.append(try await client.open("/publish?channel=budget", method: "POST", headers: headers, body: Array(#"{"data": "\#(index)"}"#.utf8)))
         }
         try await Task.sleep(for: .milliseconds(300))
