@@ -129,10 +129,10 @@ public final class BrokerServer: Service, Sendable {
         let logger = self.logger
         let tls = self.tls
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
-        // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline.
+        // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline
+        // (TCP_NODELAY and keepalive it has from the listening socket).
         @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
             ClientBootstrap(group: loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 // SwiftNIO keeps each connection's last read buffer for the next read. A
                 // stream reads its request head and then next to nothing, so start small
                 // (the default is 2 KB) and let larger heads and bodies grow it.
@@ -153,12 +153,25 @@ public final class BrokerServer: Service, Sendable {
                 }
         }
         do {
-            try listener.start(logger: logger) { socket in
+            try listener.start(logger: logger) { sockets in
                 // The channel and its pipeline are made on the loop that will own them, so they
                 // sit in that thread's heap beside the rest of the connection's state; made on
                 // the accepting thread, a burst of connections left about 1 KB more per connection.
-                let loop = group.next()
-                loop.execute { adopt(socket, on: loop) }
+                // The loops take turns by connection, and each is woken once per burst.
+                var shares: [(loop: any EventLoop, sockets: [Int32])] = []
+                for socket in sockets {
+                    let loop = group.next()
+                    if let index = shares.firstIndex(where: { $0.loop === loop }) {
+                        shares[index].sockets.append(socket)
+                    } else {
+                        shares.append((loop, [socket]))
+                    }
+                }
+                for (loop, share) in shares {
+                    loop.execute {
+                        for socket in share { adopt(socket, on: loop) }
+                    }
+                }
             }
         } catch {
             listener.stop()  // never accepted: nothing to wait for

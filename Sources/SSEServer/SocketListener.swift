@@ -12,8 +12,10 @@ import Musl
 
 /// The node's listening socket, accepted on one thread of its own.
 ///
-/// Each accepted socket goes to `handOff` with its descriptor, which becomes a SwiftNIO channel
-/// on an event loop (`ClientBootstrap.withConnectedSocket`). The broker accepts for itself,
+/// The accepted sockets go to `handOff` by their descriptors, a burst of them at a time, and each
+/// becomes a SwiftNIO channel on an event loop (`ClientBootstrap.withConnectedSocket`). The
+/// options every connection wants (TCP keepalive, `TCP_NODELAY`) are set once on the listening
+/// socket, which Linux copies into every socket it accepts: a connect costs no `setsockopt`. The broker accepts for itself,
 /// rather than through `ServerBootstrap`, because a stream writes an event straight to its
 /// socket while SwiftNIO holds nothing for it (see ``StreamConnectionHandler``), and only the
 /// accepting side knows the descriptor. Running out of descriptors pauses accepting for a
@@ -47,6 +49,7 @@ final class SocketListener: Sendable {
         guard descriptor >= 0 else { throw SocketListenerError("socket() failed (errno \(errno))") }
         var one: Int32 = 1
         _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        Self.setConnectionOptions(descriptor)
         let bound = address.withSockAddr { pointer, size in bind(descriptor, pointer, socklen_t(size)) }
         guard bound == 0, listen(descriptor, backlog) == 0 else {
             let code = errno
@@ -82,9 +85,16 @@ final class SocketListener: Sendable {
         }
     }
 
-    /// Starts the accepting thread; every accepted socket (non-blocking) goes to `handOff`, which
-    /// then owns it. Only the first call starts it; after `stop()` it throws.
-    func start(logger: Logger, handOff: @escaping @Sendable (Int32) -> Void) throws {
+    /// Most sockets one call of `handOff` carries: a burst of connects wakes each event loop once
+    /// per burst rather than once per connection, and the first of a burst waits for at most this
+    /// many `accept`s.
+    static let maxHandOffBurst = 32
+
+    /// Starts the accepting thread; the accepted sockets (blocking, close-on-exec; SwiftNIO makes
+    /// them non-blocking when it adopts them) go to `handOff` in bursts of 1 to
+    /// ``maxHandOffBurst``, in accept order, and `handOff` then owns them. Only the first call
+    /// starts it; after `stop()` it throws.
+    func start(logger: Logger, handOff: @escaping @Sendable ([Int32]) -> Void) throws {
         let refusal: SocketListenerError? = phase.withLock { phase in
             switch phase {
             case .accepting: return nil
@@ -145,7 +155,10 @@ final class SocketListener: Sendable {
     /// about 60 s even with `--heartbeat 0`, and its connection and slot are freed.
     static let keepalive = (idle: Int32(30), interval: Int32(10), count: Int32(3))
 
-    static func enableKeepalive(_ socket: Int32) {
+    /// Sets keepalive (``keepalive``) and `TCP_NODELAY` (events leave at once, not held back to
+    /// fill a segment) on the listening socket `socket`; Linux copies both into each socket it
+    /// accepts, keepalive timer included.
+    static func setConnectionOptions(_ socket: Int32) {
         var one: Int32 = 1
         var idle = keepalive.idle
         var interval = keepalive.interval
@@ -155,6 +168,7 @@ final class SocketListener: Sendable {
         _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
         _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
         _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, size)
     }
 
     private var isStopping: Bool {
@@ -164,8 +178,16 @@ final class SocketListener: Sendable {
         }
     }
 
-    private func acceptLoop(logger: Logger, handOff: @Sendable (Int32) -> Void) {
+    private func acceptLoop(logger: Logger, handOff: @Sendable ([Int32]) -> Void) {
         var lastWarning = ContinuousClock.now - .seconds(60)
+        var burst: [Int32] = []
+        burst.reserveCapacity(Self.maxHandOffBurst)
+        // What was accepted goes on before the thread waits or pauses, and when a burst is full.
+        func handOffBurst() {
+            guard !burst.isEmpty else { return }
+            handOff(burst)
+            burst.removeAll(keepingCapacity: true)
+        }
         while !isStopping {
             var descriptors = [
                 pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
@@ -177,14 +199,16 @@ final class SocketListener: Sendable {
                 let client = accept(descriptor, nil, nil)
                 if client >= 0 {
                     // accept4 is not in Swift's Glibc module; the node never forks or execs, so
-                    // the moment before FD_CLOEXEC is set does not matter.
-                    _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+                    // the moment before FD_CLOEXEC is set does not matter. Nothing reads the
+                    // socket before SwiftNIO has made it non-blocking.
                     _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                    Self.enableKeepalive(client)
-                    handOff(client)
+                    burst.append(client)
+                    if burst.count >= Self.maxHandOffBurst { handOffBurst() }
                     continue
                 }
-                switch errno {
+                let failure = errno
+                handOffBurst()
+                switch failure {
                 case EINTR, ECONNABORTED, EPROTO:
                     continue
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
@@ -192,7 +216,7 @@ final class SocketListener: Sendable {
                     // some close. Pause instead of spinning on a socket that stays readable.
                     if lastWarning.duration(to: .now) > .seconds(10) {
                         lastWarning = .now
-                        logger.warning("cannot accept a connection, pausing", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                        logger.warning("cannot accept a connection, pausing", metadata: ["error": "\(String(cString: strerror(failure)))"])
                     }
                     var wake = pollfd(fd: wakeup.readDescriptor, events: Int16(POLLIN), revents: 0)
                     _ = poll(&wake, 1, 50)
@@ -201,6 +225,7 @@ final class SocketListener: Sendable {
                     break acceptPending
                 }
             }
+            handOffBurst()  // stopping in the middle of a burst: its sockets are still handed off
         }
     }
 }
