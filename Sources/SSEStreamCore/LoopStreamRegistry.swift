@@ -17,9 +17,20 @@ package final class LoopStreamRegistry {
     private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamClient]] = [:]
     private var needingFlush: [StreamClient] = []
     private var isFlushScheduled = false
+    /// Whether the scheduled flush carries a delivery (not only heartbeats): only those pace.
+    private var scheduledFlushPaces = false
     /// Least time between two flushes of a delivery on this loop; see `deliver`.
     private let flushInterval: TimeAmount
+    /// When deliveries were last flushed. Heartbeat flushes leave it alone: heartbeats go out
+    /// on a timer every 50 ms or less, and if they counted, an event just after a tick would
+    /// wait for the interval at any rate.
     private var lastFlush: NIODeadline?
+    /// When the last delivery came, and a moving average of the time between deliveries' events
+    /// (nanoseconds, each gap at most a second): pacing is for a loop whose events come closer
+    /// than `flushInterval` on average; where they come further apart, as at 100 events/s, a
+    /// pair that happens to come close (a publisher catching up) is not held back.
+    private var lastDelivery: NIODeadline?
+    private var averageGap: Int64 = 0
     private var pacedFlush: Scheduled<Void>?
     private let heartbeat: EncodedEvent
     private var heartbeatTask: RepeatedTask?
@@ -84,15 +95,18 @@ package final class LoopStreamRegistry {
     /// (one visit per client, and the first bytes leave at once). Figures for metrics are added
     /// once per call.
     ///
-    /// Paced flushes: a delivery that comes within `flushInterval` of the loop's last flush is
-    /// written but flushed only once the interval has passed, together with whatever else came
-    /// meanwhile. At low rates (events further apart than the interval) every delivery leaves at
-    /// once; at high rates each client gets one `writev` per interval instead of one per event,
-    /// which is most of a delivery's cost (the syscall and loopback TCP). It adds at most the
-    /// interval to a delivery's latency.
+    /// Paced flushes: while the loop's events come closer together than `flushInterval` on
+    /// average, a delivery that comes within the interval of the loop's last flush of deliveries
+    /// (heartbeat flushes do not count) is written but flushed only once the interval has passed,
+    /// together with whatever else came meanwhile. At low rates (events further apart than the
+    /// interval on average) every delivery leaves at once; at high rates each client gets one
+    /// `writev` per interval instead of one per event, which is most of a delivery's cost (the
+    /// syscall and loopback TCP). It adds at most the interval to a delivery's latency.
     package func deliver(_ delivery: LoopDelivery, flushNow requested: Bool = false) {
         eventLoop.preconditionInEventLoop()
-        let paced = pacedFlush != nil || lastFlush.map { eventLoop.now - $0 < flushInterval } ?? false
+        let arrival = eventLoop.now
+        let busy = observeDelivery(at: arrival, events: delivery.ordered.count)
+        let paced = pacedFlush != nil || (busy && lastFlush.map { arrival - $0 < flushInterval } ?? false)
         let flushNow = requested && !paced
         var delivered = 0
         var bytes = 0
@@ -135,6 +149,17 @@ package final class LoopStreamRegistry {
         metrics.bytesDelivered.increment(by: bytes)
     }
 
+    /// Adds a delivery of `events` events at `now` to the average gap; whether the loop's events
+    /// come closer together than `flushInterval` on average.
+    private func observeDelivery(at now: NIODeadline, events: Int) -> Bool {
+        if let lastDelivery {
+            let gap = min(max(0, (now - lastDelivery).nanoseconds), 1_000_000_000) / Int64(max(1, min(events, 1_000)))
+            averageGap += (gap - averageGap) / 8
+        }
+        lastDelivery = now
+        return averageGap < flushInterval.nanoseconds
+    }
+
     /// Sends a heartbeat comment to the clients due by now in this round; each client present
     /// for a whole round gets exactly one.
     package func sendHeartbeats(now: NIODeadline = .now()) {
@@ -147,12 +172,16 @@ package final class LoopStreamRegistry {
         for client in due where client.enqueueHeartbeat(heartbeat) {
             needingFlush.append(client)
         }
-        flushTouched()
+        flushTouched(paces: false)
     }
 
-    /// Flushes touched clients right away (the last delivery queued on this loop).
-    private func flushTouchedNow() {
-        lastFlush = eventLoop.now
+    /// Flushes touched clients right away (the last delivery queued on this loop). `paces`:
+    /// whether this flush carries deliveries, and so starts the next pacing interval.
+    private func flushTouchedNow(paces: Bool = true) {
+        if paces {
+            lastFlush = eventLoop.now
+            scheduledFlushPaces = false
+        }
         for client in needingFlush { client.flushPending() }
         needingFlush.removeAll(keepingCapacity: true)
     }
@@ -169,13 +198,17 @@ package final class LoopStreamRegistry {
 
     /// Flushes touched clients once per loop turn: the flush runs as a task after whatever is
     /// already queued on the loop, so deliveries that piled up while the loop was busy leave in
-    /// one `writev` per client instead of one each. At low rates it runs right away.
-    private func flushTouched() {
-        guard !isFlushScheduled, !needingFlush.isEmpty else { return }
+    /// one `writev` per client instead of one each. At low rates it runs right away. `paces`:
+    /// whether what it flushes includes deliveries (see ``lastFlush``).
+    private func flushTouched(paces: Bool = true) {
+        guard !needingFlush.isEmpty else { return }
+        if paces { scheduledFlushPaces = true }
+        guard !isFlushScheduled else { return }
         isFlushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             isFlushScheduled = false
-            flushTouchedNow()
+            guard !needingFlush.isEmpty else { return }
+            flushTouchedNow(paces: scheduledFlushPaces)
         }
     }
 
