@@ -204,10 +204,14 @@ struct HistoryHardeningTests {
         let pages = try await Self.calls(redis, "xrange")
         #expect(pages >= 399 * 32 * 1024 / (512 * 1024), "one bounded read per page of at most 512 KB")
         await reader.close()
+        try await eventually("the reader's connection to be gone") { node.server.connectionCount == 0 }
         _ = try await redis.command("CONFIG", "RESETSTAT")
         let stalled = try await TestConnection.connect(port: node.port, autoRead: false, receiveBuffer: 4096)
         try await stalled.send("GET /stream?channel=long HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: \(ids[0])\r\n\r\n")
-        try await eventually(timeout: .seconds(15), "the stalled resume to be cut off") { node.server.connectionCount == 0 }
+        // Admitted first, so the wait below sees the cut-off (the replay's stall timeout, 10 s),
+        // not a moment before the connection was counted.
+        try await eventually("the stalled resume to be admitted") { node.server.connectionCount == 1 }
+        try await eventually(timeout: .seconds(30), "the stalled resume to be cut off") { node.server.connectionCount == 0 }
         #expect(try await Self.calls(redis, "xrange") < pages, "pages are read as the client takes them")
         await stalled.close()
         await node.shutdown()
