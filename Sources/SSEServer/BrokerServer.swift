@@ -130,7 +130,7 @@ public final class BrokerServer: Service, Sendable {
         let tls = self.tls
         let listener = try SocketListener(host: configuration.host, port: configuration.port)
         // Makes the accepted socket a SwiftNIO channel on `loop`, with the node's pipeline
-        // (TCP_NODELAY and keepalive it has from the listening socket).
+        // (keepalive it has from the listening socket; TCP_NODELAY is the bootstrap's default too).
         @Sendable func adopt(_ socket: Int32, on loop: any EventLoop) {
             ClientBootstrap(group: loop)
                 // SwiftNIO keeps each connection's last read buffer for the next read. A

@@ -15,7 +15,8 @@ import Musl
 /// The accepted sockets go to `handOff` by their descriptors, a burst of them at a time, and each
 /// becomes a SwiftNIO channel on an event loop (`ClientBootstrap.withConnectedSocket`). The
 /// options every connection wants (TCP keepalive, `TCP_NODELAY`) are set once on the listening
-/// socket, which Linux copies into every socket it accepts: a connect costs no `setsockopt`. The broker accepts for itself,
+/// socket, which Linux copies into every socket it accepts: a connect costs no keepalive
+/// `setsockopt`s (SwiftNIO's bootstrap still sets `TCP_NODELAY` itself, its default). The broker accepts for itself,
 /// rather than through `ServerBootstrap`, because a stream writes an event straight to its
 /// socket while SwiftNIO holds nothing for it (see ``StreamConnectionHandler``), and only the
 /// accepting side knows the descriptor. Running out of descriptors pauses accepting for a

@@ -26,7 +26,7 @@ package final class LoopStreamRegistry {
     /// wait for the interval at any rate.
     private var lastFlush: NIODeadline?
     /// When the last delivery came, and a moving average of the time between deliveries' events
-    /// (nanoseconds, each gap at most a second): pacing is for a loop whose events come closer
+    /// (nanoseconds, each gap at most 2 s, above the largest interval, 1 s): pacing is for a loop whose events come closer
     /// than `flushInterval` on average; where they come further apart, as at 100 events/s, a
     /// pair that happens to come close (a publisher catching up) is not held back.
     private var lastDelivery: NIODeadline?
@@ -153,7 +153,7 @@ package final class LoopStreamRegistry {
     /// come closer together than `flushInterval` on average.
     private func observeDelivery(at now: NIODeadline, events: Int) -> Bool {
         if let lastDelivery {
-            let gap = min(max(0, (now - lastDelivery).nanoseconds), 1_000_000_000) / Int64(max(1, min(events, 1_000)))
+            let gap = min(max(0, (now - lastDelivery).nanoseconds), 2_000_000_000) / Int64(max(1, min(events, 1_000)))
             averageGap += (gap - averageGap) / 8
         }
         lastDelivery = now
