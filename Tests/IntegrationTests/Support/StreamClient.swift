@@ -47,11 +47,17 @@ final class StreamClient: Sendable {
         try frames().filter { !$0.hasPrefix(":") }
     }
 
-    /// Waits until at least `count` events arrived and returns them all.
+    /// Waits until at least `count` events arrived and returns them all; fails at once when the
+    /// connection closed with fewer (a stream cut off), instead of waiting out `timeout`.
     @discardableResult
     func waitForEvents(_ count: Int, timeout: Duration = .seconds(15)) async throws -> [String] {
         try await eventually(timeout: timeout, "\(count) events (have \((try? self.events().count) ?? -1))") {
-            try self.events().count >= count
+            // Read before counting: whatever came before the close is in by then.
+            let closed = connection.isClosed
+            let have = try self.events().count
+            if have >= count { return true }
+            if closed { throw TestFailure("the stream closed after \(have) of \(count) events") }
+            return false
         }
         return try events()
     }
