@@ -17,13 +17,11 @@ package final class LoopStreamRegistry {
     private var multiByChannel: [ChannelName: [ObjectIdentifier: StreamClient]] = [:]
     private var needingFlush: [StreamClient] = []
     private var isFlushScheduled = false
-    /// Whether the scheduled flush carries a delivery (not only heartbeats): only those pace.
-    private var scheduledFlushPaces = false
     /// Least time between two flushes of a delivery on this loop; see `deliver`.
     private let flushInterval: TimeAmount
-    /// When deliveries were last flushed. Heartbeat flushes leave it alone: heartbeats go out
-    /// on a timer every 50 ms or less, and if they counted, an event just after a tick would
-    /// wait for the interval at any rate.
+    /// When deliveries were last flushed. Heartbeats are flushed apart from them and leave it
+    /// alone: they go out on a timer every 50 ms or less, and if they counted, an event just after
+    /// a tick would wait for the interval at any rate.
     private var lastFlush: NIODeadline?
     /// When the last delivery came, and a moving average of the time between deliveries' events
     /// (nanoseconds, each gap at most 2 s, above the largest interval, 1 s): pacing is for a loop whose events come closer
@@ -169,19 +167,16 @@ package final class LoopStreamRegistry {
         }
         let elapsed = Double((now - heartbeatRoundStart).nanoseconds)
         let due = heartbeatRing.takeDue(atFraction: elapsed / Double(max(1, heartbeatInterval.nanoseconds)))
+        // Each is flushed at once, on its own: a client with deliveries still waiting for a paced
+        // flush is not touched by its heartbeat and leaves with them.
         for client in due where client.enqueueHeartbeat(heartbeat) {
-            needingFlush.append(client)
+            client.flushPending()
         }
-        flushTouched(paces: false)
     }
 
-    /// Flushes touched clients right away (the last delivery queued on this loop). `paces`:
-    /// whether this flush carries deliveries, and so starts the next pacing interval.
-    private func flushTouchedNow(paces: Bool = true) {
-        if paces {
-            lastFlush = eventLoop.now
-            scheduledFlushPaces = false
-        }
+    /// Flushes touched clients right away (the last delivery queued on this loop).
+    private func flushTouchedNow() {
+        lastFlush = eventLoop.now
         for client in needingFlush { client.flushPending() }
         needingFlush.removeAll(keepingCapacity: true)
     }
@@ -198,17 +193,13 @@ package final class LoopStreamRegistry {
 
     /// Flushes touched clients once per loop turn: the flush runs as a task after whatever is
     /// already queued on the loop, so deliveries that piled up while the loop was busy leave in
-    /// one `writev` per client instead of one each. At low rates it runs right away. `paces`:
-    /// whether what it flushes includes deliveries (see ``lastFlush``).
-    private func flushTouched(paces: Bool = true) {
-        guard !needingFlush.isEmpty else { return }
-        if paces { scheduledFlushPaces = true }
-        guard !isFlushScheduled else { return }
+    /// one `writev` per client instead of one each. At low rates it runs right away.
+    private func flushTouched() {
+        guard !isFlushScheduled, !needingFlush.isEmpty else { return }
         isFlushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             isFlushScheduled = false
-            guard !needingFlush.isEmpty else { return }
-            flushTouchedNow(paces: scheduledFlushPaces)
+            flushTouchedNow()
         }
     }
 
