@@ -70,7 +70,7 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-buffer"), help: "Bytes that may wait unsent for one client before it is cut off as too slow. (env: SSE_CLIENT_BUFFER, default: 262144)")
     var clientBuffer: Int?
 
-    @Option(name: .customLong("flush-interval-ms"), help: "Least milliseconds between two flushes of live events on one event loop; events closer together leave in one write per client. 0 flushes every event. (env: SSE_FLUSH_INTERVAL_MS, default: 5)")
+    @Option(name: .customLong("flush-interval-ms"), help: "Least milliseconds between two flushes of live events on one event loop, while its events come closer together than this on average; events closer together then leave in one write per client, and at lower rates every event leaves at once. 0 flushes every event. (env: SSE_FLUSH_INTERVAL_MS, default: 5)")
     var flushIntervalMilliseconds: Double?
 
     @Option(name: .customLong("max-payload"), help: "Largest POST /publish body and largest Redis payload delivered, in bytes (413 beyond). (env: SSE_MAX_PAYLOAD, default: 262144)")
